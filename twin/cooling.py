@@ -1,0 +1,122 @@
+"""Air-cooled chillers: the DOE-2 / EnergyPlus ``Chiller:Electric:EIR`` model.
+
+Forms and coefficients from ``shared/PHYSICS.md`` §6 (LBNL Modelica Buildings,
+``Buildings/Fluid/Chillers/Data/ElectricEIR.mo``; EnergyPlus Engineering Reference,
+Chiller:Electric:EIR). Scalar kernels are ``@njit``; pure-Python twins are ``fn.py_func``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+
+__all__ = [
+    "YORK_YCAL0033EE_CAPFT",
+    "YORK_YCAL0033EE_EIRFT",
+    "EIRFPLR_FLAT",
+    "EIRFPLR_DOE2_RECIP",
+    "CHILLER_CURVES",
+    "biquadratic",
+    "chiller_capacity_mw",
+    "chiller_power_mw",
+]
+
+#: Capacity modifier CAPFT(Tchw, Tc) of the York YCAL0033EE air-cooled chiller (100.6 kW, COP 3.1
+#: at Tchw 6.67 °C / Tc 35 °C); valid Tchw 4.4–10 °C, Tc 23.9–51.7 °C. PHYSICS.md (46).
+YORK_YCAL0033EE_CAPFT = np.array(
+    [-0.2660645697, 0.0998714035, -0.0023814154, 0.0628316481, -0.0009644649, -0.0011249224]
+)
+#: Energy-input-ratio modifier EIRFT(Tchw, Tc) of the same chiller. PHYSICS.md (46).
+YORK_YCAL0033EE_EIRFT = np.array(
+    [0.1807017787, 0.0271530312, -0.0004553574, 0.0188175079, 0.0002623276, -0.0012881189]
+)
+#: Flat part-load curve EIRFPLR = PLR (the York record). PHYSICS.md (46).
+EIRFPLR_FLAT = np.array([0.0, 1.0, 0.0])
+#: DOE-2 reciprocating part-load curve. PHYSICS.md (46).
+EIRFPLR_DOE2_RECIP = np.array([0.088065, 1.137742, -0.225806])
+
+#: Named curve sets a site file may reference: name -> (CAPFT, EIRFT, EIRFPLR, (Tchw range), (Tc range)).
+CHILLER_CURVES = {
+    "york-ycal0033ee": (
+        YORK_YCAL0033EE_CAPFT,
+        YORK_YCAL0033EE_EIRFT,
+        EIRFPLR_FLAT,
+        (4.4, 10.0),
+        (23.9, 51.7),
+    ),
+}
+
+
+@njit
+def biquadratic(c, x, y):  # pragma: no cover - jitted
+    """``c0 + c1·x + c2·x² + c3·y + c4·y² + c5·x·y`` (EnergyPlus biquadratic curve)."""
+    return c[0] + c[1] * x + c[2] * x * x + c[3] * y + c[4] * y * y + c[5] * x * y
+
+
+@njit
+def _clamp(x, lo, hi):  # pragma: no cover - jitted
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@njit
+def chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range):  # pragma: no cover
+    """Available cooling capacity of an air-cooled chiller [MW thermal].
+
+    ``Q_avail = Q_ref·CAPFT(Tchw, Tc)``, inputs clamped to the curve's valid range.
+
+    Parameters
+    ----------
+    q_ref_mw : float
+        Reference (rated) cooling capacity [MW].
+    capft : ndarray(float, 6)
+        Biquadratic CAPFT coefficients.
+    t_chw_c, t_amb_c : float
+        Leaving chilled-water and entering condenser-air (ambient dry-bulb) temperatures [°C].
+    t_chw_range, t_amb_range : tuple(float, float)
+        Valid ranges of the curve [°C].
+    """
+    x = _clamp(t_chw_c, t_chw_range[0], t_chw_range[1])
+    y = _clamp(t_amb_c, t_amb_range[0], t_amb_range[1])
+    f = biquadratic(capft, x, y)
+    return q_ref_mw * (f if f > 0.0 else 0.0)
+
+
+@njit
+def chiller_power_mw(
+    q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range, t_amb_range
+):  # pragma: no cover - jitted
+    """Compressor electric power of an air-cooled chiller [MW].
+
+    ``PLR = Q_load/(Q_ref·CAPFT)``, ``P = (Q_ref·CAPFT/COP_ref)·EIRFT·EIRFPLR(PLR)``. The load is
+    capped at the available capacity (PLR ≤ 1); the caller sees unmet load as
+    ``q_load − chiller_capacity_mw``.
+
+    Parameters
+    ----------
+    q_load_mw : float
+        Heat the chiller is asked to remove [MW thermal].
+    q_ref_mw, cop_ref : float
+        Rated capacity [MW] and COP at the reference point [-].
+    capft, eirft : ndarray(float, 6)
+        Biquadratic coefficients.
+    eirfplr : ndarray(float, 3)
+        Quadratic part-load coefficients.
+    t_chw_c, t_amb_c : float
+        Leaving chilled-water and ambient dry-bulb temperatures [°C], clamped to the valid range.
+    t_chw_range, t_amb_range : tuple(float, float)
+        Valid ranges [°C].
+
+    Returns
+    -------
+    float
+        Compressor electric power [MW] (condenser fans and pumps are separate).
+    """
+    x = _clamp(t_chw_c, t_chw_range[0], t_chw_range[1])
+    y = _clamp(t_amb_c, t_amb_range[0], t_amb_range[1])
+    cap = q_ref_mw * max(biquadratic(capft, x, y), 0.0)
+    if cap <= 0.0 or q_load_mw <= 0.0:
+        return 0.0
+    plr = min(q_load_mw / cap, 1.0)
+    eir_plr = eirfplr[0] + eirfplr[1] * plr + eirfplr[2] * plr * plr
+    return cap / cop_ref * biquadratic(eirft, x, y) * eir_plr
