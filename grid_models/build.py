@@ -1,0 +1,124 @@
+"""Site → pandapower network.
+
+Element names are the site's qualified component ids (``colossus1/smt130-01``), so results map back
+to the site file. Extra columns record what each element is: ``net.gen.kind`` (``turbine``/``bess``),
+``net.load.kind`` (``hall``/``chiller``/``load``/``boundary``), ``net.bus.island``.
+
+References per island (PHYSICS.md §4, DESIGN.md): an island with a grid tie is held by it (an
+``ext_grid``, the only slack: turbines and batteries keep their set points). An islanded microgrid has
+no ``ext_grid``: its largest online turbine (or battery) is the angle reference (``slack=True``) and
+every online turbine and battery carries ``slack_weight = P_rated / droop``, so
+``pandapower.runpp(net, distributed_slack=True)`` shares the mismatch as their droop governors would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandapower as pp
+
+__all__ = ["build_net"]
+
+
+def build_net(site, op=None, t_amb_c: float | None = None) -> pp.pandapowerNet:
+    """Build the pandapower network of a site at an operating point.
+
+    Parameters
+    ----------
+    site : sites.Site
+        A loaded site or campus (``sites.load_site``).
+    op : twin.operating_point.OperatingPoint, optional
+        Injections to set; default: ``twin.operating_point.nominal_operating_point(site, t_amb_c)``.
+    t_amb_c : float, optional
+        Ambient temperature [°C] for the default operating point (default: the site's design day).
+
+    Returns
+    -------
+    pandapowerNet
+        ``f_hz = 60``. Run it with ``pandapower.runpp(net, distributed_slack=True)``.
+    """
+    if op is None:
+        from twin.operating_point import nominal_operating_point
+
+        op = nominal_operating_point(site, t_amb_c)
+    net = pp.create_empty_network(name=site.label, f_hz=60.0)
+    islands = site.islands()
+    island_of = {b: isl for isl in islands for b in isl.buses}
+    bus_ix = {}
+    for b in site.buses:
+        bus_ix[b.id] = pp.create_bus(net, vn_kv=b.vn_kv, name=b.id, type="b", zone=b.id.split("/")[0])
+    net.bus["island"] = [island_of[b.id].name for b in site.buses]
+
+    for ln in site.lines:
+        pp.create_line_from_parameters(
+            net, bus_ix[ln.from_bus], bus_ix[ln.to_bus], length_km=ln.length_km, r_ohm_per_km=ln.r_ohm_per_km,
+            x_ohm_per_km=ln.x_ohm_per_km, c_nf_per_km=ln.c_nf_per_km, max_i_ka=ln.max_i_ka, parallel=ln.parallel,
+            name=ln.id, type=ln.kind,
+        )
+    for t in site.transformers:
+        pp.create_transformer_from_parameters(
+            net, bus_ix[t.hv_bus], bus_ix[t.lv_bus], sn_mva=t.sn_mva, vn_hv_kv=t.vn_hv_kv, vn_lv_kv=t.vn_lv_kv,
+            vk_percent=t.vk_percent, vkr_percent=t.vkr_percent, pfe_kw=t.pfe_kw, i0_percent=t.i0_percent,
+            shift_degree=t.shift_degree, tap_side="hv", tap_pos=t.tap_pos, tap_neutral=t.tap_neutral,
+            tap_min=t.tap_min, tap_max=t.tap_max, tap_step_percent=t.tap_step_percent, parallel=t.parallel,
+            name=t.id,
+        )
+
+    for g in site.grid_ties:
+        pp.create_ext_grid(net, bus_ix[g.bus], vm_pu=g.vm_pu, name=g.id, slack_weight=1.0)
+    for bd in site.boundaries:
+        if bd.direction == "import":
+            pp.create_ext_grid(net, bus_ix[bd.bus], vm_pu=bd.vm_pu, name=bd.id, slack_weight=1.0)
+
+    # Generating units: turbines, then batteries; the islanded reference is chosen afterwards.
+    kinds, weights = [], []
+    for t in site.turbines:
+        if t.state == "out":
+            continue
+        m = site.turbine_model(t)
+        online = t.state == "online"
+        pp.create_gen(
+            net, bus_ix[t.bus], p_mw=op.p_turbine_mw.get(t.id, 0.0), vm_pu=t.vm_pu, sn_mva=m.p_iso_mw / m.pf,
+            name=t.id, in_service=online, max_p_mw=m.p_iso_mw, min_p_mw=0.0,
+        )
+        kinds.append("turbine")
+        weights.append(m.p_iso_mw / m.droop_pct if online else 0.0)
+    for b in site.bess:
+        pp.create_gen(
+            net, bus_ix[b.bus], p_mw=op.p_bess_mw.get(b.id, 0.0), vm_pu=1.0, sn_mva=b.p_mw, name=b.id,
+            max_p_mw=b.p_mw, min_p_mw=-b.p_mw,
+        )
+        kinds.append("bess")
+        weights.append(b.p_mw / b.droop_pct)
+    net.gen["kind"] = kinds
+    net.gen["slack_weight"] = 0.0
+    net.gen["slack"] = False
+    gen_island = [island_of[net.bus.at[b, "name"]] for b in net.gen.bus]
+    for isl in islands:
+        if isl.grid_tied:
+            continue
+        idx = [i for i, gi in enumerate(gen_island) if gi is isl and net.gen.in_service.iat[i]]
+        if not idx:
+            continue
+        for i in idx:
+            net.gen.iat[i, net.gen.columns.get_loc("slack_weight")] = weights[i]
+        ref = max(idx, key=lambda i: (kinds[i] == "turbine", net.gen.sn_mva.iat[i]))
+        net.gen.iat[ref, net.gen.columns.get_loc("slack")] = True
+
+    load_kinds = []
+
+    def add_load(bus: str, p_mw: float, pf: float, name: str, kind: str) -> None:
+        pp.create_load(net, bus_ix[bus], p_mw=p_mw, q_mvar=p_mw * math.tan(math.acos(pf)), name=name)
+        load_kinds.append(kind)
+
+    for h in site.halls:
+        add_load(h.bus, op.p_it_mw[h.id], h.pf, h.id, "hall")
+    for c in site.chillers:
+        add_load(c.bus, op.p_chiller_mw.get(c.id, 0.0), c.pf, c.id, "chiller")
+    for ld in site.loads:
+        add_load(ld.bus, op.p_load_mw[ld.id], ld.pf, ld.id, "load")
+    for bd in site.boundaries:
+        if bd.direction == "export":
+            add_load(bd.bus, op.p_load_mw[bd.id], 0.98, bd.id, "boundary")
+    net.load["kind"] = load_kinds
+    return net
