@@ -1,0 +1,179 @@
+"""The ``twin`` command line.
+
+Bad input (a malformed site file, an unknown name) prints one clear message naming the file, the field
+path and what was expected, and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sites import SiteError, list_sites, load_site
+
+app = typer.Typer(
+    name="twin",
+    help="Digital twin of the power and cooling of gigawatt AI campuses (reference: xAI Colossus, Memphis).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output (CI logs, files) gets a wide console rather than rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+
+#: Exit code for bad input (a malformed file, an unknown name).
+EXIT_BAD_INPUT = 2
+
+
+def _print_error(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+def _user_errors(fn):
+    """Turn input errors into a message on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SiteError as exc:
+            _print_error(exc)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    return wrapper
+
+
+@app.command("sites")
+@_user_errors
+def sites_cmd() -> None:
+    """List the reference sites, campuses and variants."""
+    table = Table(title="Reference sites")
+    for col in ("name", "kind", "as of", "description"):
+        table.add_column(col)
+    for name in list_sites():
+        s = load_site(name)
+        table.add_row(name, s.kind, s.as_of, s.description)
+    console.print(table)
+
+
+@app.command("show")
+@_user_errors
+def show_cmd(
+    name: Annotated[str, typer.Argument(help="site, campus or variant (e.g. memphis, colossus1:sub22) or a .toml path")],
+    t_amb_c: Annotated[Optional[float], typer.Option("--t-amb-c", help="ambient dry-bulb [°C]; default: design day")] = None,
+) -> None:
+    """A table per electrical island: generation (ISO and derated), batteries, loads and reserve margin."""
+    from twin.operating_point import nominal_operating_point
+
+    site = load_site(name)
+    op = nominal_operating_point(site, t_amb_c)
+    console.print(f"[bold]{site.name}[/] ({site.label}, as of {site.as_of or 'n/a'}) at {op.t_amb_c:.1f} °C ambient")
+    table = Table(title="Islands at the nominal operating point")
+    table.add_column("quantity")
+    table.add_column("unit")
+    for isl in op.islands:
+        table.add_column(isl.name, justify="right")
+
+    def pct(x: float) -> str:
+        return "n/a" if x != x else (f"[red]{x:+.1f}[/]" if x < 0 else f"{x:+.1f}")
+
+    rows = (
+        ("reference", "", lambda i: "grid tie" if i.grid_tied else "droop (islanded)"),
+        ("turbines, ISO", "MW", lambda i: f"{i.p_iso_mw:,.1f}"),
+        (f"turbines at {op.t_amb_c:.1f} °C", "MW", lambda i: f"{i.p_derated_mw:,.1f}"),
+        ("  of which online", "MW", lambda i: f"{i.p_online_derated_mw:,.1f}"),
+        ("grid import limit", "MW", lambda i: f"{i.p_grid_limit_mw:,.1f}"),
+        ("BESS power", "MW", lambda i: f"{i.p_bess_mw:,.1f}"),
+        ("BESS energy", "MWh", lambda i: f"{i.e_bess_mwh:,.0f}"),
+        ("IT load", "MW", lambda i: f"{i.p_it_mw:,.1f}"),
+        ("cooling load", "MW", lambda i: f"{i.p_cooling_mw:,.1f}"),
+        ("other load", "MW", lambda i: f"{i.p_other_mw:,.1f}"),
+        ("total load", "MW", lambda i: f"{i.p_load_mw:,.1f}"),
+        ("reserve margin", "%", lambda i: pct(i.margin_pct)),
+        ("  with BESS", "%", lambda i: pct(i.margin_bess_pct)),
+    )
+    for label, unit, fmt in rows:
+        table.add_row(label, unit, *[fmt(i) for i in op.islands])
+    warnings = []
+    for isl in op.islands:
+        m = isl.margin_pct
+        if m == m and m < 0:
+            warnings.append(
+                f"{isl.name}: firm supply (derated turbines + grid limit) is {-m:.1f} % short of the nominal load; "
+                "the batteries or load reduction must cover the gap"
+            )
+        if isl.q_unmet_mw > 0:
+            warnings.append(f"{isl.name}: chillers cannot reject {isl.q_unmet_mw:.1f} MW of heat at {op.t_amb_c:.1f} °C")
+    console.print(table)
+    console.print(
+        "Nominal point: GPUs at 80 % of TDP, chillers sharing the heat at the ambient shown; "
+        "margin = (derated turbines incl. standby + grid import limit − load) / load."
+    )
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command("validate")
+def validate_cmd(
+    files: Annotated[list[Path], typer.Argument(help="site or campus files (or reference names) to check")],
+) -> None:
+    """Check site files: schema, units, sources, references, islands. Exit 2 on the first bad file."""
+    bad = False
+    for f in files:
+        try:
+            site = load_site(f)
+        except SiteError as exc:
+            _print_error(exc)
+            bad = True
+            continue
+        n = sum(len(getattr(site, k)) for k in ("buses", "lines", "transformers", "turbines", "bess", "halls", "chillers"))
+        console.print(f"[green]ok[/] {f}: {site.kind} {site.label!r}, {n} components, {len(site.islands())} island(s)")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command("export-net")
+@_user_errors
+def export_net_cmd(
+    name: Annotated[str, typer.Argument(help="site, campus or variant, or a .toml path")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="pandapower JSON file to write")] = Path("net.json"),
+    t_amb_c: Annotated[Optional[float], typer.Option("--t-amb-c", help="ambient dry-bulb [°C]; default: design day")] = None,
+) -> None:
+    """Write the pandapower network at the nominal operating point (load it with pandapower.from_json)."""
+    import pandapower as pp
+
+    from grid_models import build_net
+
+    net = build_net(load_site(name), t_amb_c=t_amb_c)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pp.to_json(net, str(out))
+    console.print(f"wrote {out} ({len(net.bus)} buses, {len(net.line) + len(net.trafo)} branches, {len(net.gen)} units, {len(net.load)} loads)")
+
+
+@app.command("diagram")
+@_user_errors
+def diagram_cmd(
+    name: Annotated[str, typer.Argument(help="site, campus or variant, or a .toml path")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write")] = Path("one-line.png"),
+) -> None:
+    """Draw a one-line diagram of the network, with load-flow results at the nominal point."""
+    from grid_models.diagram import draw_one_line
+
+    path = draw_one_line(load_site(name), out)
+    console.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
