@@ -6,7 +6,8 @@
 12
 """
 
+from .inputs import InputError
 from .loader import DATA_DIR, SiteError, list_sites, load_site, read_sources, resolve
 from .site import Island, Site
 
-__all__ = ["DATA_DIR", "Island", "Site", "SiteError", "list_sites", "load_site", "read_sources", "resolve"]
+__all__ = ["DATA_DIR", "InputError", "Island", "Site", "SiteError", "list_sites", "load_site", "read_sources", "resolve"]

@@ -17,8 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from .inputs import InputError, read_toml, validate
 from .schema import COMPONENT_LISTS, CampusFile, Component, SiteFile
 from .site import Site
 
@@ -28,22 +27,8 @@ DATA_DIR = Path(__file__).parent / "data"
 _SOURCES_FILE = DATA_DIR / "sources.toml"
 
 
-class SiteError(ValueError):
-    """A site or campus file is malformed. ``str()`` is the message shown to users.
-
-    Attributes
-    ----------
-    file : str
-        The file at fault.
-    problems : list of (path, message)
-        Field paths (``turbines[id=titan350].p_iso_mw``) and what was expected there.
-    """
-
-    def __init__(self, file: str | Path, problems: list[tuple[str, str]]):
-        self.file = str(file)
-        self.problems = problems
-        lines = [f"{self.file}: {path}: {msg}" if path else f"{self.file}: {msg}" for path, msg in problems]
-        super().__init__("\n".join(lines))
+class SiteError(InputError):
+    """A site or campus file is malformed (see :class:`sites.inputs.InputError`)."""
 
 
 @lru_cache(maxsize=1)
@@ -88,13 +73,7 @@ def resolve(name: str | Path) -> tuple[Path, str | None]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteError(path, [("", f"not valid TOML: {exc}")]) from None
-    except OSError as exc:
-        raise SiteError(path, [("", f"cannot read: {exc.strerror}")]) from None
+    return read_toml(path, SiteError)
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -146,42 +125,8 @@ def _apply_variant(doc: dict, variant: str | None, path: Path, _chain: tuple = (
     return _merge(doc, over)
 
 
-def _fmt_loc(loc: tuple, doc: dict) -> str:
-    parts: list[str] = []
-    node: Any = doc
-    for item in loc:
-        if isinstance(item, int):
-            ident = node[item].get("id") if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) else None
-            parts.append(f"[id={ident}]" if ident else f"[{item}]")
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-        else:
-            parts.append(("." if parts else "") + str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return "".join(parts)
-
-
-def _expected(err: dict) -> str:
-    kind = err["type"]
-    msg = err["msg"]
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return "unknown field (check the spelling; see sites/schema.py for the fields)"
-    got = err.get("input")
-    text = msg[0].lower() + msg[1:] if msg else msg
-    text = text.replace("input should be", "expected")
-    text = text.replace("value error, ", "")
-    if kind not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
-        text += f", got {got!r}"
-    return text
-
-
 def _validate(model, doc: dict, path: Path):
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        problems = [(_fmt_loc(e["loc"], doc), _expected(e)) for e in exc.errors()]
-        raise SiteError(path, problems) from None
+    return validate(model, doc, path, SiteError)
 
 
 def _expand(group: Component, count: int, number_width: int = 2) -> list[Component]:

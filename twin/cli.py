@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sites import SiteError, list_sites, load_site
+from sites import InputError, list_sites, load_site
 
 app = typer.Typer(
     name="twin",
@@ -44,7 +44,7 @@ def _user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except SiteError as exc:
+        except InputError as exc:
             _print_error(exc)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
@@ -130,7 +130,7 @@ def validate_cmd(
     for f in files:
         try:
             site = load_site(f)
-        except SiteError as exc:
+        except InputError as exc:
             _print_error(exc)
             bad = True
             continue

@@ -1,0 +1,311 @@
+"""Scenarios: horizon, weather, workload, events and what to record (TOML files or JSON documents).
+
+A scenario file::
+
+    [scenario]
+    name = "southaven-largest-trip"
+    site = "memphis"
+    start = "2026-07-15T00:00:00"
+    horizon = "24:00:00"              # or horizon_s = 86400
+
+    [weather]
+    design_day = "memphis-0.4pct"     # or profile = "ambient.csv", or t_amb_c = 30.0
+
+    [workload]
+    seed = 7
+    swing_frac = 0.3
+
+    [[events]]
+    at = "14:00:00"                   # or seconds from the start
+    do = "trip"
+    target = "southaven/titan350-07"  # a glob with count = N picks N matches, seeded
+
+Validation happens twice: the document against the schema (:func:`load_scenario`), then the events
+against the site they run on (:func:`resolve_events`): unknown targets, actions a component cannot
+take and counts larger than the matches are reported with the file and the field path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sites.inputs import InputError, read_toml, validate
+
+__all__ = [
+    "ScenarioError",
+    "EventSpec",
+    "WeatherSpec",
+    "WorkloadSpec",
+    "RecordSpec",
+    "Scenario",
+    "Event",
+    "ACTIONS",
+    "SCENARIO_DIR",
+    "list_scenarios",
+    "load_scenario",
+    "parse_time_s",
+    "resolve_events",
+]
+
+SCENARIO_DIR = Path(__file__).parent / "data" / "scenarios"
+
+#: What each action may target (component kinds of a site).
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "trip": ("turbines", "bess", "lines", "transformers", "grid_ties"),
+    "open": ("grid_ties", "lines", "transformers"),
+    "close": ("grid_ties", "lines", "transformers"),
+    "fail": ("chillers", "bess", "turbines"),
+    "derate": ("turbines", "chillers", "bess"),
+    "start": ("turbines",),
+    "restore": ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties"),
+}
+
+
+class ScenarioError(InputError):
+    """A scenario file or document is malformed (see :class:`sites.inputs.InputError`)."""
+
+
+def parse_time_s(value: str | float | int) -> float:
+    """``"HH:MM:SS"`` (or ``"MM:SS"``) or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected 'HH:MM:SS' or a number of seconds")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a time ≥ 0 s, got {value}")
+        return float(value)
+    m = re.fullmatch(r"\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*", str(value))
+    if not m:
+        raise ValueError(f"expected 'HH:MM:SS' or a number of seconds, got {value!r}")
+    h, mi, s = int(m.group(1) or 0), int(m.group(2)), float(m.group(3))
+    if mi >= 60 or s >= 60:
+        raise ValueError(f"minutes and seconds must be below 60, got {value!r}")
+    return h * 3600.0 + mi * 60.0 + s
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventSpec(_Strict):
+    """One event: at a time, do an action to a target (a component id or a glob)."""
+
+    at: str | float = Field(description="'HH:MM:SS' from the start, or seconds")
+    do: Literal["trip", "open", "close", "fail", "derate", "start", "restore"]
+    target: str = Field(min_length=3, description="'site/component-id' or a glob such as 'colossus2/chiller-*'")
+    count: int | None = Field(None, ge=1, description="with a glob: pick this many matches (seeded)")
+    value: float | None = Field(None, description="derate: the fraction of capacity kept [0-1]")
+
+    @field_validator("at")
+    @classmethod
+    def _time(cls, v):
+        parse_time_s(v)
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _qualified(cls, v: str) -> str:
+        if "/" not in v:
+            raise ValueError(f"expected 'site/component-id', got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _value(self) -> "EventSpec":
+        if self.do == "derate":
+            if self.value is None or not 0.0 <= self.value <= 1.0:
+                raise ValueError("derate needs value = the fraction of capacity kept, between 0 and 1")
+        elif self.value is not None:
+            raise ValueError(f"'{self.do}' takes no value")
+        return self
+
+    @property
+    def t_s(self) -> float:
+        return parse_time_s(self.at)
+
+
+class WeatherSpec(_Strict):
+    """Ambient temperature: a named design day, a profile file (CSV: time_s or HH:MM:SS, t_amb_c), or a constant."""
+
+    design_day: Literal["memphis-0.4pct", "memphis-july-1980"] | None = "memphis-0.4pct"
+    profile: str | None = None
+    t_amb_c: float | None = Field(None, ge=-40, le=60)
+
+    @model_validator(mode="after")
+    def _one(self) -> "WeatherSpec":
+        given = [self.profile is not None, self.t_amb_c is not None]
+        if sum(given) > 1:
+            raise ValueError("give at most one of profile or t_amb_c (with or instead of design_day)")
+        if any(given):
+            self.design_day = None
+        return self
+
+
+class WorkloadSpec(_Strict):
+    """Synthetic training/inference mix (seeded), or a measured trace (CSV: time_s, then MW per hall)."""
+
+    seed: int = 0
+    gpu_power_frac: float = Field(0.8, gt=0, le=1, description="mean GPU power in compute phases [fraction of TDP]")
+    swing_frac: float = Field(0.15, ge=0, le=1, description="amplitude of synchronised swings [fraction of IT]")
+    swing_period_s: float = Field(4.0, gt=0, description="period of compute/communication iterations [s]")
+    checkpoint_interval_s: float = Field(1800.0, gt=0)
+    checkpoint_duration_s: float = Field(30.0, ge=0)
+    inference_share: float = Field(0.0, ge=0, le=1, description="share of IT serving inference with a daily shape")
+    trace: str | None = None
+
+
+#: Variables of a run (name → dims); ``record`` chooses among them.
+VARIABLES: dict[str, tuple[str, ...]] = {
+    "p_it_mw": ("time", "hall"),
+    "p_cooling_mw": ("time", "hall"),
+    "t_gpu_c": ("time", "hall"),
+    "t_coolant_c": ("time", "hall"),
+    "throttle": ("time", "hall"),
+    "p_turbine_mw": ("time", "turbine"),
+    "p_bess_mw": ("time", "bess"),
+    "soc_bess": ("time", "bess"),
+    "p_grid_mw": ("time", "grid_tie"),
+    "f_hz": ("time", "island"),
+    "p_loss_mw": ("time", "island"),
+    "p_unserved_mw": ("time", "island"),
+    "vm_pu": ("time", "bus"),
+    "loading_pct": ("time", "branch"),
+    "t_amb_c": ("time",),
+}
+
+
+class RecordSpec(_Strict):
+    """What to record at full rate and what as per-minute min/mean/max."""
+
+    full_rate: list[str] = Field(default_factory=lambda: [v for v in VARIABLES if v not in ("vm_pu", "loading_pct")])
+    per_minute: list[str] = Field(default_factory=lambda: ["vm_pu", "loading_pct"])
+
+    @model_validator(mode="after")
+    def _known(self) -> "RecordSpec":
+        for name in self.full_rate + self.per_minute:
+            if name not in VARIABLES:
+                raise ValueError(f"unknown variable {name!r}; expected one of {', '.join(VARIABLES)}")
+        both = set(self.full_rate) & set(self.per_minute)
+        if both:
+            raise ValueError(f"{sorted(both)} listed both at full rate and per minute")
+        return self
+
+
+class ScenarioHeader(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    site: str = "memphis"
+    start: datetime = datetime(2026, 7, 15)
+    horizon: str | float = Field("24:00:00", description="'HH:MM:SS' or seconds")
+    step_s: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, v):
+        if parse_time_s(v) <= 0:
+            raise ValueError("expected a horizon > 0")
+        return v
+
+
+class Scenario(_Strict):
+    """A validated scenario document."""
+
+    scenario: ScenarioHeader
+    weather: WeatherSpec = Field(default_factory=WeatherSpec)
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    events: list[EventSpec] = Field(default_factory=list)
+    record: RecordSpec = Field(default_factory=RecordSpec)
+
+    @property
+    def horizon_s(self) -> float:
+        return parse_time_s(self.scenario.horizon)
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.horizon_s / self.scenario.step_s))
+
+    @model_validator(mode="after")
+    def _events_in_horizon(self) -> "Scenario":
+        h = parse_time_s(self.scenario.horizon)
+        for i, e in enumerate(self.events):
+            if e.t_s >= h:
+                raise ValueError(f"events[{i}].at = {e.at!r} is not before the horizon ({self.scenario.horizon})")
+        return self
+
+
+def list_scenarios() -> list[str]:
+    """Names of the shipped scenarios (presets)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def load_scenario(source: str | Path | dict[str, Any], *, origin: str = "request body") -> Scenario:
+    """Load a scenario from a preset name, a TOML path, or a dict (as the API receives it).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the file (or ``origin``), the field path and what was expected.
+    """
+    if isinstance(source, dict):
+        return validate(Scenario, source, origin, ScenarioError)
+    path = Path(source)
+    if not path.suffix and (SCENARIO_DIR / f"{source}.toml").exists():
+        path = SCENARIO_DIR / f"{source}.toml"
+    if not path.exists():
+        raise ScenarioError(source, [("", f"no such scenario; expected a preset ({', '.join(list_scenarios())}) or a .toml path")])
+    return validate(Scenario, read_toml(path, ScenarioError), path, ScenarioError)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event resolved against a site: time [s], action, component kind and id."""
+
+    t_s: float
+    action: str
+    kind: str
+    target: str
+    value: float = float("nan")
+
+
+def resolve_events(scenario: Scenario, site, *, origin: str | Path = "scenario") -> list[Event]:
+    """Resolve event targets (ids and globs) against a site; sorted by time.
+
+    A glob with ``count = N`` picks N of its matches with ``numpy.random.default_rng(workload.seed)``,
+    so the same scenario always picks the same components.
+    """
+    kinds = {k: [c.id for c in getattr(site, k)] for k in ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties")}
+    rng = np.random.default_rng(scenario.workload.seed)
+    problems: list[tuple[str, str]] = []
+    out: list[Event] = []
+    for i, e in enumerate(scenario.events):
+        allowed = ACTIONS[e.do]
+        matches = []
+        kind_of = {}
+        for k, ids in kinds.items():
+            for cid in fnmatch.filter(ids, e.target):
+                matches.append(cid)
+                kind_of[cid] = k
+        if not matches:
+            hint = ", ".join(sorted({c.split("/")[0] for ids in kinds.values() for c in ids}))
+            problems.append((f"events[{i}].target", f"{e.target!r} matches no component of site {site.label!r} (sites: {hint})"))
+            continue
+        bad = sorted({kind_of[m] for m in matches} - set(allowed))
+        if bad:
+            problems.append((f"events[{i}].do", f"cannot {e.do} {bad[0]} ({e.target!r}); '{e.do}' applies to {', '.join(allowed)}"))
+            continue
+        if e.count is not None:  # without count, a glob applies to every match
+            if e.count > len(matches):
+                problems.append((f"events[{i}].count", f"count = {e.count} but {e.target!r} matches only {len(matches)} components"))
+                continue
+            matches = sorted(rng.choice(matches, size=e.count, replace=False).tolist(), key=matches.index)
+        for m in matches:
+            out.append(Event(e.t_s, e.do, kind_of[m], m, float("nan") if e.value is None else e.value))
+    if problems:
+        raise ScenarioError(origin, problems)
+    return sorted(out, key=lambda ev: ev.t_s)
