@@ -129,8 +129,9 @@ def _validate(model, doc: dict, path: Path):
     return validate(model, doc, path, SiteError)
 
 
-def _expand(group: Component, count: int, number_width: int = 2) -> list[Component]:
-    """Expand a group of ``count`` units into single units ``<id>-01`` … with their buses."""
+def _expand(group: Component, count: int) -> list[Component]:
+    """Expand a group of ``count`` units into ``<id>-01`` … (``-001`` … from 100 units) with their buses."""
+    number_width = max(2, len(str(count)))
     buses = getattr(group, "buses", None)
     online = getattr(group, "online_count", None)
     if count == 1 and buses is None and online is None:

@@ -39,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sites.inputs import InputError, read_toml, validate
 
+from .variables import VARIABLES
+
 __all__ = [
     "ScenarioError",
     "EventSpec",
@@ -160,31 +162,19 @@ class WorkloadSpec(_Strict):
     trace: str | None = None
 
 
-#: Variables of a run (name → dims); ``record`` chooses among them.
-VARIABLES: dict[str, tuple[str, ...]] = {
-    "p_it_mw": ("time", "hall"),
-    "p_cooling_mw": ("time", "hall"),
-    "t_gpu_c": ("time", "hall"),
-    "t_coolant_c": ("time", "hall"),
-    "throttle": ("time", "hall"),
-    "p_turbine_mw": ("time", "turbine"),
-    "p_bess_mw": ("time", "bess"),
-    "soc_bess": ("time", "bess"),
-    "p_grid_mw": ("time", "grid_tie"),
-    "f_hz": ("time", "island"),
-    "p_loss_mw": ("time", "island"),
-    "p_unserved_mw": ("time", "island"),
-    "vm_pu": ("time", "bus"),
-    "loading_pct": ("time", "branch"),
-    "t_amb_c": ("time",),
-}
-
-
 class RecordSpec(_Strict):
     """What to record at full rate and what as per-minute min/mean/max."""
 
-    full_rate: list[str] = Field(default_factory=lambda: [v for v in VARIABLES if v not in ("vm_pu", "loading_pct")])
-    per_minute: list[str] = Field(default_factory=lambda: ["vm_pu", "loading_pct"])
+    full_rate: list[str] = Field(default_factory=lambda: list(VARIABLES))
+    per_minute: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_minute_leaves_full_rate(cls, data):
+        """Listing a variable per minute removes it from the default full-rate list."""
+        if isinstance(data, dict) and "per_minute" in data and "full_rate" not in data:
+            data = dict(data, full_rate=[v for v in VARIABLES if v not in data["per_minute"]])
+        return data
 
     @model_validator(mode="after")
     def _known(self) -> "RecordSpec":

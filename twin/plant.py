@@ -1,0 +1,121 @@
+"""Compile a Site into packed parameter arrays for the stepping kernel.
+
+Each component kind is one 2-D float64 array (rows = components, columns = parameters) with named
+column constants, in the style of pandapower's ``idx_bus``: ``TURB[i, T_P_ISO_MW]``. The kernel reads
+these; the object layer (this module) owns names, units and validation. Component order is the order
+of the site's lists, which is also the order of the result coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cooling import CHILLER_CURVES
+
+__all__ = ["PlantArrays", "compile_plant", "CP_PG25_MJ_PER_M3K", "CP_WATER_MJ_PER_M3K"]
+
+#: Volumetric heat capacity of PG25 (25 % propylene glycol) ≈ 3.9 MJ/(m³·K) and of water 4.18 MJ/(m³·K).
+CP_PG25_MJ_PER_M3K = 3.9
+CP_WATER_MJ_PER_M3K = 4.18
+
+# ---- turbine columns
+(T_ISLAND, T_P_ISO_MW, T_DERATE_PER_C, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_DROOP, T_START_S, T_HR_FULL,
+ T_WFNL, T_H_S, T_S_MVA, T_CO2_KG_PER_MMBTU, T_NOX_KG_PER_MWH, T_ONLINE0, T_NCOL) = range(15)
+# ---- BESS columns
+(B_ISLAND, B_P_MW, B_E_MWH, B_ETA, B_SOC_MIN, B_SOC_MAX, B_SOC0, B_DROOP, B_MODE, B_RESPONSE_S, B_NCOL) = range(11)
+BESS_MODES = {"smoothing": 0, "droop": 1, "import-cap": 2}
+# ---- hall columns
+(H_ISLAND, H_PLANT, H_RACKS, H_RACK_PEAK_KW, H_RACK_IDLE_KW, H_GPUS_PER_RACK, H_TDP_KW, H_LIQUID_FRAC,
+ H_T_SLOW_C, H_T_SHUT_C, H_N_GPU, H_NCOL) = range(12)
+# ---- cooling plant columns
+(P_T_CHW_C, P_C_TCS_MJ_PER_K, P_C_FWS_MJ_PER_K, P_PUMP_FRAC, P_FAN_FRAC, P_NCOL) = range(6)
+# ---- chiller columns
+(C_PLANT, C_ISLAND, C_Q_REF_MW, C_COP_REF, C_CURVE, C_NCOL) = range(6)
+# ---- grid-tie columns
+(G_ISLAND, G_IMPORT_MW, G_EXPORT_MW, G_NCOL) = range(4)
+
+
+@dataclass(frozen=True)
+class PlantArrays:
+    """Packed parameters of a site (plain numpy, ready for numba) and the names behind each row."""
+
+    turb: np.ndarray
+    bess: np.ndarray
+    hall: np.ndarray
+    plant: np.ndarray
+    chiller: np.ndarray
+    grid: np.ndarray
+    island_grid_tied: np.ndarray  # (n_island,) 1.0 where a tie (or import boundary) holds frequency
+    island_p_other_mw: np.ndarray  # (n_island,) fixed other loads (offices, auxiliaries, export boundaries)
+    curves: np.ndarray  # (n_curve, 15): CAPFT[6], EIRFT[6], EIRFPLR[3]
+    curve_ranges: np.ndarray  # (n_curve, 4): Tchw min/max, Tamb min/max
+    names: dict[str, list[str]]
+
+    @property
+    def n_island(self) -> int:
+        return len(self.island_grid_tied)
+
+
+def compile_plant(site) -> PlantArrays:
+    """Pack a loaded :class:`sites.Site` into :class:`PlantArrays`."""
+    islands = site.islands()
+    isl_of_bus = {b: k for k, isl in enumerate(islands) for b in isl.buses}
+    plants = {p.id: k for k, p in enumerate(site.cooling_plants)}
+    curve_names = sorted({c.curve for c in site.chillers}) or ["york-ycal0033ee"]
+    curve_ix = {n: k for k, n in enumerate(curve_names)}
+
+    turbines = [t for t in site.turbines if t.state != "out"]
+    turb = np.zeros((len(turbines), T_NCOL))
+    for i, t in enumerate(turbines):
+        m = site.turbine_model(t)
+        turb[i] = [isl_of_bus[t.bus], m.p_iso_mw, m.derate_per_c, m.p_min_frac, m.ramp_frac_per_min * m.p_iso_mw / 60.0,
+                   m.droop_pct / 100.0, m.start_time_s, m.heat_rate_btu_per_kwh, m.wfnl_frac, m.h_s, m.p_iso_mw / m.pf,
+                   m.co2_kg_per_mmbtu, m.nox_kg_per_mwh, 1.0 if t.state == "online" else 0.0]
+    bess = np.zeros((len(site.bess), B_NCOL))
+    for i, b in enumerate(site.bess):
+        bess[i] = [isl_of_bus[b.bus], b.p_mw, b.e_mwh, np.sqrt(b.rte_frac), b.soc_min_frac, b.soc_max_frac,
+                   b.soc_init_frac, b.droop_pct / 100.0, BESS_MODES[b.mode], b.response_s]
+    hall = np.zeros((len(site.halls), H_NCOL))
+    for i, h in enumerate(site.halls):
+        hall[i] = [isl_of_bus[h.bus], plants[h.cooling_plant], h.racks, h.rack_p_peak_kw, h.rack_p_idle_kw,
+                   h.gpus_per_rack, h.gpu_tdp_kw, h.liquid_frac, h.t_gpu_slowdown_c, h.t_gpu_shutdown_c, h.gpu_count]
+    plant = np.zeros((len(site.cooling_plants), P_NCOL))
+    for i, p in enumerate(site.cooling_plants):
+        plant[i] = [p.t_chw_c, p.tcs_volume_m3 * CP_PG25_MJ_PER_M3K, p.fws_volume_m3 * CP_WATER_MJ_PER_M3K, p.pump_frac, p.fan_frac]
+    chiller = np.zeros((len(site.chillers), C_NCOL))
+    for i, c in enumerate(site.chillers):
+        chiller[i] = [plants[c.plant], isl_of_bus[c.bus], c.q_ref_mw, c.cop_ref, curve_ix[c.curve]]
+    ties = [(g.id, g.bus, g.import_limit_mw, g.export_limit_mw) for g in site.grid_ties]
+    ties += [(b.id, b.bus, b.import_limit_mw, 0.0) for b in site.boundaries if b.direction == "import"]
+    grid = np.array([[isl_of_bus[bus], imp, exp] for _, bus, imp, exp in ties]).reshape(-1, G_NCOL)
+    other = np.zeros(len(islands))
+    for ld in site.loads:
+        other[isl_of_bus[ld.bus]] += ld.p_mw
+    for bd in site.boundaries:
+        if bd.direction == "export":
+            other[isl_of_bus[bd.bus]] += bd.p_mw
+    curves = np.zeros((len(curve_names), 15))
+    ranges = np.zeros((len(curve_names), 4))
+    for k, n in enumerate(curve_names):
+        capft, eirft, eirfplr, r_chw, r_amb = CHILLER_CURVES[n]
+        curves[k] = np.r_[capft, eirft, eirfplr]
+        ranges[k] = [*r_chw, *r_amb]
+    branches = [ln.id for ln in site.lines] + [t.id for t in site.transformers]
+    names = {
+        "turbine": [t.id for t in turbines],
+        "bess": [b.id for b in site.bess],
+        "hall": [h.id for h in site.halls],
+        "plant": [p.id for p in site.cooling_plants],
+        "chiller": [c.id for c in site.chillers],
+        "grid_tie": [t[0] for t in ties],
+        "island": [isl.name for isl in islands],
+        "bus": [b.id for b in site.buses],
+        "branch": branches,
+    }
+    return PlantArrays(
+        turb=turb, bess=bess, hall=hall, plant=plant, chiller=chiller, grid=grid,
+        island_grid_tied=np.array([1.0 if isl.grid_tied else 0.0 for isl in islands]),
+        island_p_other_mw=other, curves=curves, curve_ranges=ranges, names=names,
+    )
