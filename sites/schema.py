@@ -254,6 +254,7 @@ class TurbineModel(Component):
     p_min_frac: float = Field(ge=0, lt=1, description="minimum (emissions-compliant) load [-]")
     ramp_frac_per_min: float = Field(gt=0, description="sustained ramp from spinning [1/min of rating]")
     droop_pct: float = Field(gt=0, le=10, description="governor droop [%]")
+    t_gov_s: float = Field(1.0, ge=0, le=30, description="governor + turbine lag Tact + Tb [s] (GGOV1 typical 1 s; 0 = ideal)")
     start_time_s: float = Field(gt=0, description="standby start to full load [s]")
     heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate, HHV [Btu/kWh]")
     wfnl_frac: float = Field(0.2, ge=0, lt=1, description="no-load fuel flow (GGOV1 Wfnl) [-]")

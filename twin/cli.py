@@ -158,6 +158,74 @@ def export_net_cmd(
     console.print(f"wrote {out} ({len(net.bus)} buses, {len(net.line) + len(net.trafo)} branches, {len(net.gen)} units, {len(net.load)} loads)")
 
 
+@app.command("scenarios")
+@_user_errors
+def scenarios_cmd() -> None:
+    """List the shipped scenarios (use them with --scenario NAME)."""
+    from twin.scenario import list_scenarios, load_scenario
+
+    table = Table(title="Scenarios")
+    for col in ("name", "site", "horizon", "weather", "events", "description"):
+        table.add_column(col)
+    for name in list_scenarios():
+        sc = load_scenario(name)
+        w = sc.weather.design_day or sc.weather.profile or f"{sc.weather.t_amb_c} °C"
+        table.add_row(name, sc.scenario.site, str(sc.scenario.horizon), w, str(len(sc.events)), sc.scenario.description)
+    console.print(table)
+
+
+@app.command("run")
+@_user_errors
+def run_cmd(
+    name: Annotated[Optional[str], typer.Argument(help="site, campus or variant (default: the scenario's site)")] = None,
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="preset name (twin scenarios) or a scenario .toml")] = "baseline-day",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default: $TWIN_HOME/<run id>, TWIN_HOME=./runs)")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="write figures and report.md")] = True,
+) -> None:
+    """Run a scenario second by second: progress, a KPI table, results.zarr, kpis.json, figures and report.md."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from twin.recorder import open_results
+    from twin.report import kpi_rows, write_run_report
+    from twin.runner import run, scenario_doc
+    from twin.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    site = name or sc.scenario.site
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f} %"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task(f"{sc.scenario.name} on {site}", total=1.0)
+        result = run(site, sc, run_dir=out, progress=lambda frac, eta: bar.update(task, completed=frac),
+                     scenario_origin=scenario)
+    table = Table(title=f"KPIs — {sc.scenario.name} on {site} ({result.wall_s:.1f} s wall)")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for row in kpi_rows(result.kpis):
+        table.add_row(*row)
+    console.print(table)
+    if plots:
+        from twin.plots import plot_run
+
+        ds = open_results(result.run_dir)
+        figures = plot_run(ds, result.run_dir / "figures")
+        write_run_report(result.run_dir, result.kpis, figures, f"{sc.scenario.name} on {site}", scenario_doc(sc))
+    console.print(f"run {result.run_id}: {result.run_dir}" + (" (report.md, figures/)" if plots else ""))
+
+
+@app.command("plot")
+@_user_errors
+def plot_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory (holding results.zarr)")]) -> None:
+    """Write PNG figures of a run: power by source, frequency, batteries, temperatures and throttling."""
+    from twin.plots import plot_run
+    from twin.recorder import STORE_NAME, open_results
+
+    if not (run_dir / STORE_NAME).exists():
+        raise InputError(run_dir, [("", f"no {STORE_NAME} here; expected a run directory written by twin run")])
+    for p in plot_run(open_results(run_dir), run_dir / "figures"):
+        console.print(f"wrote {p}")
+
+
 @app.command("diagram")
 @_user_errors
 def diagram_cmd(

@@ -20,6 +20,7 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "rocof_hz_s": (("time", "island"), "Hz/s", "largest rate of change of frequency within the step"),
     "p_loss_mw": (("time", "island"), "MW", "network losses of the island"),
     "p_unserved_mw": (("time", "island"), "MW", "load not served (shed or lost)"),
+    "p_other_mw": (("time", "island"), "MW", "other loads served (offices, auxiliaries, deliveries to other sites)"),
     "vm_pu": (("time", "bus"), "1", "bus voltage magnitude (per unit of nominal)"),
     "loading_pct": (("time", "branch"), "percent", "branch loading (of thermal rating)"),
     "t_amb_c": (("time",), "degC", "ambient dry-bulb temperature"),

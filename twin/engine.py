@@ -1,0 +1,293 @@
+"""The engine: state of a site under a scenario, advanced segment by segment.
+
+:class:`Engine` owns the packed parameters (:mod:`twin.plant`), the state arrays, the events and the
+network. :meth:`Engine.advance` runs the stepping kernel (:func:`twin.stepping.step_segment`) over a
+segment, then the AC load flow over the same segment (one compiled call), and returns the segment's
+results keyed like :data:`twin.variables.VARIABLES`. :meth:`Engine.segments` cuts the horizon at event
+times and at ``block_steps``, applies each event between segments, and yields the segments.
+
+Load-flow coupling: in an islanded island every online turbine's electrical output is its mechanical
+power plus an inertia-weighted share (H·S) of the island's instantaneous mismatch, as the rotors
+deliver it; the network's distributed slack uses those weights, so the island balances exactly in
+every step, and the frequency follows the swing equation on mechanical power. In an island with a
+closed grid tie the tie is the slack. Island losses enter the kernel's power balance one segment late.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .plant import (
+    B_ISLAND, B_SOC0, G_ISLAND, H_ISLAND, H_GPUS_PER_RACK, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW,
+    H_RACKS, H_TDP_KW, P_T_CHW_C, T_ISLAND, T_ONLINE0, T_START_S, compile_plant,
+)
+from .scenario import Event, Scenario
+from .stepping import (
+    CDU_DT_DESIGN_K, R_JC_K_PER_MW, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED,
+    SG_NCOL, SH_CAP, SH_NCOL, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_STAGE, SI_TIED,
+    SP_NCOL, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, STATUS_ONLINE, STATUS_STANDBY,
+    STATUS_STARTING, STATUS_TRIPPED, step_segment,
+)
+from .weather import AmbientProfile
+
+__all__ = ["Engine", "N_SUB"]
+
+#: Sub-steps per second for governors, batteries and the swing equation (50 ms).
+N_SUB = 20
+
+
+class Engine:
+    """A site under a scenario, stepped second by second.
+
+    Parameters
+    ----------
+    site : sites.Site
+    scenario : twin.scenario.Scenario
+    events : list of twin.scenario.Event
+        Resolved against ``site`` (:func:`twin.scenario.resolve_events`).
+    base_dir : Path, optional
+        Where relative paths of the scenario (weather profile, trace) are looked up.
+    block_steps : int
+        Longest segment [steps].
+    """
+
+    def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600):
+        from grid_models import build_net
+        from twin.operating_point import nominal_operating_point
+
+        self.site = site
+        self.sc = scenario
+        self.events = list(events)
+        self._next_event = 0
+        self.step_s = scenario.scenario.step_s
+        self.n_total = scenario.n_steps
+        self.block_steps = block_steps
+        self.k = 0
+        start: datetime = scenario.scenario.start
+        self.amb = AmbientProfile(scenario.weather, start.hour * 3600 + start.minute * 60 + start.second, base_dir)
+        self.plant = p = compile_plant(site)
+        self._override_p_it: dict[int, float] = {}
+        self._override_t_amb: float | None = None
+
+        t0 = float(self.amb(np.array([0.0]))[0])
+        op = nominal_operating_point(site, t0, scenario.workload.gpu_power_frac)
+        self.op = op
+        self.net = build_net(site, op)
+        # ---- state
+        self.s_turb = np.zeros((len(p.turb), ST_NCOL))
+        self.s_turb[:, ST_STATUS] = np.where(p.turb[:, T_ONLINE0] > 0.5, STATUS_ONLINE, STATUS_STANDBY)
+        pm0 = np.array([op.p_turbine_mw.get(n, 0.0) for n in p.names["turbine"]])
+        self.s_turb[:, ST_PM] = pm0
+        self.s_turb[:, ST_PREF] = pm0
+        self.s_turb[:, ST_DERATE] = 1.0
+        self.s_bess = np.zeros((len(p.bess), SB_NCOL))
+        self.s_bess[:, SB_SOC] = p.bess[:, B_SOC0]
+        self.s_bess[:, SB_OK] = 1.0
+        self.s_bess[:, SB_DERATE] = 1.0
+        self.s_plant = np.zeros((len(p.plant), SP_NCOL))
+        self.s_plant[:, SP_TFWS] = p.plant[:, P_T_CHW_C]
+        self.s_hall = np.zeros((len(p.hall), SH_NCOL))
+        self.s_hall[:, SH_CAP] = 1.0
+        for h in range(len(p.hall)):  # start at the thermal steady state of the nominal point
+            p_it = op.p_it_mw[p.names["hall"][h]]
+            row = p.hall[h]
+            p_peak = row[H_RACKS] * row[H_RACK_PEAK_KW] * 1e-3
+            p_gpu = max(p_it - row[H_RACKS] * (row[H_RACK_PEAK_KW] - row[H_GPUS_PER_RACK] * row[H_TDP_KW]) * 1e-3, 0.0)
+            q_tcs = max(row[H_LIQUID_FRAC] * p_it, p_gpu)
+            t_fws = self.s_plant[int(row[H_PLANT]), SP_TFWS]
+            self.s_hall[h, SH_TTCS] = t_fws + q_tcs / (p_peak / CDU_DT_DESIGN_K)
+            self.s_hall[h, SH_TJ] = self.s_hall[h, SH_TTCS] + p_gpu * R_JC_K_PER_MW / row[H_N_GPU]
+        self.s_ch = np.zeros((len(p.chiller), SC_NCOL))
+        self.s_ch[:, SC_OK] = 1.0
+        self.s_ch[:, SC_DERATE] = 1.0
+        self.s_grid = np.ones((len(p.grid), SG_NCOL))
+        self.s_isl = np.zeros((p.n_island, SI_NCOL))
+        self.s_isl[:, SI_TIED] = p.island_grid_tied
+        for i, isl in enumerate(op.islands):
+            self.s_isl[i, SI_LPF] = isl.p_load_mw
+        self._workload = _make_workload(site, p, scenario)
+        self._network = _Network(self)
+        self.s_isl[:, SI_LOSS] = self._network.initial_losses()
+
+    # ------------------------------------------------------------------ names and provenance
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        n = self.plant.names
+        return {d: n[d] for d in ("hall", "turbine", "bess", "grid_tie", "island", "bus", "branch")}
+
+    def provenance(self, run_id: str = "") -> dict[str, Any]:
+        return {
+            "title": f"{self.sc.scenario.name} on {self.site.label}",
+            "run_id": run_id,
+            "site": self.site.label,
+            "site_files": list(self.site.files),
+            "scenario": self.sc.scenario.name,
+            "scenario_doc": self.sc.model_dump(mode="json"),
+            "code_version": f"colossus-twin {__version__}",
+            "step_s": self.step_s,
+            "substeps_per_step": N_SUB,
+            "load_flow": self._network.describe(),
+            "island_members": self.island_members(),
+            "Conventions": "CF-1.10",
+            "history": f"created by colossus-twin {__version__}",
+        }
+
+    def island_members(self) -> dict[str, dict[str, list[str]]]:
+        """Island → component dimension → names of the components on it."""
+        p, n = self.plant, self.plant.names
+        out = {isl: {"turbine": [], "bess": [], "grid_tie": [], "hall": []} for isl in n["island"]}
+        for dim, arr, col in (("turbine", p.turb, T_ISLAND), ("bess", p.bess, B_ISLAND), ("grid_tie", p.grid, G_ISLAND), ("hall", p.hall, H_ISLAND)):
+            for row, name in zip(arr, n[dim]):
+                out[n["island"][int(row[col])]][dim].append(name)
+        return out
+
+    # ------------------------------------------------------------------ inputs and events
+    def set_inputs(self, p_it_mw: dict[str, float] | None = None, t_amb_c: float | None = None) -> None:
+        """Telemetry overrides (held until changed): measured hall IT power [MW], ambient [°C]."""
+        if p_it_mw is not None:
+            idx = {n: i for i, n in enumerate(self.plant.names["hall"])}
+            for name, v in p_it_mw.items():
+                if name not in idx:
+                    raise KeyError(f"unknown hall {name!r}")
+                self._override_p_it[idx[name]] = float(v)
+        if t_amb_c is not None:
+            self._override_t_amb = float(t_amb_c)
+
+    def apply_event(self, ev: Event) -> None:
+        """Apply one event to the state (and the network, for topology changes)."""
+        names = self.plant.names
+        a, v = ev.action, ev.value
+        if ev.kind == "turbines":
+            u = names["turbine"].index(ev.target)
+            st = self.s_turb[u]
+            if a in ("trip", "fail"):
+                st[ST_STATUS], st[ST_PM], st[ST_PREF] = STATUS_TRIPPED, 0.0, 0.0
+            elif a == "start" and st[ST_STATUS] in (STATUS_STANDBY, STATUS_TRIPPED):
+                st[ST_STATUS], st[ST_TIMER] = STATUS_STARTING, self.plant.turb[u, T_START_S]
+            elif a == "restore":
+                st[ST_DERATE] = 1.0
+                if st[ST_STATUS] == STATUS_TRIPPED:
+                    st[ST_STATUS], st[ST_TIMER] = STATUS_STARTING, self.plant.turb[u, T_START_S]
+            elif a == "derate":
+                st[ST_DERATE] = v
+            self._network.units_changed()
+        elif ev.kind == "bess":
+            b = names["bess"].index(ev.target)
+            if a in ("trip", "fail"):
+                self.s_bess[b, SB_OK], self.s_bess[b, SB_P] = 0.0, 0.0
+            elif a == "restore":
+                self.s_bess[b, SB_OK], self.s_bess[b, SB_DERATE] = 1.0, 1.0
+            elif a == "derate":
+                self.s_bess[b, SB_DERATE] = v
+        elif ev.kind == "chillers":
+            c = names["chiller"].index(ev.target)
+            if a == "fail":
+                self.s_ch[c, SC_OK] = 0.0
+            elif a == "restore":
+                self.s_ch[c, SC_OK], self.s_ch[c, SC_DERATE] = 1.0, 1.0
+            elif a == "derate":
+                self.s_ch[c, SC_DERATE] = v
+        elif ev.kind == "grid_ties":
+            g = names["grid_tie"].index(ev.target)
+            self.s_grid[g, SG_CLOSED] = 0.0 if a in ("trip", "open") else 1.0
+            i = int(self.plant.grid[g, G_ISLAND])
+            closed = [gg for gg in range(len(self.plant.grid)) if int(self.plant.grid[gg, G_ISLAND]) == i and self.s_grid[gg, SG_CLOSED] > 0.5]
+            tied = 1.0 if closed else 0.0
+            if tied and self.s_isl[i, SI_TIED] < 0.5:  # resynchronised to the grid
+                self.s_isl[i, SI_DF] = 0.0
+                self.s_isl[i, SI_BLACKOUT] = 0.0
+                self.s_isl[i, SI_STAGE] = 0.0
+            self.s_isl[i, SI_TIED] = tied
+            self._network.topology_changed()
+        elif ev.kind in ("lines", "transformers"):
+            self._network.set_branch(ev.kind, ev.target, in_service=a not in ("trip", "open"))
+
+    # ------------------------------------------------------------------ stepping
+    def segments(self):
+        """Yield result segments until the horizon, applying events at their times."""
+        while self.k < self.n_total:
+            t_now = self.k * self.step_s
+            while self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9:
+                self.apply_event(self.events[self._next_event])
+                self._next_event += 1
+            end = self.n_total
+            if self._next_event < len(self.events):
+                end = min(end, int(np.ceil(self.events[self._next_event].t_s / self.step_s - 1e-9)))
+            end = min(end, (self.k // self.block_steps + 1) * self.block_steps)
+            yield self.advance(max(end - self.k, 1))
+
+    def advance(self, n: int) -> dict[str, np.ndarray]:
+        """Advance ``n`` steps; return the segment (arrays of shape (n, …)) and the extras KPIs need."""
+        p = self.plant
+        t = (self.k + np.arange(n)) * self.step_s
+        t_amb = self.amb(t) if self._override_t_amb is None else np.full(n, self._override_t_amb)
+        demand = self._workload(self.k, n)
+        for h, v in self._override_p_it.items():
+            demand[:, h] = v
+        n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
+        f32 = lambda *s: np.empty(s, dtype=np.float64)  # noqa: E731 - kernel outputs
+        out = {
+            "p_it_mw": f32(n, n_h), "p_cooling_mw": f32(n, n_h), "t_gpu_c": f32(n, n_h), "t_coolant_c": f32(n, n_h),
+            "throttle": f32(n, n_h), "p_shed_mw": f32(n, n_h), "p_mech_mw": f32(n, n_t), "p_bess_mw": f32(n, n_b),
+            "soc_bess": f32(n, n_b), "f_hz": f32(n, n_i), "rocof_hz_s": f32(n, n_i), "p_unserved_mw": f32(n, n_i),
+            "p_other_mw": f32(n, n_i), "p_load_island_mw": f32(n, n_i), "turbine_starts": f32(n),
+        }
+        step_segment(
+            n, self.step_s, N_SUB, demand, t_amb,
+            p.turb, p.bess, p.hall, p.plant, p.chiller, p.grid, p.island_p_other_mw, p.curves, p.curve_ranges,
+            self.s_turb, self.s_bess, self.s_hall, self.s_plant, self.s_ch, self.s_isl, self.s_grid,
+            out["p_it_mw"], out["p_cooling_mw"], out["t_gpu_c"], out["t_coolant_c"], out["throttle"], out["p_shed_mw"],
+            out["p_mech_mw"], out["p_bess_mw"], out["soc_bess"], out["f_hz"], out["rocof_hz_s"], out["p_unserved_mw"],
+            out["p_other_mw"], out["p_load_island_mw"], out["turbine_starts"],
+        )
+        out["t_amb_c"] = t_amb
+        self._network.solve_segment(out)
+        self.k += n
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """The current values (last step) of the state, keyed by component names."""
+        p, n = self.plant, self.plant.names
+        return {
+            "time_s": self.k * self.step_s,
+            "turbines": {name: {"status": ["standby", "online", "starting", "tripped"][int(self.s_turb[u, ST_STATUS])],
+                                "p_mech_mw": float(self.s_turb[u, ST_PM])} for u, name in enumerate(n["turbine"])},
+            "bess": {name: {"p_mw": float(self.s_bess[b, SB_P]), "soc": float(self.s_bess[b, SB_SOC]),
+                            "available": bool(self.s_bess[b, SB_OK] > 0.5)} for b, name in enumerate(n["bess"])},
+            "halls": {name: {"t_gpu_c": float(self.s_hall[h, SH_TJ]), "t_coolant_c": float(self.s_hall[h, SH_TTCS]),
+                             "power_cap": float(self.s_hall[h, SH_CAP])} for h, name in enumerate(n["hall"])},
+            "islands": {name: {"f_hz": 60.0 + float(self.s_isl[i, SI_DF]), "grid_tied": bool(self.s_isl[i, SI_TIED] > 0.5),
+                               "ufls_stage": int(self.s_isl[i, SI_STAGE]), "p_loss_mw": float(self.s_isl[i, SI_LOSS]),
+                               "blackout": bool(self.s_isl[i, SI_BLACKOUT] > 0.5)} for i, name in enumerate(n["island"])},
+            "grid_ties": {name: {"closed": bool(self.s_grid[g, SG_CLOSED] > 0.5)} for g, name in enumerate(n["grid_tie"])},
+            "chillers_failed": [name for c, name in enumerate(n["chiller"]) if self.s_ch[c, SC_OK] < 0.5],
+        }
+
+    def copy(self) -> "Engine":
+        """An independent copy of the engine and its full state (for what-ifs from a live state)."""
+        return _copy.deepcopy(self)
+
+
+def _make_workload(site, plant, sc: Scenario):
+    """Demanded IT power per hall for steps [k0, k0+n): (n, halls) [MW]."""
+    from .operating_point import hall_it_mw
+
+    nominal = np.array([hall_it_mw(h, sc.workload.gpu_power_frac) for h in site.halls])
+
+    def demand(k0: int, n: int) -> np.ndarray:
+        return np.repeat(nominal[None, :], n, axis=0)
+
+    return demand
+
+
+class _Network:
+    """The AC network of the engine: compiled arrays, statuses, and the per-segment load-flow pass."""
+
+    def __init__(self, engine: Engine):
+        raise NotImplementedError("the numba load flow (issue 3) is not integrated yet")
