@@ -111,6 +111,8 @@ class Engine:
         self.s_isl[:, SI_TIED] = p.island_grid_tied
         for i, isl in enumerate(op.islands):
             self.s_isl[i, SI_LPF] = isl.p_load_mw
+        c = scenario.control
+        self._controls = np.array([c.secondary, c.gpu_capping, c.ufls, c.auto_start], dtype=np.float64)
         self._workload = _make_workload(site, p, scenario)
         self._network = _Network(self)
         self.s_isl[:, SI_LOSS] = self._network.initial_losses()
@@ -237,6 +239,7 @@ class Engine:
             "throttle": f32(n, n_h), "p_shed_mw": f32(n, n_h), "p_mech_mw": f32(n, n_t), "p_bess_mw": f32(n, n_b),
             "soc_bess": f32(n, n_b), "f_hz": f32(n, n_i), "rocof_hz_s": f32(n, n_i), "p_unserved_mw": f32(n, n_i),
             "p_other_mw": f32(n, n_i), "p_load_island_mw": f32(n, n_i), "turbine_starts": f32(n),
+            "turbine_status": f32(n, n_t),
         }
         step_segment(
             n, self.step_s, N_SUB, demand, t_amb,
@@ -244,7 +247,7 @@ class Engine:
             self.s_turb, self.s_bess, self.s_hall, self.s_plant, self.s_ch, self.s_isl, self.s_grid,
             out["p_it_mw"], out["p_cooling_mw"], out["t_gpu_c"], out["t_coolant_c"], out["throttle"], out["p_shed_mw"],
             out["p_mech_mw"], out["p_bess_mw"], out["soc_bess"], out["f_hz"], out["rocof_hz_s"], out["p_unserved_mw"],
-            out["p_other_mw"], out["p_load_island_mw"], out["turbine_starts"],
+            out["p_other_mw"], out["p_load_island_mw"], out["turbine_starts"], out["turbine_status"], self._controls,
         )
         out["t_amb_c"] = t_amb
         self._network.solve_segment(out)

@@ -47,6 +47,7 @@ __all__ = [
     "WeatherSpec",
     "WorkloadSpec",
     "RecordSpec",
+    "ControlSpec",
     "Scenario",
     "Event",
     "ACTIONS",
@@ -187,6 +188,15 @@ class RecordSpec(_Strict):
         return self
 
 
+class ControlSpec(_Strict):
+    """Plant controls and protection (all on by default; switch off to study one mechanism alone)."""
+
+    secondary: bool = Field(True, description="plant PMS: economic redispatch and isochronous frequency trim")
+    gpu_capping: bool = Field(True, description="GPU power capping below 59.7 Hz")
+    ufls: bool = Field(True, description="under-frequency load shedding")
+    auto_start: bool = Field(True, description="PMS starts standby units when spinning reserve is short")
+
+
 class ScenarioHeader(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
@@ -210,6 +220,7 @@ class Scenario(_Strict):
     weather: WeatherSpec = Field(default_factory=WeatherSpec)
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
     events: list[EventSpec] = Field(default_factory=list)
+    control: ControlSpec = Field(default_factory=ControlSpec)
     record: RecordSpec = Field(default_factory=RecordSpec)
 
     @property

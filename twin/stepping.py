@@ -125,15 +125,21 @@ def step_segment(
     turb, bess, hall, plant, chiller, grid, isl_other_mw, curves, curve_ranges,
     s_turb, s_bess, s_hall, s_plant, s_ch, s_isl, s_grid,
     o_p_it, o_p_cool, o_t_gpu, o_t_tcs, o_thr, o_shed,
-    o_pm, o_p_bess, o_soc, o_f, o_rocof, o_unserved, o_other, o_load_isl, o_starts,
+    o_pm, o_p_bess, o_soc, o_f, o_rocof, o_unserved, o_other, o_load_isl, o_starts, o_status,
+    controls,
 ):  # pragma: no cover - jitted
     """Advance the plant ``n_steps`` steps of ``dt_s`` seconds; fill the ``o_*`` arrays (steps × components).
 
     ``p_demand`` (steps × halls) is the demanded IT power [MW] before throttling, capping and shedding;
     ``t_amb`` (steps,) the ambient dry-bulb [°C]. The ``s_*`` state arrays are updated in place.
     ``o_load_isl`` receives each island's served load (IT + cooling + other) [MW]; ``o_starts`` the
-    number of turbines that came online in each step.
+    number of turbines that came online in each step. ``controls`` switches the plant controls:
+    [secondary (PMS redispatch and trim), GPU capping, UFLS, auto-start] as 1.0/0.0.
     """
+    secondary = controls[0] > 0.5
+    capping = controls[1] > 0.5
+    ufls = controls[2] > 0.5
+    auto_start = controls[3] > 0.5
     n_t = turb.shape[0]
     n_b = bess.shape[0]
     n_h = hall.shape[0]
@@ -177,6 +183,18 @@ def step_segment(
             q_ref_ok[pl] += chiller[c, C_Q_REF_MW] * s_ch[c, SC_DERATE]
             ch_curve[pl] = int(chiller[c, C_CURVE])
             cop_plant[pl] = chiller[c, C_COP_REF]
+    # cooling power of a plant is booked on its chillers' islands, in proportion to working capacity
+    plant_isl_share = np.zeros((n_p, n_i))
+    for c in range(n_c):
+        if s_ch[c, SC_OK] > 0.5:
+            pl = int(chiller[c, C_PLANT])
+            plant_isl_share[pl, int(chiller[c, C_ISLAND])] += chiller[c, C_Q_REF_MW] * s_ch[c, SC_DERATE] / q_ref_ok[pl]
+    for p in range(n_p):
+        if q_ref_ok[p] <= 0.0:  # no working chiller: fans and pumps stay with the first hall's island
+            for h in range(n_h):
+                if int(hall[h, H_PLANT]) == p:
+                    plant_isl_share[p, int(hall[h, H_ISLAND])] = 1.0
+                    break
     # islanded islands step on sub-steps; units of grid-tied islands follow their references at 1 s
     isl_sub = np.zeros(n_i, dtype=np.bool_)
     for i in range(n_i):
@@ -294,7 +312,10 @@ def step_segment(
             hs[i] = 0.0
             any_starting[i] = 0.0
         for h in range(n_h):
-            load[int(hall[h, H_ISLAND])] += o_p_it[k, h] + o_p_cool[k, h]
+            load[int(hall[h, H_ISLAND])] += o_p_it[k, h]
+        for p in range(n_p):
+            for i in range(n_i):
+                load[i] += p_cool_plant[p] * plant_isl_share[p, i]
         for g in range(n_g):
             if s_grid[g, SG_CLOSED] > 0.5:
                 imp_lim[int(grid[g, G_ISLAND])] += grid[g, G_IMPORT_MW]
@@ -325,6 +346,9 @@ def step_segment(
             tied = s_isl[i, SI_TIED] > 0.5
             s_isl[i, SI_LPF] += dt_s / SMOOTH_TAU_S * (load[i] - s_isl[i, SI_LPF])
             need = load[i] + s_isl[i, SI_LOSS]
+            if not secondary:  # references stay where they are
+                pref_tot[i] = -1.0
+                continue
             if tied:
                 pref_tot[i] = max(need - imp_lim[i], 0.0)
             else:
@@ -346,7 +370,7 @@ def step_segment(
                 bess_sched[b] = 0.0
         # auto-start (PMS): keep spinning reserve ≥ the largest online unit in islanded islands
         for i in range(n_i):
-            if s_isl[i, SI_TIED] > 0.5 or any_starting[i] > 0.5:
+            if not auto_start or s_isl[i, SI_TIED] > 0.5 or any_starting[i] > 0.5:
                 continue
             if cap_on[i] - pref_tot[i] < big_unit[i]:
                 for u in range(n_t):
@@ -359,6 +383,8 @@ def step_segment(
                 s_turb[u, ST_PREF] = 0.0
                 continue
             i = int(turb[u, T_ISLAND])
+            if pref_tot[i] < 0.0:
+                continue
             target = pref_tot[i] * p_av[u] / cap_on[i] if cap_on[i] > 0.0 else 0.0
             step = turb[u, T_RAMP_MW_PER_S] * dt_s
             d = target - s_turb[u, ST_PREF]
@@ -504,14 +530,16 @@ def step_segment(
                 f = F0_HZ + s_isl[i, SI_DF]
                 # UFLS stages
                 st = int(s_isl[i, SI_STAGE])
-                while st < UFLS_HZ.shape[0] and f < UFLS_HZ[st]:
+                while ufls and st < UFLS_HZ.shape[0] and f < UFLS_HZ[st]:
                     old = UFLS_SHED[st - 1] if st > 0 else 0.0
                     st += 1
                     # shedding takes effect at once on the island load (per-second loads are refreshed next step)
                     load[i] -= (UFLS_SHED[st - 1] - old) * it_isl[i]
                     s_isl[i, SI_RESTORE] = 0.0
                 s_isl[i, SI_STAGE] = st
-                if f < CAP_ON_HZ:
+                if not capping:
+                    s_isl[i, SI_CAPFLAG] = 0.0
+                elif f < CAP_ON_HZ:
                     s_isl[i, SI_CAPFLAG] = -1.0
                 elif f > CAP_OFF_HZ:
                     s_isl[i, SI_CAPFLAG] = 1.0
@@ -519,7 +547,7 @@ def step_segment(
                     s_isl[i, SI_CAPFLAG] = 0.0
         # -------- slow controls (once per second): isochronous trim, capping, UFLS restoration
         for i in range(n_i):
-            if s_isl[i, SI_TIED] > 0.5 or s_isl[i, SI_BLACKOUT] > 0.5:
+            if s_isl[i, SI_TIED] > 0.5 or s_isl[i, SI_BLACKOUT] > 0.5 or not secondary:
                 s_isl[i, SI_TRIM] = 0.0
                 continue
             s_isl[i, SI_TRIM] -= TRIM_KI * s_isl[i, SI_DF] / F0_HZ * cap_on[i] * dt_s * F0_HZ
@@ -540,6 +568,7 @@ def step_segment(
         # -------- outputs
         for u in range(n_t):  # step means over the sub-steps: the energy delivered in the step
             o_pm[k, u] = pm_sum[u] / n_sub if s_turb[u, ST_STATUS] == STATUS_ONLINE else 0.0
+            o_status[k, u] = s_turb[u, ST_STATUS]
         for b in range(n_b):
             o_p_bess[k, b] = pb_sum[b] / n_sub if s_bess[b, SB_OK] > 0.5 else 0.0
             o_soc[k, b] = s_bess[b, SB_SOC]
