@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .plant import (
-    B_ISLAND, B_SOC0, G_ISLAND, H_ISLAND, H_GPUS_PER_RACK, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW,
+    B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, G_ISLAND, H_ISLAND, T_H_S, T_S_MVA, H_GPUS_PER_RACK, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW,
     H_RACKS, H_TDP_KW, P_T_CHW_C, T_ISLAND, T_ONLINE0, T_START_S, compile_plant,
 )
 from .scenario import Event, Scenario
@@ -290,7 +290,217 @@ def _make_workload(site, plant, sc: Scenario):
 
 
 class _Network:
-    """The AC network of the engine: compiled arrays, statuses, and the per-segment load-flow pass."""
+    """The AC network of the engine: compiled arrays, unit statuses, and the per-segment load-flow pass.
+
+    Islanded islands share their slack by inertia (H·S of online turbines); batteries hold their set
+    points; grid-tied islands use their ext_grid as the only slack. The arrays are recompiled when the
+    set of online units or closed ties changes (events, auto-starts); the load-flow state carries over
+    otherwise.
+    """
 
     def __init__(self, engine: Engine):
-        raise NotImplementedError("the numba load flow (issue 3) is not integrated yet")
+        import pandapower as pp  # noqa: F401 - the net is a pandapower net
+
+        self.eng = engine
+        self.net = engine.net
+        net, p = self.net, engine.plant
+        self.tol_mva = 1e-6
+        isl_index = {name: i for i, name in enumerate(p.names["island"])}
+        self.bus_isl = net.bus.island.map(isl_index).to_numpy()
+        gen_names = list(net.gen.name)
+        self.gen_turb = np.array([gen_names.index(n) for n in p.names["turbine"]], dtype=np.int64)
+        self.gen_bess = np.array([gen_names.index(n) for n in p.names["bess"]], dtype=np.int64)
+        eg_names = list(net.ext_grid.name)
+        self.eg_tie = np.array([eg_names.index(n) for n in p.names["grid_tie"]], dtype=np.int64)
+        load_names = list(net.load.name)
+        kinds = net.load.kind.to_numpy()
+        self.load_hall = np.array([load_names.index(n) for n in p.names["hall"]], dtype=np.int64)
+        self.load_chiller = np.array([load_names.index(n) for n in p.names["chiller"]], dtype=np.int64)
+        self.load_fixed = np.nonzero((kinds == "load") | (kinds == "boundary"))[0]
+        self.tan_phi = (net.load.q_mvar / net.load.p_mw.where(net.load.p_mw > 0, 1.0)).fillna(0.0).to_numpy()
+        self.tan_phi[net.load.p_mw.to_numpy() <= 0] = 0.0
+        # power factor of zero-power loads (chillers at no load): from the site
+        for row, c in zip(self.load_chiller, engine.site.chillers):
+            self.tan_phi[row] = np.tan(np.arccos(c.pf))
+        self.fixed_p = net.load.p_mw.to_numpy()[self.load_fixed].copy()
+        self.fixed_isl = self.bus_isl[net.bus.index.get_indexer(net.load.bus.to_numpy()[self.load_fixed])]
+        self.inertia = p.turb[:, T_H_S] * p.turb[:, T_S_MVA]
+        self.arrays = None
+        self.state = None
+        self._key = None
+        self._compile(self.eng.s_turb[:, ST_STATUS])
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": "Newton-Raphson, polar, chord (grid_models.timeseries)", "tolerance_mva": self.tol_mva,
+                "slack": "ext_grid where grid-tied; inertia-weighted distributed slack where islanded"}
+
+    # -------------------------------------------------------------- topology and statuses
+    def _compile(self, status: np.ndarray) -> None:
+        from grid_models.compile import compile_net
+
+        e, p, net = self.eng, self.eng.plant, self.net
+        online = status == STATUS_ONLINE
+        key = (tuple(online), tuple(e.s_grid[:, SG_CLOSED] > 0.5), tuple(e.s_bess[:, SB_OK] > 0.5),
+               tuple(net.line.in_service), tuple(net.trafo.in_service))
+        if key == self._key:
+            return
+        gen = net.gen
+        gen["in_service"] = False
+        gen["slack"] = False
+        gen["slack_weight"] = 0.0
+        gen.loc[gen.index[self.gen_turb[online]], "in_service"] = True
+        gen.loc[gen.index[self.gen_bess], "in_service"] = e.s_bess[:, SB_OK] > 0.5
+        net.ext_grid["in_service"] = False
+        net.ext_grid.loc[net.ext_grid.index[self.eg_tie], "in_service"] = e.s_grid[:, SG_CLOSED] > 0.5
+        for i in range(p.n_island):
+            if e.s_isl[i, SI_TIED] > 0.5:
+                continue
+            units = [u for u in range(len(p.turb)) if online[u] and int(p.turb[u, T_ISLAND]) == i]
+            if units:
+                for u in units:
+                    gen.at[gen.index[self.gen_turb[u]], "slack_weight"] = self.inertia[u]
+                ref = max(units, key=lambda u: p.turb[u, T_S_MVA])
+                gen.at[gen.index[self.gen_turb[ref]], "slack"] = True
+            else:  # batteries alone: the largest one forms the grid
+                yards = [b for b in range(len(p.bess)) if int(p.bess[b, B_ISLAND]) == i and e.s_bess[b, SB_OK] > 0.5]
+                if yards:
+                    ref = max(yards, key=lambda b: p.bess[b, 1])
+                    gen.at[gen.index[self.gen_bess[ref]], "slack"] = True
+                    gen.at[gen.index[self.gen_bess[ref]], "slack_weight"] = 1.0
+        self.arrays = compile_net(net, distributed_slack=True)
+        a = self.arrays
+        # LF island of each site island (via any energised bus of it), and weights per unit
+        self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
+        for b, i in enumerate(self.bus_isl):
+            k = a.pp_bus_internal[b]
+            if k >= 0:
+                self.lf_isl_of[i] = a.bus_island[k]
+        self.turb_share = np.zeros(len(p.turb))
+        for i in range(p.n_island):
+            units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & online)[0]
+            w = gen.slack_weight.to_numpy()[self.gen_turb[units]]
+            if w.sum() > 0:
+                self.turb_share[units] = w / w.sum()
+        br_bus = np.r_[net.line.from_bus.to_numpy(), net.trafo.hv_bus.to_numpy()]
+        self.branch_isl = self.bus_isl[net.bus.index.get_indexer(br_bus)]
+        self.state = None
+        self._key = key
+
+    def units_changed(self) -> None:
+        self._compile(self.eng.s_turb[:, ST_STATUS])
+
+    def topology_changed(self) -> None:
+        self._compile(self.eng.s_turb[:, ST_STATUS])
+
+    def set_branch(self, kind: str, name: str, in_service: bool) -> None:
+        tab = self.net.line if kind == "lines" else self.net.trafo
+        rows = tab.index[tab.name == name]
+        tab.loc[rows, "in_service"] = in_service
+        before = {isl.name for isl in self.eng.site.islands()}
+        import pandapower.topology as top
+
+        graph = top.create_nxgraph(self.net, include_out_of_service=False)
+        n_parts = len(list(top.connected_components(graph)))
+        if n_parts > len(before):
+            tab.loc[rows, "in_service"] = not in_service
+            raise NotImplementedError(f"{kind} {name!r}: splitting an island into two is not supported yet")
+        self._compile(self.eng.s_turb[:, ST_STATUS])
+
+    # -------------------------------------------------------------- the load-flow pass
+    def initial_losses(self) -> np.ndarray:
+        out = self._solve(self._nominal_profiles(), store=False)
+        return out[0][-1]
+
+    def _nominal_profiles(self):
+        net, p = self.net, self.eng.plant
+        n_load = len(net.load)
+        load_p = net.load.p_mw.to_numpy()[None, :].copy()
+        gen_p = net.gen.p_mw.to_numpy()[None, :].copy()
+        return load_p, gen_p, np.zeros((1, p.n_island))
+
+    def _profiles(self, out, rows: slice):
+        e, p, net = self.eng, self.eng.plant, self.net
+        n = rows.stop - rows.start
+        load_p = np.zeros((n, len(net.load)))
+        load_p[:, self.load_hall] = out["p_it_mw"][rows]
+        # plant cooling, shared by the working chillers in proportion to their capacity
+        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
+        for pl in range(len(p.plant)):
+            halls = p.hall[:, H_PLANT].astype(int) == pl
+            chillers = p.chiller[:, C_PLANT].astype(int) == pl
+            cool = out["p_cooling_mw"][rows][:, halls].sum(axis=1)
+            tot = ok[chillers].sum()
+            if tot > 0:
+                load_p[:, self.load_chiller[chillers]] = cool[:, None] * (ok[chillers] / tot)[None, :]
+        nominal_other = p.island_p_other_mw[self.fixed_isl]
+        scale = np.where(nominal_other > 0, out["p_other_mw"][rows][:, self.fixed_isl] / np.where(nominal_other > 0, nominal_other, 1), 0)
+        load_p[:, self.load_fixed] = self.fixed_p[None, :] * scale
+        gen_p = np.zeros((n, len(net.gen)))
+        gen_p[:, self.gen_turb] = out["p_mech_mw"][rows]
+        gen_p[:, self.gen_bess] = out["p_bess_mw"][rows]
+        return load_p, gen_p, None
+
+    def _solve(self, profiles, store: bool = True):
+        from grid_models.timeseries import bus_injections, solve_timeseries
+
+        load_p, gen_p, _ = profiles
+        a, net, p = self.arrays, self.net, self.eng.plant
+        pb, qb = bus_injections(a, load_p_mw=load_p, load_q_mvar=load_p * self.tan_phi[None, :], gen_p_mw=gen_p)
+        res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva)
+        self.state = res.state
+        n = len(load_p)
+        n_i = p.n_island
+        br_loss = res.p_from_mw + res.p_to_mw
+        loss = np.zeros((n, n_i))
+        for i in range(n_i):
+            loss[:, i] = br_loss[:, self.branch_isl == i].sum(axis=1)
+        slack = np.zeros((n, n_i))
+        for i in range(n_i):
+            k = self.lf_isl_of[i]
+            if k >= 0 and a.island_distributed[k]:
+                slack[:, i] = np.nan_to_num(res.slack_mw[:, k])
+        # each ext_grid: what its island needs beyond the units (branch losses included)
+        grid = np.zeros((n, len(self.eg_tie)))
+        bus_pos = net.bus.index.get_indexer(net.ext_grid.bus.to_numpy()[self.eg_tie])
+        for g, bpos in enumerate(bus_pos):
+            if self.eng.s_grid[g, SG_CLOSED] < 0.5:
+                continue
+            i = self.bus_isl[bpos]
+            ties_here = [gg for gg in range(len(self.eg_tie)) if self.bus_isl[bus_pos[gg]] == i and self.eng.s_grid[gg, SG_CLOSED] > 0.5]
+            if len(ties_here) == 1:
+                grid[:, g] = -pb[:, self.bus_isl == i].sum(axis=1) + loss[:, i]
+            else:  # several ties in one island: the flow out of each tie's bus
+                bus = net.ext_grid.bus.to_numpy()[self.eg_tie[g]]
+                lf = net.line.from_bus.to_numpy() == bus
+                lt = net.line.to_bus.to_numpy() == bus
+                tf = np.r_[lf, net.trafo.hv_bus.to_numpy() == bus]
+                tt = np.r_[lt, net.trafo.lv_bus.to_numpy() == bus]
+                grid[:, g] = res.p_from_mw[:, tf].sum(axis=1) + res.p_to_mw[:, tt].sum(axis=1) - pb[:, bpos]
+        return loss, slack, grid, res
+
+    def solve_segment(self, out: dict[str, np.ndarray]) -> None:
+        """Run the load flow over a segment; add vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw."""
+        p = self.eng.plant
+        status = out["turbine_status"]
+        n = len(status)
+        n_bus = len(self.net.bus)
+        out["vm_pu"] = np.empty((n, n_bus))
+        out["loading_pct"] = np.empty((n, len(self.net.line) + len(self.net.trafo)))
+        out["p_loss_mw"] = np.empty((n, p.n_island))
+        out["p_turbine_mw"] = np.empty((n, len(p.turb)))
+        out["p_grid_mw"] = np.empty((n, len(p.grid)))
+        out["lf_converged"] = np.empty(n, dtype=bool)
+        change = np.nonzero(np.any(status[1:] != status[:-1], axis=1))[0] + 1
+        bounds = [0, *change.tolist(), n]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            self._compile(status[a])
+            rows = slice(a, b)
+            loss, slack, grid, res = self._solve(self._profiles(out, rows))
+            out["vm_pu"][rows] = res.vm_pu
+            out["loading_pct"][rows] = res.loading_percent
+            out["p_loss_mw"][rows] = loss
+            out["p_turbine_mw"][rows] = out["p_mech_mw"][rows] + self.turb_share[None, :] * slack[:, p.turb[:, T_ISLAND].astype(int)]
+            out["p_grid_mw"][rows] = grid
+            out["lf_converged"][rows] = res.converged
+        last = out["p_loss_mw"][-1]
+        self.eng.s_isl[:, SI_LOSS] = np.where(np.isfinite(last), last, self.eng.s_isl[:, SI_LOSS])
