@@ -1,0 +1,563 @@
+"""Numba kernels of the AC load flow: Newton–Raphson in polar form, one dense block per island.
+
+Every kernel takes plain arrays (see :class:`grid_models.compile.GridArrays` for their meaning) and
+fills caller-allocated outputs; the numpy twins live in :mod:`grid_models.newton` and the tests run
+both. Islands are independent, so each has its own small dense Jacobian, LU factors and
+convergence test; the Jacobian of a campus island has a few dozen rows, where a dense LU is faster
+than any sparse one.
+
+Formulation (per island, per unit). Unknowns: bus angles ``θ`` except the angle reference,
+magnitudes ``|V|`` of PQ buses, and with distributed slack the island's slack power ``s``.
+Equations: for every bus with a P row ``P_i(V) − P_i^spec − w_i s = 0``; for every PQ bus
+``Q_i(V) − Q_i^spec = 0``, where ``S_i(V) = V_i conj(Σ_j Y_ij V_j)`` and ``w`` are the island's
+participation factors (``Σ w = 1``). The Jacobian uses the polar derivatives
+
+    ∂S/∂θ  = j diag(V) conj(diag(I) − Y diag(V))
+    ∂S/∂|V| = diag(V) conj(Y diag(V/|V|)) + conj(diag(I)) diag(V/|V|),       I = Y V,
+
+and ``∂P_i/∂s = −w_i`` (Tinney & Hart, "Power flow solution by Newton's method", IEEE Trans. PAS
+86(11), 1967; distributed slack with participation factors as in pandapower's ``newtonpf``).
+
+A *chord* Newton (Jacobian frozen while convergence is fast, refactorised when the mismatch falls by
+less than ``refactor_ratio`` per iteration) is what the time series uses; ``refactor_ratio = 0`` gives
+the full Newton method.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "newton_island", "solve_snapshot",
+    "branch_flows", "timeseries",
+]
+
+#: a mismatch above this [pu] is taken as divergence
+DIVERGED_PU = 1e10
+
+
+@njit(cache=True)
+def mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row,
+                    f):  # pragma: no cover
+    """Fill the mismatch vector of one island; return ``max |f|``.
+
+    ``f[p_row[i]] = Re S_i − p_spec[i] − bus_w[i]·slack[isl]`` and ``f[q_row[i]] = Im S_i − q_spec[i]``
+    with ``S = V ∘ conj(Y V)`` (Ybus in CSR: ``yp`` indptr, ``yj`` indices, ``yx`` values).
+
+    Parameters
+    ----------
+    isl : int
+    yp, yj : ndarray(int64)
+    yx : ndarray(complex128)
+    v : ndarray(complex128, n_bus)
+    p_spec, q_spec : ndarray(float64, n_bus)
+        Scheduled injections [pu].
+    bus_w : ndarray(float64, n_bus)
+    slack : ndarray(float64, n_island)
+    isl_ptr, isl_buses, p_row, q_row : ndarray(int64)
+    f : ndarray(float64, >= island dim), output
+
+    Returns
+    -------
+    float
+        Largest absolute mismatch [pu].
+    """
+    norm = 0.0
+    s_isl = slack[isl]
+    for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
+        i = isl_buses[k]
+        pr = p_row[i]
+        qr = q_row[i]
+        if pr < 0 and qr < 0:
+            continue
+        acc = 0j
+        for n in range(yp[i], yp[i + 1]):
+            acc += yx[n] * v[yj[n]]
+        s = v[i] * acc.conjugate()
+        if pr >= 0:
+            x = s.real - p_spec[i] - bus_w[i] * s_isl
+            f[pr] = x
+            if abs(x) > norm:
+                norm = abs(x)
+        if qr >= 0:
+            x = s.imag - q_spec[i]
+            f[qr] = x
+            if abs(x) > norm:
+                norm = abs(x)
+    if not math.isfinite(norm):
+        norm = np.inf
+    return norm
+
+
+@njit(cache=True)
+def jacobian_island(isl, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, va_col, vm_col, p_row, q_row, slack_col,
+                    dim, jac):  # pragma: no cover
+    """Fill the dense Jacobian of one island (column-major, ``jac[c * dim + r]``).
+
+    Rows/columns as in :func:`mismatch_island`; columns ``va_col`` (angles), ``vm_col`` (PQ
+    magnitudes) and ``slack_col[isl]`` (``∂P_i/∂s = −w_i``).
+
+    Parameters
+    ----------
+    jac : ndarray(float64, >= dim*dim), output (overwritten)
+    """
+    for r in range(dim * dim):
+        jac[r] = 0.0
+    sc = slack_col[isl]
+    for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
+        i = isl_buses[k]
+        pr = p_row[i]
+        qr = q_row[i]
+        if pr < 0 and qr < 0:
+            continue
+        vi = v[i]
+        cur = 0j
+        for n in range(yp[i], yp[i + 1]):
+            j = yj[n]
+            yv = yx[n] * v[j]
+            cur += yv
+            ca = va_col[j]
+            cm = vm_col[j]
+            # off-diagonal parts: dS_i/dθ_j = -j V_i conj(Y_ij V_j); dS_i/d|V_j| = V_i conj(Y_ij V_j / |V_j|)
+            d_a = -1j * vi * yv.conjugate()
+            if ca >= 0:
+                if pr >= 0:
+                    jac[ca * dim + pr] += d_a.real
+                if qr >= 0:
+                    jac[ca * dim + qr] += d_a.imag
+            if cm >= 0:
+                d_m = vi * (yv / abs(v[j])).conjugate()
+                if pr >= 0:
+                    jac[cm * dim + pr] += d_m.real
+                if qr >= 0:
+                    jac[cm * dim + qr] += d_m.imag
+        # diagonal parts: dS_i/dθ_i += j V_i conj(I_i); dS_i/d|V_i| += conj(I_i) V_i / |V_i|
+        ca = va_col[i]
+        cm = vm_col[i]
+        if ca >= 0:
+            d_a = 1j * vi * cur.conjugate()
+            if pr >= 0:
+                jac[ca * dim + pr] += d_a.real
+            if qr >= 0:
+                jac[ca * dim + qr] += d_a.imag
+        if cm >= 0:
+            d_m = cur.conjugate() * vi / abs(vi)
+            if pr >= 0:
+                jac[cm * dim + pr] += d_m.real
+            if qr >= 0:
+                jac[cm * dim + qr] += d_m.imag
+        if sc >= 0 and pr >= 0:
+            jac[sc * dim + pr] = -bus_w[i]
+
+
+@njit(cache=True)
+def lu_factor(a, off, n, piv, poff):  # pragma: no cover
+    """LU factorisation with partial pivoting, in place (``P A = L U``, unit lower ``L``).
+
+    ``a[off : off + n*n]`` holds the matrix column-major (``A[r, c] = a[off + c*n + r]``), so the
+    inner loops run down contiguous columns; ``piv[poff + k]`` receives the row swapped with row
+    ``k``. Returns False if a pivot is zero or not finite (singular matrix).
+    """
+    for k in range(n):
+        col_k = a[off + k * n:off + k * n + n]
+        p = k
+        big = abs(col_k[k])
+        for r in range(k + 1, n):
+            x = abs(col_k[r])
+            if x > big:
+                big = x
+                p = r
+        piv[poff + k] = p
+        if big == 0.0 or not math.isfinite(big):
+            return False
+        if p != k:
+            for c in range(n):
+                cc = off + c * n
+                t = a[cc + k]
+                a[cc + k] = a[cc + p]
+                a[cc + p] = t
+        inv = 1.0 / col_k[k]
+        for r in range(k + 1, n):
+            col_k[r] *= inv
+        for c in range(k + 1, n):
+            col_c = a[off + c * n:off + c * n + n]
+            m = col_c[k]
+            if m != 0.0:
+                for r in range(k + 1, n):
+                    col_c[r] -= col_k[r] * m
+    return True
+
+
+@njit(cache=True)
+def lu_solve(a, off, n, piv, poff, b):  # pragma: no cover
+    """Solve ``A x = b`` in place in ``b[:n]`` from the column-major factors of :func:`lu_factor`."""
+    for k in range(n):
+        p = piv[poff + k]
+        if p != k:
+            t = b[k]
+            b[k] = b[p]
+            b[p] = t
+    for c in range(n):  # L y = P b, column by column
+        x = b[c]
+        if x != 0.0:
+            col = a[off + c * n:off + c * n + n]
+            for r in range(c + 1, n):
+                b[r] -= col[r] * x
+    for c in range(n - 1, -1, -1):  # U x = y
+        col = a[off + c * n:off + c * n + n]
+        x = b[c] / col[c]
+        b[c] = x
+        if x != 0.0:
+            for r in range(c):
+                b[r] -= col[r] * x
+
+
+@njit(cache=True)
+def lu_invert(a, off, n, piv, poff):  # pragma: no cover
+    """Replace the factors of :func:`lu_factor` in ``a`` by the inverse matrix (column-major).
+
+    Column ``j`` of ``A⁻¹`` solves ``A x = e_j``. For a matrix that is applied many times (the
+    chord method) a matrix–vector product is several times cheaper than two triangular solves.
+    """
+    work = np.zeros(n * n)
+    for j in range(n):
+        col = work[j * n:j * n + n]
+        col[j] = 1.0
+        lu_solve(a, off, n, piv, poff, col)
+    for k in range(n * n):
+        a[off + k] = work[k]
+
+
+@njit(cache=True)
+def inv_apply(a, off, n, f, dx):  # pragma: no cover
+    """``dx = A⁻¹ f`` with the column-major inverse from :func:`lu_invert`."""
+    for r in range(n):
+        dx[r] = 0.0
+    for c in range(n):
+        x = f[c]
+        if x != 0.0:
+            col = a[off + c * n:off + c * n + n]
+            for r in range(n):
+                dx[r] += col[r] * x
+
+
+@njit(cache=True)
+def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
+    """``v · (vm_new / vm_old) · exp(j·dva)``; a Taylor series replaces cos/sin for small steps.
+
+    For ``|dva| <= 0.05`` rad the series (to the 9th power) is exact to double precision.
+    """
+    if abs(dva) <= 0.05:
+        d2 = dva * dva
+        c = 1.0 - d2 * (0.5 - d2 * (1.0 / 24.0 - d2 * (1.0 / 720.0 - d2 * (1.0 / 40320.0))))
+        s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
+        return v * (vm_new / vm_old) * complex(c, s)
+    return v * (vm_new / vm_old) * complex(math.cos(dva), math.sin(dva))
+
+
+@njit(cache=True)
+def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr, isl_buses, isl_dim, va_col,
+                  vm_col, p_row, q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
+                  refactor_ratio):  # pragma: no cover
+    """Newton–Raphson (polar form) on one island, from the voltages in ``v``/``vm``/``va``.
+
+    Full Newton (``refactor_ratio <= 0``): the Jacobian is rebuilt and LU-factorised at every
+    iteration. Chord method (``refactor_ratio > 0``): ``lu`` holds the *inverse* of the island's
+    Jacobian (:func:`lu_invert`), reused while ``have_lu[isl]`` is set and each iteration reduces
+    the mismatch by at least the factor ``refactor_ratio``; otherwise it is rebuilt at the current
+    point. Stops when ``max|f| < tol``, after ``max_iter`` updates, on a non-finite or diverging
+    mismatch, or on a singular Jacobian — never raises. ``f`` and ``dx`` are work vectors of at
+    least the island's dimension.
+
+    Returns
+    -------
+    converged : bool
+    iterations : int
+        Updates of the voltages.
+    norm : float
+        Final largest mismatch [pu].
+    factorisations : int
+    """
+    dim = isl_dim[isl]
+    lo = lu_off[isl]
+    po = piv_off[isl]
+    norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row, f)
+    prev = np.inf
+    it = 0
+    nfact = 0
+    sc = slack_col[isl]
+    while True:
+        if norm < tol:
+            return True, it, norm, nfact
+        if it >= max_iter or not (norm < DIVERGED_PU):
+            return False, it, norm, nfact
+        if (not have_lu[isl]) or refactor_ratio <= 0.0 or norm > refactor_ratio * prev:
+            jacobian_island(isl, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, va_col, vm_col, p_row, q_row, slack_col,
+                            dim, lu[lo:lo + dim * dim])
+            nfact += 1
+            if not lu_factor(lu, lo, dim, piv, po):
+                have_lu[isl] = False
+                return False, it, norm, nfact
+            if refactor_ratio > 0.0:
+                lu_invert(lu, lo, dim, piv, po)
+            have_lu[isl] = True
+        if refactor_ratio > 0.0:
+            inv_apply(lu, lo, dim, f, dx)
+            for r in range(dim):
+                f[r] = dx[r]
+        else:
+            lu_solve(lu, lo, dim, piv, po, f)
+        # x_{k+1} = x_k - J^{-1} f
+        for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
+            i = isl_buses[k]
+            ca = va_col[i]
+            cm = vm_col[i]
+            if ca < 0 and cm < 0:
+                continue
+            dva = 0.0
+            vm_old = vm[i]
+            if ca >= 0:
+                dva = -f[ca]
+                va[i] += dva
+            if cm >= 0:
+                vm[i] -= f[cm]
+            v[i] = rotate(v[i], vm_old, vm[i], dva)
+        if sc >= 0:
+            slack[isl] -= f[sc]
+        it += 1
+        prev = norm
+        norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row,
+                               f)
+
+
+@njit(cache=True)
+def solve_snapshot(yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr, isl_buses, isl_dim, va_col,
+                   vm_col, p_row, q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, tol, max_iter,
+                   refactor_ratio, isl_converged, isl_iterations, isl_norm):  # pragma: no cover
+    """Solve every island of one operating point (see :func:`newton_island`).
+
+    Fills ``isl_converged``, ``isl_iterations`` and ``isl_norm`` (per island) and returns the number of
+    factorisations.
+    """
+    n_island = len(isl_dim)
+    maxdim = 1
+    for i in range(n_island):
+        if isl_dim[i] > maxdim:
+            maxdim = isl_dim[i]
+    f = np.empty(maxdim)
+    dx = np.empty(maxdim)
+    nfact = 0
+    for isl in range(n_island):
+        if isl_dim[isl] == 0:
+            isl_converged[isl] = True
+            isl_iterations[isl] = 0
+            isl_norm[isl] = 0.0
+            continue
+        ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
+                                         isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu, lu_off, piv,
+                                         piv_off, have_lu, f, dx, tol, max_iter, refactor_ratio)
+        isl_converged[isl] = ok
+        isl_iterations[isl] = it
+        isl_norm[isl] = norm
+        nfact += nf
+    return nfact
+
+
+@njit(cache=True)
+def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t, base_mva, p_f, q_f, p_t, q_t,
+                 i_ka, loading):  # pragma: no cover
+    """Branch flows at both ends for one voltage vector.
+
+    ``I_f = y_ff V_f + y_ft V_t``, ``S_f = V_f conj(I_f)`` (likewise at the to end), currents
+    ``|I| · base_mva / (√3 · kV)``, loading ``100 · max(i_f / i_rated_f, i_t / i_rated_t)``.
+    Inactive branches (``br_f < 0`` or ``br_t < 0`` or zero admittances) get zero flows.
+
+    Parameters
+    ----------
+    kv_f, kv_t : ndarray(float64, n_branch)
+        Base voltage of the buses at each end [kV].
+    p_f, q_f, p_t, q_t, i_ka, loading : ndarray(n_branch), outputs
+        [MW], [Mvar], [MW], [Mvar], [kA] (larger end), [%].
+    """
+    sq3 = math.sqrt(3.0)
+    for b in range(len(br_f)):
+        f = br_f[b]
+        t = br_t[b]
+        if f < 0 or t < 0:
+            p_f[b] = 0.0
+            q_f[b] = 0.0
+            p_t[b] = 0.0
+            q_t[b] = 0.0
+            i_ka[b] = 0.0
+            loading[b] = 0.0
+            continue
+        vf = v[f]
+        vt = v[t]
+        cf = yff[b] * vf + yft[b] * vt
+        ct = ytf[b] * vf + ytt[b] * vt
+        sf = vf * cf.conjugate() * base_mva
+        st = vt * ct.conjugate() * base_mva
+        p_f[b] = sf.real
+        q_f[b] = sf.imag
+        p_t[b] = st.real
+        q_t[b] = st.imag
+        a_f = abs(cf) * base_mva / (sq3 * kv_f[b])
+        a_t = abs(ct) * base_mva / (sq3 * kv_t[b])
+        i_ka[b] = max(a_f, a_t)
+        loading[b] = 100.0 * max(_ratio(a_f, i_rated_f[b]), _ratio(a_t, i_rated_t[b]))
+
+
+@njit(cache=True)
+def _ratio(i, rated):  # pragma: no cover
+    if rated != 0.0:
+        return i / rated
+    return 0.0 if i == 0.0 else np.inf
+
+
+@njit(cache=True)
+def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row,
+               q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, pp_internal, p_pp_pu, q_pp_pu, tol, max_iter,
+               refactor_ratio, base_mva, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t,
+               with_branches, vm_out, va_out, converged_out, iter_out, norm_out, slack_out, p_f_out, q_f_out,
+               p_t_out, q_t_out, i_out, loading_out):  # pragma: no cover
+    """Solve a sequence of operating points, warm-started step to step (chord Newton per island).
+
+    Step ``k`` sums the injections ``p_pp_pu[k]``, ``q_pp_pu[k]`` (per pandapower bus, per unit) onto
+    internal buses, solves every island by :func:`newton_island` from the previous step's voltages,
+    slack and LU factors, and writes voltages per pandapower bus, the slack power per island [MW],
+    convergence data and, if ``with_branches``, branch flows (see :func:`branch_flows`). Buses and
+    branches of an island that did not converge get NaN for that step (``converged_out[k]`` is then
+    False), and the island restarts the next step from its last converged point with a fresh
+    Jacobian. Buses that are not energised are NaN throughout.
+
+    The state arguments (``v``, ``vm``, ``va``, ``slack``, ``lu``, ``piv``, ``have_lu``) are
+    updated in place, so consecutive chunks continue where the previous one stopped.
+
+    Parameters
+    ----------
+    p_pp_pu, q_pp_pu : ndarray(float64, (n_steps, n_pp_bus))
+        Net injection (generation − load) per pandapower bus [pu].
+    vm_out, va_out : ndarray((n_steps, n_pp_bus)), outputs
+        [pu], [degree].
+    converged_out : ndarray(bool, n_steps)
+    iter_out : ndarray(int64, n_steps)
+        Largest number of updates among the islands.
+    norm_out : ndarray(float64, n_steps)
+        Largest final mismatch [MVA].
+    slack_out : ndarray((n_steps, n_island))
+        Slack power of distributed-slack islands [MW]; NaN for single-slack islands.
+    p_f_out, q_f_out, p_t_out, q_t_out, i_out, loading_out : ndarray((n_steps, n_branch)), outputs
+
+    Returns
+    -------
+    int
+        Number of Jacobian factorisations.
+    """
+    n_steps = p_pp_pu.shape[0]
+    n_pp = len(pp_internal)
+    n_bus = len(v)
+    n_island = len(isl_dim)
+    n_br = len(br_f)
+    maxdim = 1
+    for i in range(n_island):
+        if isl_dim[i] > maxdim:
+            maxdim = isl_dim[i]
+    f = np.empty(maxdim)
+    dx = np.empty(maxdim)
+    p_spec = np.zeros(n_bus)
+    q_spec = np.zeros(n_bus)
+    v_good = v.copy()
+    vm_good = vm.copy()
+    va_good = va.copy()
+    slack_good = slack.copy()
+    isl_ok = np.ones(n_island, dtype=np.bool_)
+    pf = np.empty(n_br)
+    qf = np.empty(n_br)
+    pt = np.empty(n_br)
+    qt = np.empty(n_br)
+    ib = np.empty(n_br)
+    ld = np.empty(n_br)
+    nfact = 0
+    rad2deg = 180.0 / math.pi
+    for k in range(n_steps):
+        if k % 256 == 0:  # undo the rounding drift of the incremental rotations
+            for i in range(n_bus):
+                v[i] = vm[i] * complex(math.cos(va[i]), math.sin(va[i]))
+        for i in range(n_bus):
+            p_spec[i] = 0.0
+            q_spec[i] = 0.0
+        for b in range(n_pp):
+            i = pp_internal[b]
+            if i >= 0:
+                p_spec[i] += p_pp_pu[k, b]
+                q_spec[i] += q_pp_pu[k, b]
+        all_ok = True
+        iters = 0
+        worst = 0.0
+        for isl in range(n_island):
+            ok = True
+            if isl_dim[isl] > 0:
+                ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
+                                                 isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu,
+                                                 lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
+                                                 refactor_ratio)
+                nfact += nf
+                if it > iters:
+                    iters = it
+                if not (norm <= worst):
+                    worst = norm if math.isfinite(norm) else np.inf
+            isl_ok[isl] = ok
+            if ok and slack_col[isl] >= 0:
+                slack_out[k, isl] = slack[isl] * base_mva
+            else:
+                slack_out[k, isl] = np.nan
+            if ok:
+                for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
+                    i = isl_buses[kk]
+                    v_good[i] = v[i]
+                    vm_good[i] = vm[i]
+                    va_good[i] = va[i]
+                slack_good[isl] = slack[isl]
+            else:
+                all_ok = False
+                for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
+                    i = isl_buses[kk]
+                    v[i] = v_good[i]
+                    vm[i] = vm_good[i]
+                    va[i] = va_good[i]
+                slack[isl] = slack_good[isl]
+                have_lu[isl] = False
+        converged_out[k] = all_ok
+        iter_out[k] = iters
+        norm_out[k] = worst * base_mva
+        for b in range(n_pp):
+            i = pp_internal[b]
+            if i >= 0 and isl_ok[bus_island[i]]:
+                vm_out[k, b] = vm[i]
+                va_out[k, b] = va[i] * rad2deg
+            else:
+                vm_out[k, b] = np.nan
+                va_out[k, b] = np.nan
+        if with_branches:
+            branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t, base_mva, pf, qf, pt,
+                         qt, ib, ld)
+            for b in range(n_br):
+                i = br_f[b]
+                if i >= 0 and not isl_ok[bus_island[i]]:
+                    p_f_out[k, b] = np.nan
+                    q_f_out[k, b] = np.nan
+                    p_t_out[k, b] = np.nan
+                    q_t_out[k, b] = np.nan
+                    i_out[k, b] = np.nan
+                    loading_out[k, b] = np.nan
+                else:
+                    p_f_out[k, b] = pf[b]
+                    q_f_out[k, b] = qf[b]
+                    p_t_out[k, b] = pt[b]
+                    q_t_out[k, b] = qt[b]
+                    i_out[k, b] = ib[b]
+                    loading_out[k, b] = ld[b]
+    return nfact

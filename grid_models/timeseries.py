@@ -1,0 +1,218 @@
+"""Time series of AC load flows: T operating points solved in one numba call.
+
+:func:`solve_timeseries` takes the net injection of every pandapower bus at every step (a ``T × buses``
+matrix, built from element profiles by :func:`bus_injections`) and solves them in order inside one
+compiled call (:func:`grid_models.newton_numba.timeseries`): each step starts from the previous
+step's voltages and slack, and the chord Newton keeps each island's LU factors for as long as the
+mismatch keeps falling fast (refactorising when it slows; Tinney & Hart 1967 for the Newton–Raphson
+polar form, distributed slack by participation factors as pandapower's ``newtonpf``). The returned
+:class:`LoadFlowState` continues the next chunk where this one stopped.
+
+The engine calls it once per chunk of simulated seconds; a scipy twin
+(:func:`grid_models.newton.timeseries`) serves the tests.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import newton as _np_newton
+from . import newton_numba as _nb
+from .compile import GridArrays
+from .powerflow import LoadFlowState, solve
+
+__all__ = ["TimeSeriesResult", "bus_injections", "solve_timeseries"]
+
+
+class TimeSeriesResult(NamedTuple):
+    """Outcome of :func:`solve_timeseries`; arrays have one row per step.
+
+    Attributes
+    ----------
+    vm_pu, va_degree : ndarray (n_steps, n_pp_bus)
+        Voltage per pandapower bus (``net.bus`` row order) [pu], [degree]; NaN if not energised or
+        if the bus's island did not converge at that step.
+    converged : ndarray(bool, n_steps)
+    iterations : ndarray(int64, n_steps)
+        Largest number of Newton updates among the islands.
+    max_mismatch_mva : ndarray(n_steps)
+        Largest final power mismatch [MVA].
+    slack_mw : ndarray (n_steps, n_island)
+        Slack power of each distributed-slack island [MW] (what its machines pick up beyond their set
+        points, shared by participation factors); NaN for single-slack islands.
+    p_from_mw, q_from_mvar, p_to_mw, q_to_mvar, i_ka, loading_percent : ndarray (n_steps, n_branch) or None
+        Branch flows (lines, then trafos; ``arrays.line_branch`` / ``trafo_branch`` map rows), at the
+        from (hv) and to (lv) ends [MW], [Mvar], larger-end current [kA], loading [%].
+    factorisations : int
+        Jacobian factorisations over the whole series.
+    state : LoadFlowState
+        Where the series ended: pass it to the next call to continue.
+    """
+
+    vm_pu: np.ndarray
+    va_degree: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    max_mismatch_mva: np.ndarray
+    slack_mw: np.ndarray
+    p_from_mw: np.ndarray | None
+    q_from_mvar: np.ndarray | None
+    p_to_mw: np.ndarray | None
+    q_to_mvar: np.ndarray | None
+    i_ka: np.ndarray | None
+    loading_percent: np.ndarray | None
+    factorisations: int
+    state: LoadFlowState
+
+
+def _profile(values, nominal, active, n_steps):
+    if values is None:
+        return np.broadcast_to(np.where(active, nominal, 0.0), (n_steps, len(nominal)))
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[None, :]
+    if values.shape[1] != len(nominal):
+        raise ValueError(f"expected {len(nominal)} columns, got {values.shape[1]}")
+    return np.where(active, np.broadcast_to(values, (n_steps, len(nominal))), 0.0)
+
+
+def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen_p_mw=None, sgen_q_mvar=None,
+                   storage_p_mw=None, storage_q_mvar=None, gen_p_mw=None, n_steps: int | None = None):
+    """Net injection per pandapower bus from element profiles.
+
+    Each argument is a profile of one element table, shape ``(n_steps, n_element)`` (or
+    ``(n_element,)`` for a constant), in the table's row order and in actual MW/Mvar (pandapower's
+    ``p_mw · scaling``); ``None`` keeps the net's values. Elements that are out of service or on a
+    dead bus contribute nothing. Generators contribute active power only (their reactive power is
+    solved); ext_grids nothing (they are slack).
+
+    Parameters
+    ----------
+    arrays : GridArrays
+    load_p_mw, load_q_mvar, sgen_p_mw, sgen_q_mvar, storage_p_mw, storage_q_mvar, gen_p_mw : array_like, optional
+        Consumption of loads and storage, production of sgens and gens [MW], [Mvar].
+    n_steps : int, optional
+        Number of steps when every profile is constant (default 1).
+
+    Returns
+    -------
+    p_mw, q_mvar : ndarray (n_steps, n_pp_bus)
+        Generation − consumption at each bus of ``net.bus`` [MW], [Mvar].
+    """
+    given = [x for x in (load_p_mw, load_q_mvar, sgen_p_mw, sgen_q_mvar, storage_p_mw, storage_q_mvar, gen_p_mw)
+             if x is not None and np.ndim(x) == 2]
+    if n_steps is None:
+        n_steps = len(given[0]) if given else 1
+    n_pp = arrays.n_pp_bus
+    p = np.zeros((n_steps, n_pp))
+    q = np.zeros((n_steps, n_pp))
+    parts = (
+        (arrays.load_pp_bus, arrays.load_active, -1.0, (load_p_mw, arrays.load_p_mw), (load_q_mvar, arrays.load_q_mvar)),
+        (arrays.storage_pp_bus, arrays.storage_active, -1.0, (storage_p_mw, arrays.storage_p_mw),
+         (storage_q_mvar, arrays.storage_q_mvar)),
+        (arrays.sgen_pp_bus, arrays.sgen_active, 1.0, (sgen_p_mw, arrays.sgen_p_mw), (sgen_q_mvar, arrays.sgen_q_mvar)),
+        (arrays.gen_pp_bus, arrays.gen_active, 1.0, (gen_p_mw, arrays.gen_p_mw), None),
+    )
+    for pos, active, sign, p_prof, q_prof in parts:
+        if not len(pos):
+            continue
+        agg = np.zeros((len(pos), n_pp))
+        agg[np.arange(len(pos)), pos] = sign
+        p += _profile(p_prof[0], p_prof[1], active, n_steps) @ agg
+        if q_prof is not None:
+            q += _profile(q_prof[0], q_prof[1], active, n_steps) @ agg
+    return p, q
+
+
+def _to_internal(arrays: GridArrays, p_pp: np.ndarray) -> np.ndarray:
+    out = np.zeros(arrays.n_bus)
+    live = arrays.pp_bus_internal >= 0
+    np.add.at(out, arrays.pp_bus_internal[live], p_pp[live])
+    return out
+
+
+def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState | None = None,
+                     tolerance_mva: float = 1e-8, max_iteration: int = 20, refactor_ratio: float = 0.1,
+                     branch_flows: bool = True, dtype=np.float64, solver: str = "numba") -> TimeSeriesResult:
+    """Solve a sequence of operating points, warm-started, reusing factorisations (chord Newton).
+
+    Parameters
+    ----------
+    arrays : GridArrays
+        From :func:`grid_models.compile.compile_net` (usually with ``distributed_slack=True``).
+    p_mw, q_mvar : array_like (n_steps, n_pp_bus)
+        Net injection (generation − consumption) at each bus of ``net.bus`` [MW], [Mvar], e.g. from
+        :func:`bus_injections`. Reactive injection at PV/REF buses is solved, not imposed; active
+        injection at REF buses of single-slack islands likewise.
+    state : LoadFlowState, optional
+        Where to start (the ``state`` of a previous result). Default: a full Newton solve of the
+        first step from a DC start.
+    tolerance_mva : float
+        Largest power mismatch at convergence [MVA].
+    max_iteration : int
+        Newton updates per island and step; a diverging step stops there and is reported.
+    refactor_ratio : float
+        Refactorise an island's Jacobian when an iteration reduces its mismatch by less than this
+        factor (0: every iteration, i.e. full Newton).
+    branch_flows : bool
+        Also compute branch flows and loading at every step.
+    dtype : numpy dtype
+        Of the voltage and flow outputs (``np.float32`` halves their memory).
+    solver : {"numba", "numpy"}
+        The compiled kernel or its scipy twin (slow; for tests).
+
+    Returns
+    -------
+    TimeSeriesResult
+    """
+    p = np.ascontiguousarray(np.atleast_2d(np.asarray(p_mw, dtype=np.float64))) / arrays.base_mva
+    q = np.ascontiguousarray(np.atleast_2d(np.asarray(q_mvar, dtype=np.float64))) / arrays.base_mva
+    if p.shape != q.shape or p.shape[1] != arrays.n_pp_bus:
+        raise ValueError(f"p_mw and q_mvar must both be (n_steps, {arrays.n_pp_bus}); got {p.shape}, {q.shape}")
+    n_steps = p.shape[0]
+    if state is None:
+        first = solve(arrays, _to_internal(arrays, p[0] * arrays.base_mva), _to_internal(arrays, q[0] * arrays.base_mva),
+                      init="dc", tolerance_mva=tolerance_mva, max_iteration=max(max_iteration, 20),
+                      solver="numba" if solver == "numba" else "numpy")
+        state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, first.slack_mw / arrays.base_mva)
+    tol_pu = tolerance_mva / arrays.base_mva
+    n_pp, n_br, n_isl = arrays.n_pp_bus, arrays.n_branch, arrays.n_island
+
+    if solver == "numpy":
+        out = _np_newton.timeseries(arrays, state.vm_pu, state.va_rad, state.slack_pu, p, q, tol_pu, max_iteration,
+                                    refactor_ratio, branch_flows)
+        state.v[:] = state.vm_pu * np.exp(1j * state.va_rad)
+        state.have_lu[:] = False
+        flows = [out[k].astype(dtype) if branch_flows else None
+                 for k in ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")]
+        return TimeSeriesResult(out["vm_pu"].astype(dtype), out["va_degree"].astype(dtype), out["converged"],
+                                out["iterations"], out["max_mismatch_mva"], out["slack_mw"], *flows,
+                                int(out["factorisations"]), state)
+    if solver != "numba":
+        raise ValueError(f"solver must be 'numba' or 'numpy', not {solver!r}")
+
+    vm_out = np.empty((n_steps, n_pp), dtype)
+    va_out = np.empty((n_steps, n_pp), dtype)
+    conv = np.zeros(n_steps, np.bool_)
+    iters = np.zeros(n_steps, np.int64)
+    norms = np.zeros(n_steps)
+    slack = np.empty((n_steps, n_isl))
+    shape = (n_steps, n_br) if branch_flows else (0, n_br)
+    flows = [np.empty(shape, dtype) for _ in range(6)]
+    kv = arrays.bus_base_kv
+    kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
+    kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)
+    nfact = _nb.timeseries(
+        arrays.ybus_indptr, arrays.ybus_indices, arrays.ybus_data, state.v, state.vm_pu, state.va_rad, state.slack_pu,
+        arrays.bus_slack_weight, arrays.bus_island, arrays.island_bus_ptr, arrays.island_buses, arrays.island_dim,
+        arrays.bus_va_col, arrays.bus_vm_col, arrays.bus_p_row, arrays.bus_q_row, arrays.island_slack_col, state.lu,
+        state.lu_off, state.piv, state.piv_off, state.have_lu, arrays.pp_bus_internal, p, q, tol_pu,
+        int(max_iteration), float(refactor_ratio), arrays.base_mva, arrays.branch_from, arrays.branch_to,
+        arrays.branch_yff, arrays.branch_yft, arrays.branch_ytf, arrays.branch_ytt, kv_f, kv_t,
+        arrays.branch_i_rated_from_ka, arrays.branch_i_rated_to_ka, bool(branch_flows), vm_out, va_out, conv, iters,
+        norms, slack, *flows)
+    if not branch_flows:
+        flows = [None] * 6
+    return TimeSeriesResult(vm_out, va_out, conv, iters, norms, slack, *flows, int(nfact), state)
