@@ -70,26 +70,24 @@ def build_net(site, op=None, t_amb_c: float | None = None) -> pp.pandapowerNet:
         if bd.direction == "import":
             pp.create_ext_grid(net, bus_ix[bd.bus], vm_pu=bd.vm_pu, name=bd.id, slack_weight=1.0)
 
-    # Generating units: turbines, then batteries; the islanded reference is chosen afterwards.
-    kinds, weights = [], []
+    # Generating units: turbines, then batteries (one vectorised call); the islanded reference is chosen afterwards.
+    units = []  # bus, p, vm, sn, name, in_service, p_max, p_min, kind, weight
     for t in site.turbines:
         if t.state == "out":
             continue
         m = site.turbine_model(t)
         online = t.state == "online"
-        pp.create_gen(
-            net, bus_ix[t.bus], p_mw=op.p_turbine_mw.get(t.id, 0.0), vm_pu=t.vm_pu, sn_mva=m.p_iso_mw / m.pf,
-            name=t.id, in_service=online, max_p_mw=m.p_iso_mw, min_p_mw=0.0,
-        )
-        kinds.append("turbine")
-        weights.append(m.p_iso_mw / m.droop_pct if online else 0.0)
+        units.append((t.bus, op.p_turbine_mw.get(t.id, 0.0), t.vm_pu, m.p_iso_mw / m.pf, t.id, online, m.p_iso_mw, 0.0,
+                      "turbine", m.p_iso_mw / m.droop_pct if online else 0.0))
     for b in site.bess:
-        pp.create_gen(
-            net, bus_ix[b.bus], p_mw=op.p_bess_mw.get(b.id, 0.0), vm_pu=1.0, sn_mva=b.p_mw, name=b.id,
-            max_p_mw=b.p_mw, min_p_mw=-b.p_mw,
-        )
-        kinds.append("bess")
-        weights.append(b.p_mw / b.droop_pct)
+        units.append((b.bus, op.p_bess_mw.get(b.id, 0.0), 1.0, b.p_mw, b.id, True, b.p_mw, -b.p_mw, "bess",
+                      b.p_mw / b.droop_pct))
+    if units:
+        cols = list(zip(*units))
+        pp.create_gens(net, [bus_ix[x] for x in cols[0]], p_mw=list(cols[1]), vm_pu=list(cols[2]), sn_mva=list(cols[3]),
+                       name=list(cols[4]), in_service=list(cols[5]), max_p_mw=list(cols[6]), min_p_mw=list(cols[7]))
+    kinds = [u[8] for u in units]
+    weights = [u[9] for u in units]
     net.gen["kind"] = kinds
     net.gen["slack_weight"] = 0.0
     net.gen["slack"] = False
@@ -105,20 +103,15 @@ def build_net(site, op=None, t_amb_c: float | None = None) -> pp.pandapowerNet:
         ref = max(idx, key=lambda i: (kinds[i] == "turbine", net.gen.sn_mva.iat[i]))
         net.gen.iat[ref, net.gen.columns.get_loc("slack")] = True
 
-    load_kinds = []
-
-    def add_load(bus: str, p_mw: float, pf: float, name: str, kind: str) -> None:
-        pp.create_load(net, bus_ix[bus], p_mw=p_mw, q_mvar=p_mw * math.tan(math.acos(pf)), name=name)
-        load_kinds.append(kind)
-
-    for h in site.halls:
-        add_load(h.bus, op.p_it_mw[h.id], h.pf, h.id, "hall")
-    for c in site.chillers:
-        add_load(c.bus, op.p_chiller_mw.get(c.id, 0.0), c.pf, c.id, "chiller")
-    for ld in site.loads:
-        add_load(ld.bus, op.p_load_mw[ld.id], ld.pf, ld.id, "load")
-    for bd in site.boundaries:
-        if bd.direction == "export":
-            add_load(bd.bus, op.p_load_mw[bd.id], 0.98, bd.id, "boundary")
+    rows: list[tuple[str, float, float, str, str]] = []  # bus, p, pf, name, kind
+    rows += [(h.bus, op.p_it_mw[h.id], h.pf, h.id, "hall") for h in site.halls]
+    rows += [(c.bus, op.p_chiller_mw.get(c.id, 0.0), c.pf, c.id, "chiller") for c in site.chillers]
+    rows += [(ld.bus, op.p_load_mw[ld.id], ld.pf, ld.id, "load") for ld in site.loads]
+    rows += [(bd.bus, op.p_load_mw[bd.id], 0.98, bd.id, "boundary") for bd in site.boundaries if bd.direction == "export"]
+    load_kinds = [r[4] for r in rows]
+    if rows:  # one vectorised call: hundreds of chillers make per-row creation slow
+        p_mw = [r[1] for r in rows]
+        pp.create_loads(net, [bus_ix[r[0]] for r in rows], p_mw=p_mw,
+                        q_mvar=[p * math.tan(math.acos(r[2])) for p, r in zip(p_mw, rows)], name=[r[3] for r in rows])
     net.load["kind"] = load_kinds
     return net
