@@ -382,7 +382,9 @@ class _Network:
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
         br_bus = np.r_[net.line.from_bus.to_numpy(), net.trafo.hv_bus.to_numpy()]
-        self.branch_isl = self.bus_isl[net.bus.index.get_indexer(br_bus)]
+        branch_isl = self.bus_isl[net.bus.index.get_indexer(br_bus)]
+        self._branch_island = np.zeros((len(branch_isl), p.n_island))
+        self._branch_island[np.arange(len(branch_isl)), branch_isl] = 1.0
         self.state = None
         self._key = key
 
@@ -408,52 +410,82 @@ class _Network:
 
     # -------------------------------------------------------------- the load-flow pass
     def initial_losses(self) -> np.ndarray:
+        self._aggregation()
         out = self._solve(self._nominal_profiles(), store=False)
         return out[0][-1]
 
     def _nominal_profiles(self):
-        net, p = self.net, self.eng.plant
-        n_load = len(net.load)
-        load_p = net.load.p_mw.to_numpy()[None, :].copy()
-        gen_p = net.gen.p_mw.to_numpy()[None, :].copy()
-        return load_p, gen_p, np.zeros((1, p.n_island))
+        net = self.net
+        gen_p = np.where(net.gen.in_service.to_numpy(), net.gen.p_mw.to_numpy(), 0.0)[None, :]
+        load_p = np.where(net.load.in_service.to_numpy(), net.load.p_mw.to_numpy(), 0.0)[None, :]
+        p = load_p @ -self._load_to_bus + gen_p @ self._gen_to_bus
+        q = (load_p * self.tan_phi[None, :]) @ -self._load_to_bus
+        return p, q
+
+    def _aggregation(self) -> None:
+        """Element → bus incidence (rows: elements, columns: net.bus rows); small dense matrices."""
+        net, e, p = self.net, self.eng, self.eng.plant
+        n_bus = len(net.bus)
+        lb = net.bus.index.get_indexer(net.load.bus.to_numpy())
+        self._load_to_bus = np.zeros((len(net.load), n_bus))
+        self._load_to_bus[np.arange(len(net.load)), lb] = 1.0
+        gb = net.bus.index.get_indexer(net.gen.bus.to_numpy())
+        self._gen_to_bus = np.zeros((len(net.gen), n_bus))
+        self._gen_to_bus[np.arange(len(net.gen)), gb] = 1.0
+        self._hall_p = self._load_to_bus[self.load_hall]
+        self._hall_q = self._hall_p * self.tan_phi[self.load_hall, None]
+        # plant cooling → buses of its working chillers, in proportion to their capacity
+        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
+        self._plant_p = np.zeros((len(p.plant), n_bus))
+        self._plant_q = np.zeros((len(p.plant), n_bus))
+        for pl in range(len(p.plant)):
+            ch = np.nonzero(p.chiller[:, C_PLANT].astype(int) == pl)[0]
+            tot = ok[ch].sum()
+            if tot > 0:
+                w = ok[ch] / tot
+                self._plant_p[pl] = w @ self._load_to_bus[self.load_chiller[ch]]
+                self._plant_q[pl] = (w * self.tan_phi[self.load_chiller[ch]]) @ self._load_to_bus[self.load_chiller[ch]]
+        self._hall_plant = np.zeros((len(p.hall), len(p.plant)))
+        self._hall_plant[np.arange(len(p.hall)), p.hall[:, H_PLANT].astype(int)] = 1.0
+        # fixed loads, scaled by their island's served share of its other load
+        nominal_other = p.island_p_other_mw[self.fixed_isl]
+        per_island = np.zeros((p.n_island, n_bus))
+        per_island_q = np.zeros((p.n_island, n_bus))
+        for j, row in enumerate(self.load_fixed):
+            if nominal_other[j] > 0:
+                share = self.fixed_p[j] / nominal_other[j]
+                per_island[self.fixed_isl[j]] += share * self._load_to_bus[row]
+                per_island_q[self.fixed_isl[j]] += share * self.tan_phi[row] * self._load_to_bus[row]
+        self._other_p, self._other_q = per_island, per_island_q
+        self._turb_p = self._gen_to_bus[self.gen_turb]
+        self._bess_p = self._gen_to_bus[self.gen_bess]
 
     def _profiles(self, out, rows: slice):
-        e, p, net = self.eng, self.eng.plant, self.net
-        n = rows.stop - rows.start
-        load_p = np.zeros((n, len(net.load)))
-        load_p[:, self.load_hall] = out["p_it_mw"][rows]
-        # plant cooling, shared by the working chillers in proportion to their capacity
-        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
-        for pl in range(len(p.plant)):
-            halls = p.hall[:, H_PLANT].astype(int) == pl
-            chillers = p.chiller[:, C_PLANT].astype(int) == pl
-            cool = out["p_cooling_mw"][rows][:, halls].sum(axis=1)
-            tot = ok[chillers].sum()
-            if tot > 0:
-                load_p[:, self.load_chiller[chillers]] = cool[:, None] * (ok[chillers] / tot)[None, :]
-        nominal_other = p.island_p_other_mw[self.fixed_isl]
-        scale = np.where(nominal_other > 0, out["p_other_mw"][rows][:, self.fixed_isl] / np.where(nominal_other > 0, nominal_other, 1), 0)
-        load_p[:, self.load_fixed] = self.fixed_p[None, :] * scale
-        gen_p = np.zeros((n, len(net.gen)))
-        gen_p[:, self.gen_turb] = out["p_mech_mw"][rows]
-        gen_p[:, self.gen_bess] = out["p_bess_mw"][rows]
-        return load_p, gen_p, None
+        """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]."""
+        self._aggregation()
+        cool = out["p_cooling_mw"][rows] @ self._hall_plant  # per plant
+        p_it = out["p_it_mw"][rows]
+        other = out["p_other_mw"][rows]
+        p = (out["p_mech_mw"][rows] @ self._turb_p + out["p_bess_mw"][rows] @ self._bess_p
+             - p_it @ self._hall_p - cool @ self._plant_p - other @ self._other_p)
+        q = -(p_it @ self._hall_q + cool @ self._plant_q + other @ self._other_q)
+        return p, q
 
     def _solve(self, profiles, store: bool = True):
-        from grid_models.timeseries import bus_injections, solve_timeseries
+        from grid_models.timeseries import solve_timeseries
 
-        load_p, gen_p, _ = profiles
+        pb, qb = profiles
         a, net, p = self.arrays, self.net, self.eng.plant
-        pb, qb = bus_injections(a, load_p_mw=load_p, load_q_mvar=load_p * self.tan_phi[None, :], gen_p_mw=gen_p)
+        live = np.zeros(len(net.bus), dtype=bool)
+        live[a.pp_bus_internal >= 0] = True
+        pb = np.where(live, pb, 0.0)  # a dead island (blackout) injects nothing
+        qb = np.where(live, qb, 0.0)
         res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva)
         self.state = res.state
-        n = len(load_p)
+        n = len(pb)
         n_i = p.n_island
-        br_loss = res.p_from_mw + res.p_to_mw
-        loss = np.zeros((n, n_i))
-        for i in range(n_i):
-            loss[:, i] = br_loss[:, self.branch_isl == i].sum(axis=1)
+        br_loss = np.nan_to_num(res.p_from_mw + res.p_to_mw)
+        loss = br_loss @ self._branch_island
         slack = np.zeros((n, n_i))
         for i in range(n_i):
             k = self.lf_isl_of[i]
@@ -471,10 +503,8 @@ class _Network:
                 grid[:, g] = -pb[:, self.bus_isl == i].sum(axis=1) + loss[:, i]
             else:  # several ties in one island: the flow out of each tie's bus
                 bus = net.ext_grid.bus.to_numpy()[self.eg_tie[g]]
-                lf = net.line.from_bus.to_numpy() == bus
-                lt = net.line.to_bus.to_numpy() == bus
-                tf = np.r_[lf, net.trafo.hv_bus.to_numpy() == bus]
-                tt = np.r_[lt, net.trafo.lv_bus.to_numpy() == bus]
+                tf = np.r_[net.line.from_bus.to_numpy() == bus, net.trafo.hv_bus.to_numpy() == bus]
+                tt = np.r_[net.line.to_bus.to_numpy() == bus, net.trafo.lv_bus.to_numpy() == bus]
                 grid[:, g] = res.p_from_mw[:, tf].sum(axis=1) + res.p_to_mw[:, tt].sum(axis=1) - pb[:, bpos]
         return loss, slack, grid, res
 

@@ -118,7 +118,7 @@ def _soc_power_limit(soc, soc_min, soc_max, p_max, discharging):  # pragma: no c
     return p_max if x >= 1.0 else p_max * x
 
 
-@njit
+@njit(error_model="numpy")
 def step_segment(
     n_steps, dt_s, n_sub,
     p_demand, t_amb,
