@@ -22,8 +22,8 @@ import scipy.sparse.linalg as spla
 
 from .compile import GridArrays
 
-__all__ = ["Numbering", "numbering", "mismatch", "jacobian", "lu_factor", "lu_solve", "newton", "branch_flows",
-           "timeseries"]
+__all__ = ["Numbering", "numbering", "mismatch", "jacobian", "lu_factor", "lu_solve", "newton", "slack_pickup_pu",
+           "branch_flows", "timeseries"]
 
 DIVERGED_PU = 1e10
 
@@ -186,6 +186,18 @@ def newton(arrays: GridArrays, vm: np.ndarray, va: np.ndarray, slack_pu: np.ndar
             norm = np.inf
 
 
+def slack_pickup_pu(arrays: GridArrays, v: np.ndarray, slack_pu: np.ndarray, p_spec_pu: np.ndarray) -> np.ndarray:
+    """Power each island's slack machines pick up beyond their set points [pu].
+
+    The slack unknown ``s`` of distributed-slack islands; for single-slack islands
+    ``Σ_ref (Re S_i − P_i^spec)`` over the buses without a P equation (twin of ``ref_pickup``).
+    """
+    s = v * np.conj(arrays.ybus() @ v)
+    no_p = arrays.bus_p_row < 0
+    ref = np.bincount(arrays.bus_island[no_p], weights=s.real[no_p] - p_spec_pu[no_p], minlength=arrays.n_island)
+    return np.where(arrays.island_slack_col >= 0, slack_pu, ref)
+
+
 def branch_flows(arrays: GridArrays, v: np.ndarray) -> dict[str, np.ndarray]:
     """Flows at both ends of every branch (twin of the numba ``branch_flows``).
 
@@ -261,8 +273,7 @@ def timeseries(arrays: GridArrays, vm: np.ndarray, va: np.ndarray, slack_pu: np.
             continue
         out["vm_pu"][k, live] = vm[internal[live]]
         out["va_degree"][k, live] = np.rad2deg(va[internal[live]])
-        dist = arrays.island_slack_col >= 0
-        out["slack_mw"][k, dist] = slack_pu[dist] * arrays.base_mva
+        out["slack_mw"][k] = slack_pickup_pu(arrays, vm * np.exp(1j * va), slack_pu, p_int[k]) * arrays.base_mva
         if with_branches:
             flows = branch_flows(arrays, vm * np.exp(1j * va))
             for key in keys:

@@ -31,7 +31,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "newton_island", "solve_snapshot",
+    "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "newton_island", "ref_pickup",
+    "solve_snapshot",
     "branch_flows", "timeseries",
 ]
 
@@ -334,6 +335,25 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
 
 
 @njit(cache=True)
+def ref_pickup(isl, yp, yj, yx, v, p_spec, isl_ptr, isl_buses, p_row):  # pragma: no cover
+    """Active power the REF buses of a single-slack island inject beyond their schedule [pu].
+
+    ``Σ_ref (Re S_i − P_i^spec)`` over the island's buses without a P equation: what its slack
+    machines pick up (an ext_grid's import, a slack unit's output above its set point).
+    """
+    total = 0.0
+    for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
+        i = isl_buses[k]
+        if p_row[i] >= 0:
+            continue
+        acc = 0j
+        for n in range(yp[i], yp[i + 1]):
+            acc += yx[n] * v[yj[n]]
+        total += (v[i] * acc.conjugate()).real - p_spec[i]
+    return total
+
+
+@njit(cache=True)
 def solve_snapshot(yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr, isl_buses, isl_dim, va_col,
                    vm_col, p_row, q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, tol, max_iter,
                    refactor_ratio, isl_converged, isl_iterations, isl_norm):  # pragma: no cover
@@ -448,7 +468,8 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     norm_out : ndarray(float64, n_steps)
         Largest final mismatch [MVA].
     slack_out : ndarray((n_steps, n_island))
-        Slack power of distributed-slack islands [MW]; NaN for single-slack islands.
+        Power the island's slack machines pick up beyond their set points [MW]: the distributed
+        slack ``s``, or :func:`ref_pickup` for single-slack islands; NaN if the island failed.
     p_f_out, q_f_out, p_t_out, q_t_out, i_out, loading_out : ndarray((n_steps, n_branch)), outputs
 
     Returns
@@ -510,10 +531,12 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 if not (norm <= worst):
                     worst = norm if math.isfinite(norm) else np.inf
             isl_ok[isl] = ok
-            if ok and slack_col[isl] >= 0:
+            if not ok:
+                slack_out[k, isl] = np.nan
+            elif slack_col[isl] >= 0:
                 slack_out[k, isl] = slack[isl] * base_mva
             else:
-                slack_out[k, isl] = np.nan
+                slack_out[k, isl] = ref_pickup(isl, yp, yj, yx, v, p_spec, isl_ptr, isl_buses, p_row) * base_mva
             if ok:
                 for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
                     i = isl_buses[kk]

@@ -124,7 +124,9 @@ class PowerFlowResult(NamedTuple):
     vm_pu, va_degree : ndarray(float64, n_bus)
         Internal bus voltages [pu], [degree].
     slack_mw : ndarray(float64, n_island)
-        Slack power of each distributed-slack island [MW] (0 for single-slack islands).
+        Power each island's slack machines pick up beyond their set points [MW]: the shared slack
+        of a distributed-slack island, the REF buses' extra injection (e.g. an ext_grid's import)
+        of a single-slack island; NaN for an island that did not converge.
     arrays : GridArrays
     """
 
@@ -205,8 +207,10 @@ def solve(arrays: GridArrays, p_mw: np.ndarray | None = None, q_mvar: np.ndarray
         state.v[:] = state.vm_pu * np.exp(1j * state.va_rad)
         converged, iterations, norm, nfact = res.converged, res.iterations, res.norm_pu, res.factorisations
         ok = np.full(n_isl, converged)
+    slack_mw = _np_newton.slack_pickup_pu(arrays, state.v, state.slack_pu, p_pu) * arrays.base_mva
+    slack_mw[~ok] = np.nan
     return PowerFlowResult(converged, iterations, norm * arrays.base_mva, solver, int(nfact), ok,
-                           state.vm_pu.copy(), np.rad2deg(state.va_rad), state.slack_pu * arrays.base_mva, arrays)
+                           state.vm_pu.copy(), np.rad2deg(state.va_rad), slack_mw, arrays)
 
 
 def runpf(net, *, distributed_slack: bool = False, calculate_voltage_angles: bool = True, init: str = "auto",

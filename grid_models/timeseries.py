@@ -40,8 +40,11 @@ class TimeSeriesResult(NamedTuple):
     max_mismatch_mva : ndarray(n_steps)
         Largest final power mismatch [MVA].
     slack_mw : ndarray (n_steps, n_island)
-        Slack power of each distributed-slack island [MW] (what its machines pick up beyond their set
-        points, shared by participation factors); NaN for single-slack islands.
+        Power each island's slack machines pick up beyond their set points [MW]: in a
+        distributed-slack island the amount shared by participation factors (machine ``g`` of the
+        island produces its set point plus ``w_g · slack_mw``), in a single-slack island the extra
+        injection of its REF bus (an ext_grid's import, a lone slack unit's pick-up); NaN where the
+        island did not converge.
     p_from_mw, q_from_mvar, p_to_mw, q_to_mvar, i_ka, loading_percent : ndarray (n_steps, n_branch) or None
         Branch flows (lines, then trafos; ``arrays.line_branch`` / ``trafo_branch`` map rows), at the
         from (hv) and to (lv) ends [MW], [Mvar], larger-end current [kA], loading [%].
@@ -176,7 +179,8 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         first = solve(arrays, _to_internal(arrays, p[0] * arrays.base_mva), _to_internal(arrays, q[0] * arrays.base_mva),
                       init="dc", tolerance_mva=tolerance_mva, max_iteration=max(max_iteration, 20),
                       solver="numba" if solver == "numba" else "numpy")
-        state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, first.slack_mw / arrays.base_mva)
+        slack0 = np.where(arrays.island_slack_col >= 0, np.nan_to_num(first.slack_mw), 0.0) / arrays.base_mva
+        state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
     tol_pu = tolerance_mva / arrays.base_mva
     n_pp, n_br, n_isl = arrays.n_pp_bus, arrays.n_branch, arrays.n_island
 
