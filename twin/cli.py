@@ -213,6 +213,47 @@ def run_cmd(
     console.print(f"run {result.run_id}: {result.run_dir}" + (" (report.md, figures/)" if plots else ""))
 
 
+@app.command("sweep")
+@_user_errors
+def sweep_cmd(
+    name: Annotated[str, typer.Argument(help="site, campus or variant")],
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="base scenario: preset name or .toml")] = "baseline-day",
+    n1: Annotated[Optional[str], typer.Option("--n-1", help="comma list of: turbines, branches, bess, chillers, grid-ties")] = None,
+    cases: Annotated[Optional[Path], typer.Option("--cases", help="TOML file with [[cases]] (name, events, weather, workload)")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="contingency time, HH:MM:SS from the start (default 15:00:00 or a tenth of the horizon)")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="sweep directory (default: $TWIN_HOME/<sweep id>)")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="address of an existing dask scheduler (default: a LocalCluster)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="LocalCluster worker processes (default: one per core)")] = None,
+    top: Annotated[int, typer.Option("--top", help="worst cases to show")] = 15,
+) -> None:
+    """Run every case (N-1 contingencies, listed cases) on dask.distributed; rank the worst first."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from twin.catalog import new_run_id, twin_home
+    from twin.sweep import sweep, write_sweep_report
+
+    kinds = [k.strip() for k in n1.split(",")] if n1 else []
+    if not kinds and cases is None:
+        raise InputError("twin sweep", [("", "nothing to sweep: give --n-1 KINDS and/or --cases FILE")])
+    out = out or twin_home() / new_run_id("sweep")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console) as bar:
+        task = bar.add_task(f"sweep {scenario} on {name}", total=None)
+        ds, ranking = sweep(name, scenario, n1=kinds, cases_file=cases, at=at, out_dir=out, scheduler=scheduler,
+                            n_workers=workers, progress=lambda d, n: bar.update(task, completed=d, total=n))
+    table = Table(title=f"Worst cases of {ds.sizes['case']} — {scenario} on {name}")
+    for col in ("rank", "case", "unserved MWh", "GPU·h lost", "f min Hz", "RoCoF Hz/s", "max loading %", "t GPU max °C"):
+        table.add_column(col, justify="right" if col not in ("case",) else "left")
+    for r, case in enumerate(ranking[:top], start=1):
+        row = ds.sel(case=case)
+        table.add_row(str(r), case, f"{float(row.unserved_energy_mwh):.3f}", f"{float(row.gpu_hours_lost):,.0f}",
+                      f"{float(row.f_min_hz.min()):.3f}", f"{float(row.rocof_max_hz_s.max()):.3f}",
+                      f"{float(row.loading_max_pct):.1f}", f"{float(row.t_gpu_max_c):.1f}")
+    console.print(table)
+    report = write_sweep_report(ds, ranking, out)
+    console.print(f"sweep: {out} (kpis.nc, kpis.csv, ranking.json, {report.name}, figures/)")
+
+
 @app.command("plot")
 @_user_errors
 def plot_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory (holding results.zarr)")]) -> None:

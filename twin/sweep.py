@@ -25,7 +25,7 @@ from sites import load_site
 
 from .scenario import ScenarioError, load_scenario, parse_time_s
 
-__all__ = ["N1_KINDS", "expand_cases", "run_case", "sweep", "kpi_dataset", "rank_cases"]
+__all__ = ["N1_KINDS", "expand_cases", "run_case", "sweep", "kpi_dataset", "rank_cases", "write_sweep_report"]
 
 #: N-1 kinds → (site list, action).
 N1_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -173,3 +173,55 @@ def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = Non
     ranking = rank_cases(ds)
     (out_dir / "ranking.json").write_text(json.dumps(ranking, indent=2))
     return ds, ranking
+
+
+def write_sweep_report(ds: xr.Dataset, ranking: list[str], out_dir: str | Path, top: int = 20) -> Path:
+    """``report.md`` with the worst cases first and two figures (worst cases, frequency nadirs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    worst = ranking[:top]
+    sel = ds.sel(case=worst)
+    fig, axes = plt.subplots(1, 3, figsize=(15, max(3.0, 0.32 * len(worst) + 1)), sharey=True)
+    y = np.arange(len(worst))[::-1]
+    axes[0].barh(y, sel.unserved_energy_mwh.values, color="#c44e52")
+    axes[0].set_xlabel("unserved energy [MWh]")
+    axes[1].barh(y, sel.gpu_hours_lost.values, color="#8172b3")
+    axes[1].set_xlabel("GPU-hours lost")
+    axes[2].barh(y, 60.0 - sel.f_min_hz.min("island").values, color="#dd8452")
+    axes[2].set_xlabel("frequency dip below 60 Hz [Hz]")
+    axes[0].set_yticks(y, worst, fontsize=7)
+    for a in axes:
+        a.grid(alpha=0.3, axis="x")
+    fig.suptitle(f"Worst {len(worst)} of {ds.sizes['case']} cases — {ds.attrs.get('base_scenario', '')} on {ds.attrs.get('site', '')}")
+    fig.tight_layout()
+    fig.savefig(fig_dir / "worst_cases.png", dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    fmin = ds.f_min_hz.min("island").values
+    ax.hist(fmin[np.isfinite(fmin)], bins=30, color="#4c72b0")
+    ax.set_xlabel("minimum frequency over the run [Hz]")
+    ax.set_ylabel("cases")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(fig_dir / "frequency_nadir.png", dpi=110)
+    plt.close(fig)
+    lines = [f"# Sweep: {ds.attrs.get('base_scenario', '')} on {ds.attrs.get('site', '')}", "",
+             f"{ds.sizes['case']} cases (N-1: {ds.attrs.get('n-1') or 'none'}; contingency at {ds.attrs.get('contingency_at')}), worst first.", "",
+             "| rank | case | unserved MWh | GPU·h lost | f min Hz | RoCoF Hz/s | max loading % | t GPU max °C |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r, case in enumerate(worst, start=1):
+        row = ds.sel(case=case)
+        lines.append(f"| {r} | {case} | {float(row.unserved_energy_mwh):.3f} | {float(row.gpu_hours_lost):,.0f} | "
+                     f"{float(row.f_min_hz.min()):.3f} | {float(row.rocof_max_hz_s.max()):.3f} | "
+                     f"{float(row.loading_max_pct):.1f} | {float(row.t_gpu_max_c):.1f} |")
+    lines += ["", "![worst cases](figures/worst_cases.png)", "", "![frequency nadirs](figures/frequency_nadir.png)", "",
+              "All KPIs: `kpis.nc` (xarray, `case` dimension) and `kpis.csv`.", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
