@@ -1,0 +1,94 @@
+"""Shared dependencies, named once and used as ``Annotated`` aliases in the handlers.
+
+Auth: ``Authorization: Bearer <token>``. Read routes need a read or write token, write routes a write
+token; a missing or unknown token is 401, a read token on a write route 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from twin.catalog import RUN_ID_PATTERN, Catalog
+
+from .config import Settings, get_settings
+from .live import LiveTwin
+from .services import Services
+from .workers import RunPool
+
+__all__ = [
+    "SettingsDep", "ServicesDep", "CatalogDep", "PoolDep", "LiveDep", "RunId", "SiteId",
+    "require_read", "require_write", "SITE_ID_PATTERN",
+]
+
+#: Reference names: ``memphis``, ``colossus1:sub22`` (never a path).
+SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}(:[a-z0-9][a-z0-9_-]{0,63})?$"
+
+_bearer = HTTPBearer(auto_error=False, description="a read token for GET routes, a write token for the others")
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _scope(creds: HTTPAuthorizationCredentials | None, settings: Settings) -> str | None:
+    """'write', 'read', or None for no or an unknown token."""
+    if settings.auth_disabled:
+        return "write"
+    if creds is None or not creds.credentials:
+        return None
+    token = creds.credentials.encode()
+    if any(hmac.compare_digest(token, t.encode()) for t in settings.write_token_set):
+        return "write"
+    if any(hmac.compare_digest(token, t.encode()) for t in settings.read_token_set):
+        return "read"
+    return None
+
+
+def _unauthorized(msg: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, msg, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_read(creds: Credentials, settings: SettingsDep) -> str:
+    """A read (or write) token."""
+    scope = _scope(creds, settings)
+    if scope is None:
+        raise _unauthorized("missing or unknown bearer token" if creds else "a bearer token is required")
+    return scope
+
+
+def require_write(creds: Credentials, settings: SettingsDep) -> str:
+    """A write token."""
+    scope = require_read(creds, settings)
+    if scope != "write":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this token has read scope; this route needs a write token")
+    return scope
+
+
+def get_services(request: Request):
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_catalog(request: Request) -> Catalog:
+    return request.app.state.services.catalog
+
+
+def get_pool(request: Request):
+    return request.app.state.services.pool
+
+
+def get_live(request: Request):
+    return request.app.state.services.live
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+PoolDep = Annotated[RunPool, Depends(get_pool)]
+LiveDep = Annotated[LiveTwin | None, Depends(get_live)]
+RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="a run or sweep id", examples=["run-20260715-140000-a1b2c3"])]
+SiteId = Annotated[str, Path(pattern=SITE_ID_PATTERN, max_length=129, description="a reference site name", examples=["memphis"])]
+

@@ -1,0 +1,1 @@
+"""One router per resource: health, sites, runs, sweeps, live, metrics."""

@@ -1,0 +1,129 @@
+"""Sweeps: a base scenario over N-1 contingencies and listed cases, each case a run of the worker pool."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+
+from sites import InputError
+from twin.catalog import new_run_id
+from twin.scenario import ScenarioError, load_scenario
+
+from ..admission import admit
+from ..deps import CatalogDep, RunId, ServicesDep, SettingsDep, require_read, require_write
+from ..models import Problem, RunAccepted, SweepCasePublic, SweepCreate, SweepKpis, SweepPublic, SweepsPublic, finite
+from ..workers import sweep_summary, update_sweep
+from .runs import delete_record, get_record, public
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"], dependencies=[Depends(require_read)],
+                   responses={404: {"model": Problem, "description": "no such sweep"}})
+
+
+def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
+    """(site, [(case name, admitted scenario document)]) of a sweep request."""
+    from twin.sweep import expand_cases
+
+    from ..services import get_site
+
+    site_name, base_doc = admit(body.base, settings, prefix="base.")
+    extra = [c.model_dump(exclude_none=True, mode="json") for c in body.cases]
+    try:
+        cases = expand_cases(get_site(site_name), base_doc, list(body.n1), body.at, extra)
+    except ScenarioError as exc:
+        raise InputError("request body", [("at" if p == "at" else p, m) for p, m in exc.problems]) from None
+    if len(cases) > settings.max_sweep_cases:
+        raise InputError("request body", [("n1" if body.n1 else "cases", f"the sweep expands to {len(cases)} cases; expected at most {settings.max_sweep_cases} (the configured cap)")])
+    names = [n for n, _ in cases]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError("request body", [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
+    out = []
+    n_base = len(cases) - len(body.cases)
+    for i, (name, doc) in enumerate(cases):
+        prefix = f"cases[{i - n_base}]." if i >= n_base else "base."
+        try:
+            sc = load_scenario(doc, origin=f"case {name!r}")
+        except ScenarioError as exc:
+            raise InputError("request body", [(f"{prefix}{p}", m) for p, m in exc.problems]) from None
+        out.append((name, admit(sc, settings, prefix=prefix)[1]))
+    return site_name, out
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted, dependencies=[Depends(require_write)],
+             responses={429: {"model": Problem, "description": "the queue is full"}})
+def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep, response: Response) -> RunAccepted:
+    """Submit a sweep: the base case, one case per N-1 contingency of the listed kinds, and the listed cases."""
+    site, cases = _expand(body, settings)
+    pool = services.pool
+    if pool.n_queued + len(cases) > pool.max_queued:
+        raise HTTPException(429, f"the sweep's {len(cases)} cases do not fit the queue ({pool.n_queued} of {pool.max_queued} waiting)",
+                            headers={"Retry-After": "60"})
+    sweep_id = new_run_id("sweep")
+    sweep_dir = settings.home_dir / sweep_id
+    services.catalog.create(run_id=sweep_id, kind="sweep", site=site, scenario=body.base.scenario.name,
+                            scenario_doc=body.model_dump(mode="json"), status="queued", store=str(sweep_dir))
+    try:
+        for name, doc in cases:
+            pool.submit(site=site, doc=doc, scenario_name=name, case=name, parent=sweep_id, parent_dir=sweep_dir)
+    except pool.QueueFull as exc:
+        update_sweep(services.catalog, sweep_id)
+        raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from None
+    services.metrics.runs_submitted.labels("sweep").inc()
+    response.headers["Location"] = f"/sweeps/{sweep_id}"
+    return RunAccepted(id=sweep_id, status="queued", links={"self": f"/sweeps/{sweep_id}", "kpis": f"/sweeps/{sweep_id}/kpis"})
+
+
+@router.get("", response_model=SweepsPublic)
+def list_sweeps(catalog: CatalogDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> SweepsPublic:
+    """List sweeps, newest first."""
+    recs = catalog.list(kind="sweep", limit=limit, offset=offset)
+    return SweepsPublic(data=[public(r) for r in recs], count=len(recs))
+
+
+@router.get("/{sweep_id}", response_model=SweepPublic)
+def read_sweep(sweep_id: RunId, catalog: CatalogDep) -> SweepPublic:
+    """Status and progress of a sweep and of each of its cases."""
+    rec = get_record(catalog, sweep_id, "sweep")
+    children = sorted(catalog.list(parent=sweep_id, limit=1_000_000), key=lambda r: r.created)
+    st, progress, error, counts = sweep_summary(children)
+    if rec.status not in ("queued", "running"):  # an interrupted sweep keeps the reason recorded
+        st, error = rec.status, rec.error or error
+    out = public(rec).model_dump() | {"status": st, "progress_pct": round(100 * progress, 3), "error": error}
+    cases = [SweepCasePublic(case=c.scenario, run_id=c.id, status=c.status, progress_pct=round(100 * c.progress, 3), error=c.error)
+             for c in children]
+    return SweepPublic(**out, counts=counts, cases=cases)
+
+
+@router.get("/{sweep_id}/kpis", response_model=SweepKpis)
+def read_sweep_kpis(sweep_id: RunId, catalog: CatalogDep) -> SweepKpis:
+    """KPIs of the finished cases, and those cases ranked worst first (unserved energy, GPU-hours lost, lowest frequency)."""
+    from twin.sweep import kpi_dataset, rank_cases
+
+    from ..services import get_site
+
+    rec = get_record(catalog, sweep_id, "sweep")
+    children = sorted(catalog.list(parent=sweep_id, limit=1_000_000), key=lambda r: r.created)
+    done = [c for c in children if c.status == "done" and c.kpis]
+    rows = [{"case": c.scenario, "run_id": c.id, "status": c.status, "kpis": c.kpis if c.status == "done" else None} for c in children]
+    ranking: list[str] = []
+    if done:
+        try:
+            islands = [i.name for i in get_site(rec.site).islands()]
+        except LookupError:
+            islands = sorted({k for c in done for k in (c.kpis.get("f_min_hz") or {})})
+        ds = kpi_dataset([{**c.kpis, "case": c.scenario} for c in done], islands)
+        ranking = rank_cases(ds)
+    return SweepKpis(id=sweep_id, complete=len(done) == len(children), cases=finite(rows), ranking=ranking)
+
+
+
+@router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_write)])
+def delete_sweep(sweep_id: RunId, catalog: CatalogDep, services: ServicesDep) -> Response:
+    """Delete a sweep: cancel its unfinished cases, then remove every case and the results."""
+    rec = get_record(catalog, sweep_id, "sweep")
+    for child in catalog.list(parent=sweep_id, limit=1_000_000):
+        delete_record(services, child)
+    delete_record(services, catalog.get(sweep_id) or rec)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

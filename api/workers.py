@@ -1,0 +1,410 @@
+"""The bounded worker pool: every run executes in its own process, never in a request.
+
+Submitting a run records it as ``queued`` in the catalog and puts it on a queue; a dispatcher thread
+starts at most ``workers`` processes at once (``multiprocessing`` *forkserver* context, with the engine
+modules preloaded so a start costs milliseconds). Each process calls :func:`twin.runner.run`, which keeps
+the catalog and the run directory consistent for every way a run ends that Python sees: done, failed,
+cancelled (a flag file, checked between segments), or stopped by SIGTERM (graceful server shutdown, or
+the server dying: children ask the kernel for SIGTERM when their parent goes, ``PR_SET_PDEATHSIG``).
+
+What Python cannot see (SIGKILL, a segfault, the machine going down) leaves ``running`` behind; the
+reaper turns those into ``failed`` with a reason: at start for every run no live process holds, then
+every ``reap_interval_s`` for runs whose process is gone. Partial results are kept, marked in
+``status.json`` and in the store's attributes; deleting a run removes them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from twin.catalog import Catalog, RunRecord, new_run_id
+
+__all__ = ["RunPool", "ServerStopped", "reap_interrupted", "pid_alive", "safe_run_dir"]
+
+log = logging.getLogger("twin.api.workers")
+
+_PRELOAD = ["numpy", "xarray", "zarr", "sites", "twin.scenario", "twin.runner", "twin.recorder", "twin.kpi",
+            "twin.engine", "grid_models"]
+_PR_SET_PDEATHSIG = 1
+ACTIVE = ("queued", "running")
+
+
+class ServerStopped(Exception):
+    """Raised inside a run process when the server stops (SIGTERM)."""
+
+
+class _FlagFile:
+    """A cancel flag visible across processes: set when the file exists (duck-types threading.Event)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def is_set(self) -> bool:
+        return self.path.exists()
+
+    def set(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - runs in the child
+    raise ServerStopped("the server stopped during the run")
+
+
+def _child_main(run_id: str, site: str, doc: dict, run_dir: str, catalog_path: str, cancel_path: str) -> None:  # pragma: no cover - child process
+    """Entry point of a run process."""
+    try:  # die with the server (the forkserver exits when the server does)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us with SIGTERM
+    from twin.runner import run
+
+    try:
+        run(site, doc, run_id=run_id, run_dir=run_dir, catalog=Catalog(catalog_path), cancel=_FlagFile(Path(cancel_path)))
+    except BaseException:  # the runner has recorded the failure
+        os._exit(3)
+    os._exit(0)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def safe_run_dir(store: str | None, home: Path) -> Path | None:
+    """The run directory if it lies inside ``home`` (the only files the service deletes), else None."""
+    if not store:
+        return None
+    path = Path(store).resolve()
+    return path if path != home and path.is_relative_to(home) else None
+
+
+def mark_store_interrupted(store: str | None, status: str, reason: str) -> None:
+    """Record in a run directory that the run ended without its process recording it."""
+    if not store or not Path(store).is_dir():
+        return
+    run_dir = Path(store)
+    tmp = run_dir / "status.json.tmp"
+    try:
+        tmp.write_text(json.dumps({"status": status, "time": time.time(), "error": reason}, indent=2))
+        tmp.replace(run_dir / "status.json")
+        zpath = run_dir / "results.zarr"
+        if (zpath / "zarr.json").exists() or (zpath / ".zgroup").exists():
+            import zarr
+
+            zarr.open_group(str(zpath), mode="a").attrs.update({"status": f"incomplete ({status})", "error": reason})
+    except Exception as exc:  # a damaged directory must not stop the server
+        log.warning("could not mark %s as %s: %s", run_dir, status, exc)
+
+
+def reap_interrupted(catalog: Catalog, *, at_start: bool, owned: set[str] = frozenset()) -> list[str]:
+    """Mark runs that no process will finish as ``failed``, with the reason; return their ids.
+
+    At start every ``queued`` run and every ``running`` run whose process is gone is interrupted;
+    later only ``running`` runs (not ``owned`` by this server) whose process is gone. Sweeps follow
+    their cases.
+    """
+    now = time.time()
+    reaped = []
+    records = [r for r in catalog.list(limit=1_000_000) if r.status in ACTIVE and r.id not in owned]
+    for r in records:
+        if r.kind == "sweep":
+            continue
+        if r.status == "queued" and at_start and not pid_alive(r.pid):
+            reason = "interrupted: the server stopped before the run started"
+        elif r.status == "running" and not pid_alive(r.pid):
+            reason = f"interrupted: the process running it (pid {r.pid}) stopped before the run finished"
+        else:
+            continue
+        catalog.update(r.id, status="failed", error=reason, finished=now)
+        mark_store_interrupted(r.store, "failed", reason)
+        reaped.append(r.id)
+    for r in records:
+        if r.kind == "sweep":
+            if at_start or any(c.parent == r.id for c in records if c.id in reaped):
+                update_sweep(catalog, r.id, interrupted=at_start)
+    return reaped
+
+
+def sweep_summary(children: list[RunRecord]) -> tuple[str, float, str | None, dict[str, int]]:
+    """(status, progress, error, counts) of a sweep from its cases."""
+    counts: dict[str, int] = {}
+    for c in children:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    n = len(children)
+    progress = sum(1.0 if c.status in ("done",) else c.progress for c in children) / n if n else 1.0
+    if counts.get("running") or (counts.get("queued") and len(counts) > 1):
+        return "running", progress, None, counts
+    if counts.get("queued"):
+        return "queued", progress, None, counts
+    bad = counts.get("failed", 0) + counts.get("cancelled", 0)
+    if not bad:
+        return "done", 1.0, None, counts
+    status = "cancelled" if counts.get("cancelled") and not counts.get("failed") else "failed"
+    return status, progress, f"{bad} of {n} cases did not finish ({', '.join(f'{v} {k}' for k, v in counts.items())})", counts
+
+
+def update_sweep(catalog: Catalog, sweep_id: str, interrupted: bool = False) -> None:
+    """Recompute a sweep's row from its cases."""
+    rec = catalog.get(sweep_id)
+    if rec is None:
+        return
+    children = catalog.list(parent=sweep_id, limit=1_000_000)
+    status, progress, error, _ = sweep_summary(children)
+    if interrupted and status in ACTIVE:
+        status, error = "failed", "interrupted: the server stopped before the sweep finished"
+    fields: dict[str, Any] = {"status": status, "progress": progress, "error": error}
+    if status not in ACTIVE and rec.finished is None:
+        fields["finished"] = time.time()
+    if status == "running" and rec.started is None:
+        fields["started"] = time.time()
+    catalog.update(sweep_id, **fields)
+
+
+@dataclass
+class _Job:
+    run_id: str
+    site: str
+    doc: dict
+    run_dir: Path
+    parent: str | None = None
+    process: Any = None
+    cancel: _FlagFile | None = None
+    delete: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class RunPool:
+    """Queue and execute runs in at most ``workers`` processes.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    home : Path
+        Where run directories are created.
+    workers : int
+        Processes at once.
+    max_queued : int
+        Runs waiting before :meth:`submit` refuses (:class:`QueueFull`).
+    on_finish : callable(run_id, status), optional
+        Called after every run process ends (metrics).
+    """
+
+    class QueueFull(Exception):
+        pass
+
+    def __init__(self, catalog: Catalog, home: Path, workers: int = 1, max_queued: int = 200,
+                 reap_interval_s: float = 30.0, on_finish: Callable[[str, str], None] | None = None):
+        self.catalog = catalog
+        self.home = Path(home).resolve()
+        self.workers = workers
+        self.max_queued = max_queued
+        self.reap_interval_s = reap_interval_s
+        self.on_finish = on_finish
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(_PRELOAD)
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(workers)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> list[str]:
+        """Reap what a previous server left behind, then start the dispatcher and the reaper."""
+        reaped = reap_interrupted(self.catalog, at_start=True)
+        if reaped:
+            log.warning("marked %d interrupted run(s) failed: %s", len(reaped), ", ".join(reaped))
+        for target in (self._dispatch, self._reap_loop):
+            t = threading.Thread(target=target, name=f"twin-{target.__name__.strip('_')}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return reaped
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop: queued runs fail ('server shut down'), running ones are stopped and record themselves."""
+        self._stop.set()
+        self._queue.put(None)
+        with self._lock:
+            jobs = list(self._jobs.values())
+        reason = "interrupted: the server shut down before the run started"
+        for job in jobs:
+            if job.process is None:
+                self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
+                job.done.set()
+            elif job.process.is_alive():
+                job.process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for job in jobs:
+            if job.process is not None:
+                job.process.join(max(deadline - time.monotonic(), 0.1))
+                if job.process.is_alive():
+                    job.process.kill()
+                    job.process.join(2.0)
+                self._finished(job)
+        for t in self._threads:
+            t.join(2.0)
+
+    # ------------------------------------------------------------------ submit / cancel
+    @property
+    def n_active(self) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.process is not None)
+
+    @property
+    def n_queued(self) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.process is None)
+
+    def owned(self) -> set[str]:
+        with self._lock:
+            return set(self._jobs)
+
+    def submit(self, *, site: str, doc: dict, scenario_name: str, parent: str | None = None,
+               case: str | None = None, parent_dir: Path | None = None, kind: str = "run") -> str:
+        """Record a run as queued (directory ``<parent_dir or home>/<id>``) and put it on the queue; returns its id."""
+        if self._stop.is_set():
+            raise self.QueueFull("the server is shutting down")
+        if self.n_queued >= self.max_queued:
+            raise self.QueueFull(f"{self.n_queued} runs are already waiting (limit {self.max_queued})")
+        run_id = new_run_id(kind)
+        run_dir = (Path(parent_dir) if parent_dir is not None else self.home) / run_id
+        self.catalog.create(run_id=run_id, site=site, scenario=case or scenario_name, scenario_doc=doc, parent=parent,
+                            store=str(run_dir))
+        job = _Job(run_id, site, doc, run_dir, parent)
+        with self._lock:
+            self._jobs[run_id] = job
+        self._queue.put(job)
+        return run_id
+
+    def cancel(self, run_id: str, *, delete: bool = False, wait_s: float = 10.0) -> bool:
+        """Stop a queued or running run (status ``cancelled``); with ``delete``, remove it once stopped.
+
+        Returns False when this server does not own the run.
+        """
+        with self._lock:
+            job = self._jobs.get(run_id)
+        if job is None:
+            return False
+        job.delete = job.delete or delete
+        if job.process is None:  # still queued: the dispatcher skips it
+            with self._lock:
+                if job.process is None:
+                    self._jobs.pop(run_id, None)
+                    self.catalog.update(run_id, status="cancelled", error="cancelled on request", finished=time.time())
+                    job.done.set()
+                    self._after(job, "cancelled")
+                    return True
+        job.cancel.set()
+        if not job.done.wait(wait_s):  # the run checks the flag between segments; do not wait forever
+            job.process.terminate()
+            if not job.done.wait(5.0):
+                job.process.kill()
+                job.done.wait(5.0)
+        return True
+
+    # ------------------------------------------------------------------ threads
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.run_id not in self._jobs:  # cancelled while queued
+                    continue
+            self._slots.acquire()
+            if self._stop.is_set():
+                self._slots.release()
+                return
+            with self._lock:
+                if job.run_id not in self._jobs:
+                    self._slots.release()
+                    continue
+                job.cancel = _FlagFile(job.run_dir / "cancel.flag")
+                proc = self._ctx.Process(
+                    target=_child_main, name=f"twin-run-{job.run_id}", daemon=False,
+                    args=(job.run_id, job.site, job.doc, str(job.run_dir), str(self.catalog.path), str(job.cancel.path)),
+                )
+                try:
+                    proc.start()
+                except Exception as exc:  # cannot start a process: record it, free the slot
+                    self.catalog.update(job.run_id, status="failed", error=f"could not start a worker: {exc}", finished=time.time())
+                    self._jobs.pop(job.run_id, None)
+                    self._slots.release()
+                    job.done.set()
+                    continue
+                job.process = proc
+            threading.Thread(target=self._watch, args=(job,), name=f"twin-watch-{job.run_id}", daemon=True).start()
+
+    def _watch(self, job: _Job) -> None:
+        job.process.join()
+        self._finished(job)
+
+    def _finished(self, job: _Job) -> None:
+        with self._lock:
+            if self._jobs.pop(job.run_id, None) is None:
+                return
+        self._slots.release()
+        rec = self.catalog.get(job.run_id)
+        code = job.process.exitcode
+        if rec is not None and rec.status in ACTIVE:  # the process died without recording it
+            how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+            reason = f"the worker process died ({how}) before the run finished"
+            self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
+            mark_store_interrupted(rec.store, "failed", reason)
+        rec = self.catalog.get(job.run_id)
+        job.done.set()
+        self._after(job, rec.status if rec else "deleted")
+
+    def _after(self, job: _Job, status: str) -> None:
+        if job.delete:
+            self.catalog.delete(job.run_id)
+            path = safe_run_dir(str(job.run_dir), self.home)
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+        elif job.cancel is not None:
+            try:
+                job.cancel.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        if job.parent:
+            update_sweep(self.catalog, job.parent)
+        if self.on_finish:
+            try:
+                self.on_finish(job.run_id, status)
+            except Exception:  # metrics must not break the pool
+                log.exception("on_finish hook failed")
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(self.reap_interval_s):
+            try:
+                reap_interrupted(self.catalog, at_start=False, owned=self.owned())
+            except Exception:  # a locked or damaged catalog: try again next time
+                log.exception("reaper failed")
