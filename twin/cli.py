@@ -280,6 +280,16 @@ def diagram_cmd(
     console.print(f"wrote {path}")
 
 
+def _register_serve() -> None:
+    """``twin serve`` lives with the API (api/cli.py); the CLI only registers it."""
+    from api.cli import serve
+
+    app.command("serve")(serve)
+
+
+_register_serve()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -77,9 +77,23 @@ def fig_power(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
+def _first_event_s(ds: xr.Dataset) -> float | None:
+    import json
+
+    from .scenario import parse_time_s
+
+    doc = ds.attrs.get("scenario_doc")
+    if not doc:
+        return None
+    events = (json.loads(doc) if isinstance(doc, str) else doc).get("events") or []
+    return min(parse_time_s(e["at"]) for e in events) if events else None
+
+
 def fig_frequency(ds: xr.Dataset) -> plt.Figure:
-    """Frequency per island (1-s resolution where the run is short, min/mean/max bands where long)."""
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    """Frequency per island over the run, and at 1-s resolution around the first event."""
+    t_ev = _first_event_s(ds)
+    fig, axes = plt.subplots(2 if t_ev is not None else 1, 1, figsize=(11, 7.5 if t_ev is not None else 3.8), squeeze=False)
+    ax = axes[0, 0]
     for isl in ds.island.values:
         f = ds.f_hz.sel(island=isl)
         if f.sizes["time"] > 3600 * 6:
@@ -88,13 +102,21 @@ def fig_frequency(ds: xr.Dataset) -> plt.Figure:
             ax.plot(mid.time.values, mid.values, lw=1, label=str(isl))
         else:
             ax.plot(f.time.values, f.values, lw=1, label=str(isl))
-    for hz, name in ((59.3, "UFLS stage 1"),):
-        ax.axhline(hz, color="r", ls=":", lw=1)
-        ax.text(ax.get_xlim()[0], hz, f" {name}", color="r", fontsize=7, va="bottom")
-    ax.set_ylabel("Hz")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.set_title("Frequency per island")
+    ax.set_title("Frequency per island (band: min/max)")
+    if t_ev is not None:
+        t0 = ds.time.values[0] + np.timedelta64(int(t_ev), "s")
+        window = ds.f_hz.sel(time=slice(t0 - np.timedelta64(30, "s"), t0 + np.timedelta64(180, "s")))
+        zx = axes[1, 0]
+        for isl in window.island.values:
+            zx.plot((window.time.values - t0) / np.timedelta64(1, "s"), window.sel(island=isl).values, lw=1.2, label=str(isl))
+        zx.axvline(0, color="k", ls="--", lw=0.8)
+        zx.set_xlabel("seconds after the first event")
+        zx.set_title("Around the first event (1-s values)")
+    for a in axes[:, 0]:
+        a.axhline(59.3, color="r", ls=":", lw=1)
+        a.set_ylabel("Hz")
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
