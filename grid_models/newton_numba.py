@@ -33,7 +33,7 @@ from numba import njit
 __all__ = [
     "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "newton_island", "ref_pickup",
     "solve_snapshot",
-    "branch_flows", "timeseries",
+    "branch_factors", "branch_flows", "timeseries", "add_element_columns",
 ]
 
 #: a mismatch above this [pu] is taken as divergence
@@ -387,22 +387,42 @@ def solve_snapshot(yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
 
 
 @njit(cache=True)
-def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t, base_mva, p_f, q_f, p_t, q_t,
-                 i_ka, loading):  # pragma: no cover
+def branch_factors(kv_f, kv_t, i_rated_f, i_rated_t, base_mva, amp_f, amp_t, pct_f, pct_t):  # pragma: no cover
+    """Per-branch constants of :func:`branch_flows`.
+
+    ``amp = base_mva / (√3 · kV)`` turns a per-unit current into kA; ``pct = 100 / i_rated`` turns kA
+    into loading percent (``inf`` for a zero rating).
+    """
+    sq3 = math.sqrt(3.0)
+    for b in range(len(kv_f)):
+        amp_f[b] = base_mva / (sq3 * kv_f[b])
+        amp_t[b] = base_mva / (sq3 * kv_t[b])
+        pct_f[b] = 100.0 / i_rated_f[b] if i_rated_f[b] != 0.0 else np.inf
+        pct_t[b] = 100.0 / i_rated_t[b] if i_rated_t[b] != 0.0 else np.inf
+
+
+@njit(cache=True)
+def _loading(i_ka, pct):  # pragma: no cover
+    if i_ka == 0.0:
+        return 0.0
+    return i_ka * pct
+
+
+@njit(cache=True)
+def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, base_mva, p_f, q_f, p_t, q_t, i_ka,
+                 loading):  # pragma: no cover
     """Branch flows at both ends for one voltage vector.
 
     ``I_f = y_ff V_f + y_ft V_t``, ``S_f = V_f conj(I_f)`` (likewise at the to end), currents
-    ``|I| · base_mva / (√3 · kV)``, loading ``100 · max(i_f / i_rated_f, i_t / i_rated_t)``.
-    Inactive branches (``br_f < 0`` or ``br_t < 0`` or zero admittances) get zero flows.
+    ``|I| · amp`` [kA], loading ``max(i_f · pct_f, i_t · pct_t)`` [%] with the constants of
+    :func:`branch_factors`. Branches with a dead end (``br_f < 0`` or ``br_t < 0``) and
+    out-of-service branches (zero admittances) get zero flows.
 
     Parameters
     ----------
-    kv_f, kv_t : ndarray(float64, n_branch)
-        Base voltage of the buses at each end [kV].
     p_f, q_f, p_t, q_t, i_ka, loading : ndarray(n_branch), outputs
         [MW], [Mvar], [MW], [Mvar], [kA] (larger end), [%].
     """
-    sq3 = math.sqrt(3.0)
     for b in range(len(br_f)):
         f = br_f[b]
         t = br_t[b]
@@ -418,23 +438,16 @@ def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rat
         vt = v[t]
         cf = yff[b] * vf + yft[b] * vt
         ct = ytf[b] * vf + ytt[b] * vt
-        sf = vf * cf.conjugate() * base_mva
-        st = vt * ct.conjugate() * base_mva
-        p_f[b] = sf.real
-        q_f[b] = sf.imag
-        p_t[b] = st.real
-        q_t[b] = st.imag
-        a_f = abs(cf) * base_mva / (sq3 * kv_f[b])
-        a_t = abs(ct) * base_mva / (sq3 * kv_t[b])
+        sf = vf * cf.conjugate()
+        st = vt * ct.conjugate()
+        p_f[b] = sf.real * base_mva
+        q_f[b] = sf.imag * base_mva
+        p_t[b] = st.real * base_mva
+        q_t[b] = st.imag * base_mva
+        a_f = math.sqrt(cf.real * cf.real + cf.imag * cf.imag) * amp_f[b]
+        a_t = math.sqrt(ct.real * ct.real + ct.imag * ct.imag) * amp_t[b]
         i_ka[b] = max(a_f, a_t)
-        loading[b] = 100.0 * max(_ratio(a_f, i_rated_f[b]), _ratio(a_t, i_rated_t[b]))
-
-
-@njit(cache=True)
-def _ratio(i, rated):  # pragma: no cover
-    if rated != 0.0:
-        return i / rated
-    return 0.0 if i == 0.0 else np.inf
+        loading[b] = max(_loading(a_f, pct_f[b]), _loading(a_t, pct_t[b]))
 
 
 @njit(cache=True)
@@ -495,6 +508,11 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     va_good = va.copy()
     slack_good = slack.copy()
     isl_ok = np.ones(n_island, dtype=np.bool_)
+    amp_f = np.empty(n_br)
+    amp_t = np.empty(n_br)
+    pct_f = np.empty(n_br)
+    pct_t = np.empty(n_br)
+    branch_factors(kv_f, kv_t, i_rated_f, i_rated_t, base_mva, amp_f, amp_t, pct_f, pct_t)
     pf = np.empty(n_br)
     qf = np.empty(n_br)
     pt = np.empty(n_br)
@@ -565,8 +583,8 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 vm_out[k, b] = np.nan
                 va_out[k, b] = np.nan
         if with_branches:
-            branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t, base_mva, pf, qf, pt,
-                         qt, ib, ld)
+            branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, base_mva, pf, qf, pt, qt, ib,
+                         ld)
             for b in range(n_br):
                 i = br_f[b]
                 if i >= 0 and not isl_ok[bus_island[i]]:
@@ -584,3 +602,40 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                     i_out[k, b] = ib[b]
                     loading_out[k, b] = ld[b]
     return nfact
+
+
+@njit(cache=True)
+def add_element_columns(values, pos, active, sign, out):  # pragma: no cover
+    """``out[t, pos[e]] += sign · values[t, e]`` for every active element ``e`` (element → bus sums).
+
+    Parameters
+    ----------
+    values : ndarray(float64, (n_steps, n_element))
+    pos : ndarray(int64, n_element)
+        Column of ``out`` (bus) of each element.
+    active : ndarray(bool, n_element)
+    sign : float
+    out : ndarray(float64, (n_steps, n_bus)), accumulated in place
+    """
+    n_steps, n_el = values.shape
+    live = np.flatnonzero(active)
+    order = live[np.argsort(pos[live], kind="mergesort")]
+    # segments of elements on the same bus: sum in a register, then one store per bus
+    n_seg = 0
+    seg_start = np.empty(len(order) + 1, np.int64)
+    seg_col = np.empty(len(order), np.int64)
+    for k in range(len(order)):
+        if k == 0 or pos[order[k]] != pos[order[k - 1]]:
+            seg_start[n_seg] = k
+            seg_col[n_seg] = pos[order[k]]
+            n_seg += 1
+    seg_start[n_seg] = len(order)
+    for t in range(n_steps):
+        row = out[t]
+        val = values[t]
+        for g in range(n_seg):
+            acc = 0.0
+            for k in range(seg_start[g], seg_start[g + 1]):
+                acc += val[order[k]]
+            row[seg_col[g]] += sign * acc
+

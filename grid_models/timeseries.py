@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import newton as _np_newton
 from . import newton_numba as _nb
@@ -70,19 +71,29 @@ class TimeSeriesResult(NamedTuple):
     state: LoadFlowState
 
 
-def _profile(values, nominal, active, n_steps):
-    if values is None:
-        return np.broadcast_to(np.where(active, nominal, 0.0), (n_steps, len(nominal)))
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 1:
-        values = values[None, :]
-    if values.shape[1] != len(nominal):
-        raise ValueError(f"expected {len(nominal)} columns, got {values.shape[1]}")
-    return np.where(active, np.broadcast_to(values, (n_steps, len(nominal))), 0.0)
+def _add_profile(out, values, nominal, pos, active, sign, kernel):
+    """Add one element table's profile (or its nominal values) to the bus injections ``out``."""
+    if values is None or np.ndim(values) == 1:
+        const = nominal if values is None else np.asarray(values, dtype=float)
+        if len(const) != len(nominal):
+            raise ValueError(f"expected {len(nominal)} values, got {len(const)}")
+        per_bus = np.zeros(out.shape[1])
+        np.add.at(per_bus, pos[active], sign * const[active])
+        out += per_bus[None, :]
+        return
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.shape != (out.shape[0], len(nominal)):
+        raise ValueError(f"expected a ({out.shape[0]}, {len(nominal)}) profile, got {values.shape}")
+    if kernel:
+        _nb.add_element_columns(values, pos, active, float(sign), out)
+    else:  # numpy twin: element -> bus incidence matrix
+        agg = sp.csr_matrix((np.where(active, sign, 0.0), (np.arange(len(pos)), pos)), shape=(len(pos), out.shape[1]))
+        out += np.asarray((agg.T @ values.T).T)
 
 
 def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen_p_mw=None, sgen_q_mvar=None,
-                   storage_p_mw=None, storage_q_mvar=None, gen_p_mw=None, n_steps: int | None = None):
+                   storage_p_mw=None, storage_q_mvar=None, gen_p_mw=None, n_steps: int | None = None,
+                   kernel: bool = True):
     """Net injection per pandapower bus from element profiles.
 
     Each argument is a profile of one element table, shape ``(n_steps, n_element)`` (or
@@ -98,6 +109,8 @@ def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen
         Consumption of loads and storage, production of sgens and gens [MW], [Mvar].
     n_steps : int, optional
         Number of steps when every profile is constant (default 1).
+    kernel : bool
+        Sum with the numba kernel (``add_element_columns``) or its numpy twin (sparse incidence).
 
     Returns
     -------
@@ -121,11 +134,9 @@ def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen
     for pos, active, sign, p_prof, q_prof in parts:
         if not len(pos):
             continue
-        agg = np.zeros((len(pos), n_pp))
-        agg[np.arange(len(pos)), pos] = sign
-        p += _profile(p_prof[0], p_prof[1], active, n_steps) @ agg
+        _add_profile(p, p_prof[0], p_prof[1], pos, active, sign, kernel)
         if q_prof is not None:
-            q += _profile(q_prof[0], q_prof[1], active, n_steps) @ agg
+            _add_profile(q, q_prof[0], q_prof[1], pos, active, sign, kernel)
     return p, q
 
 

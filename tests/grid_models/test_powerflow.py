@@ -456,9 +456,11 @@ def test_branch_flow_twins_agree(compiled):
     a, st = compiled
     kv_f = np.where(a.branch_from >= 0, a.bus_base_kv[np.maximum(a.branch_from, 0)], 1.0)
     kv_t = np.where(a.branch_to >= 0, a.bus_base_kv[np.maximum(a.branch_to, 0)], 1.0)
+    factors = [np.zeros(a.n_branch) for _ in range(4)]
+    nbk.branch_factors(kv_f, kv_t, a.branch_i_rated_from_ka, a.branch_i_rated_to_ka, a.base_mva, *factors)
     out = [np.zeros(a.n_branch) for _ in range(6)]
-    nbk.branch_flows(st.v, a.branch_from, a.branch_to, a.branch_yff, a.branch_yft, a.branch_ytf, a.branch_ytt, kv_f,
-                     kv_t, a.branch_i_rated_from_ka, a.branch_i_rated_to_ka, a.base_mva, *out)
+    nbk.branch_flows(st.v, a.branch_from, a.branch_to, a.branch_yff, a.branch_yft, a.branch_ytf, a.branch_ytt,
+                     *factors, a.base_mva, *out)
     ref = npk.branch_flows(a, st.v)
     for got, key in zip(out, ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")):
         np.testing.assert_allclose(got, ref[key], rtol=1e-12, atol=1e-12, err_msg=key)
