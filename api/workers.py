@@ -4,8 +4,9 @@ Submitting a run records it as ``queued`` in the catalog and puts it on a queue;
 starts at most ``workers`` processes at once (``multiprocessing`` *forkserver* context, with the engine
 modules preloaded so a start costs milliseconds). Each process calls :func:`twin.runner.run`, which keeps
 the catalog and the run directory consistent for every way a run ends that Python sees: done, failed,
-cancelled (a flag file, checked between segments), or stopped by SIGTERM (graceful server shutdown, or
-the server dying: children ask the kernel for SIGTERM when their parent goes, ``PR_SET_PDEATHSIG``).
+cancelled (a flag file, checked between segments), or stopped by SIGTERM: sent by the server on a
+graceful shutdown, and by the run process to itself when a watchdog thread sees the server process gone
+(the server was killed). The run then records itself ``failed`` ("the server stopped during the run").
 
 What Python cannot see (SIGKILL, a segfault, the machine going down) leaves ``running`` behind; the
 reaper turns those into ``failed`` with a reason: at start for every run no live process holds, then
@@ -63,14 +64,34 @@ def _on_sigterm(signum, frame):  # pragma: no cover - runs in the child
     raise ServerStopped("the server stopped during the run")
 
 
-def _child_main(run_id: str, site: str, doc: dict, run_dir: str, catalog_path: str, cancel_path: str) -> None:  # pragma: no cover - child process
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (tells a process from a later one with the same id)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _watch_server(server_pid: int, started: str | None, period_s: float = 0.5) -> None:  # pragma: no cover - child
+    """Stop this run (SIGTERM to ourselves) when the server process is gone."""
+    while True:
+        time.sleep(period_s)
+        if not pid_alive(server_pid) or _start_time(server_pid) != started:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _child_main(run_id: str, site: str, doc: dict, run_dir: str, catalog_path: str, cancel_path: str,
+                server_pid: int, server_started: str | None) -> None:  # pragma: no cover - child process
     """Entry point of a run process."""
-    try:  # die with the server (the forkserver exits when the server does)
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
+    try:  # die with the forkserver (which holds on while we run, so also watch the server itself)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
         pass
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us with SIGTERM
+    threading.Thread(target=_watch_server, args=(server_pid, server_started), daemon=True).start()
     from twin.runner import run
 
     try:
@@ -350,7 +371,8 @@ class RunPool:
                 job.cancel = _FlagFile(job.run_dir / "cancel.flag")
                 proc = self._ctx.Process(
                     target=_child_main, name=f"twin-run-{job.run_id}", daemon=False,
-                    args=(job.run_id, job.site, job.doc, str(job.run_dir), str(self.catalog.path), str(job.cancel.path)),
+                    args=(job.run_id, job.site, job.doc, str(job.run_dir), str(self.catalog.path), str(job.cancel.path),
+                          os.getpid(), _start_time(os.getpid())),
                 )
                 try:
                     proc.start()
