@@ -162,6 +162,23 @@ def test_bus_injections_of_nominal_values_are_the_compiled_injections():
     assert np.isnan(res.vm_pu[0, ~live]).all()
 
 
+def test_element_sum_kernel_matches_its_twin(campus):
+    _, arrays = campus
+    prof = campus_profile(arrays, 123, 64, seed=5)
+    prof["gen_p_mw"] = prof["gen_p_mw"][7]  # a constant profile for one table
+    nb = bus_injections(arrays, **prof)
+    tw = bus_injections(arrays, **prof, kernel=False)
+    for a, b in zip(nb, tw):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-9)
+    # every active load lands on its bus with the consumption sign
+    k = int(np.flatnonzero(arrays.load_active)[0])
+    only = {"load_p_mw": np.zeros_like(prof["load_p_mw"]), "load_q_mvar": np.zeros_like(prof["load_q_mvar"]),
+            "gen_p_mw": np.zeros(len(arrays.gen_p_mw))}
+    only["load_p_mw"][:, k] = 2.0
+    p, _ = bus_injections(arrays, **only)
+    assert p[:, arrays.load_pp_bus[k]] == pytest.approx(-2.0) and np.count_nonzero(p) == len(p)
+
+
 def test_a_collapsing_step_is_reported_and_the_series_recovers(campus):
     """Loads × 20 for one step: that step is not converged (NaN, no exception), the next ones are."""
     _, arrays = campus
