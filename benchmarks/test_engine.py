@@ -1,0 +1,129 @@
+"""The coupled engine, side by side with pandapower's own time series on the same exported net.
+
+* ``test_bench_engine_day``: one simulated day of the full reference campus, every model coupled
+  (workload, thermal/cooling, turbines, batteries, frequency, protection, AC load flow every second),
+  after compilation — pytest-benchmark times it.
+* ``test_engine_vs_pandapower``: in the same run, the engine's steps per second over that day against
+  ``pandapower.timeseries.run_timeseries`` on the engine's own network (``build_net`` of the same site,
+  the benchmark profile of :mod:`benchmarks.profiles`); prints both and the ratio and writes them to
+  ``benchmarks/results/engine.json``. pandapower solves only the load flow; the engine does all the rest
+  as well, so the ratio understates the engine's advantage. No absolute time is asserted.
+* ``test_memory_is_bounded``: peak memory of a run streamed to Zarr grows with nothing but the
+  horizon's compressed output; the year check is ``python -m benchmarks.test_engine --year``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from benchmarks.compare_loadflow import RESULTS, pandapower_timeseries, quick_mode
+
+ENGINE_RESULTS = RESULTS.parent / "engine.json"
+
+
+def _engine_day(site_name: str = "memphis", horizon: str = "24:00:00"):
+    from sites import load_site
+    from twin.engine import Engine
+    from twin.kpi import KpiAccumulator
+    from twin.scenario import load_scenario
+
+    site = load_site(site_name)
+    sc = load_scenario("baseline-day").model_copy(deep=True)
+    sc.scenario.horizon = horizon
+    eng = Engine(site, sc, [])
+    kpi = KpiAccumulator(eng.plant, 1.0)
+
+    def run():
+        for seg in eng.segments():
+            kpi.update(seg)
+        return eng.k
+
+    return eng, run
+
+
+@pytest.fixture(scope="module")
+def warm():
+    _eng, run = _engine_day(horizon="00:10:00")  # compile and load every kernel once
+    run()
+
+
+def test_bench_engine_day(benchmark, warm):
+    def setup():
+        eng, run = _engine_day()
+        return (run,), {}
+
+    steps = benchmark.pedantic(lambda run: run(), setup=setup, rounds=1, iterations=1)
+    assert steps == 86400
+
+
+def test_engine_vs_pandapower(warm):
+    from benchmarks.profiles import campus_profile
+    from grid_models.compile import compile_net
+
+    eng, run = _engine_day()
+    t0 = time.perf_counter()
+    steps = run()
+    engine_s = time.perf_counter() - t0
+    net = eng.net
+    arrays = compile_net(net)
+    n_pp = 200 if quick_mode() else 1000
+    prof = campus_profile(arrays, 0, n_pp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pp = pandapower_timeseries(net, prof, n_pp)
+    ours = steps / engine_s
+    report = {"site": "memphis", "engine_steps": steps, "engine_seconds": engine_s, "engine_steps_per_s": ours,
+              "pandapower_steps": n_pp, "pandapower_seconds": pp["seconds"], "pandapower_steps_per_s": pp["steps_per_s"],
+              "ratio_engine_over_pandapower": ours / pp["steps_per_s"], "quick": quick_mode()}
+    ENGINE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    ENGINE_RESULTS.write_text(json.dumps(report, indent=2))
+    print(f"\nengine (all models coupled): {ours:,.0f} steps/s ({engine_s:.2f} s per simulated day); "
+          f"pandapower run_timeseries (load flow only): {pp['steps_per_s']:,.1f} steps/s; ratio {report['ratio_engine_over_pandapower']:,.0f}x")
+    assert np.isfinite(report["ratio_engine_over_pandapower"]) and steps == 86400
+
+
+def _peak_rss_mb(days: float) -> tuple[float, float]:
+    """Run ``days`` of the campus to Zarr in a fresh process; its peak RSS [MB] and wall time [s]."""
+    code = f"""
+import resource, sys, tempfile, time, warnings
+warnings.filterwarnings("ignore")
+from twin.catalog import Catalog
+from twin.runner import run
+from twin.scenario import load_scenario
+sc = load_scenario("baseline-day").model_copy(deep=True)
+sc.scenario.horizon = {days * 86400.0}
+sc.record.full_rate = [v for v in sc.record.full_rate if v not in ("vm_pu", "loading_pct")]
+sc.record.per_minute = ["vm_pu", "loading_pct"]
+d = tempfile.mkdtemp()
+t = time.perf_counter()
+run("memphis", sc, run_dir=d + "/run", catalog=Catalog(d + "/c.sqlite"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, time.perf_counter() - t)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rss, wall = map(float, out.stdout.split()[-2:])
+    return rss, wall
+
+
+def test_memory_is_bounded(warm):
+    """Peak memory of a short and a 4× longer run differs by little: the output streams to Zarr."""
+    short = 0.25 if quick_mode() else 1.0
+    small, _ = _peak_rss_mb(short)
+    large, wall = _peak_rss_mb(4 * short)
+    print(f"\npeak RSS: {short:g} day {small:.0f} MB, {4 * short:g} days {large:.0f} MB ({wall:.1f} s for {4 * short:g} days)")
+    assert large < 1500.0
+    assert large - small < 150.0  # a day of full-rate buffers is ~40 MB; the store grows on disk, not in memory
+
+
+if __name__ == "__main__":  # pragma: no cover - the year check, run by hand
+    if "--year" in sys.argv:
+        rss, wall = _peak_rss_mb(365.0)
+        print(json.dumps({"days": 365, "peak_rss_mb": rss, "wall_s": wall}))
+    _ = resource
