@@ -192,6 +192,9 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
                       solver="numba" if solver == "numba" else "numpy")
         slack0 = np.where(arrays.island_slack_col >= 0, np.nan_to_num(first.slack_mw), 0.0) / arrays.base_mva
         state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
+    elif (state.vm_pu.shape != (arrays.n_bus,) or state.slack_pu.shape != (arrays.n_island,)
+          or len(state.lu) < int((arrays.island_dim ** 2).sum())):
+        raise ValueError("state does not belong to these arrays (recompiled net?): start a new one with state=None")
     tol_pu = tolerance_mva / arrays.base_mva
     n_pp, n_br, n_isl = arrays.n_pp_bus, arrays.n_branch, arrays.n_island
 

@@ -217,3 +217,7 @@ def test_bad_shapes_are_refused(campus):
         solve_timeseries(arrays, np.zeros((3, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError):
         bus_injections(arrays, load_p_mw=np.zeros((2, 3)))
+    other = compile_net(synthetic_net(), distributed_slack=True)
+    p, q = bus_injections(arrays, n_steps=2)
+    with pytest.raises(ValueError, match="state"):
+        solve_timeseries(arrays, p, q, state=solve_timeseries(other, *bus_injections(other)).state)
