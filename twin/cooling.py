@@ -20,7 +20,20 @@ __all__ = [
     "biquadratic",
     "chiller_capacity_mw",
     "chiller_power_mw",
+    "chiller_cop",
+    "cop_warm_water",
+    "FAN_FRAC",
+    "PUMP_FRAC",
+    "auxiliary_power_mw",
+    "cooling_plant_power_mw",
 ]
+
+#: Condenser-fan power as a fraction of the heat rejected, 3–6 % of cooling load unless COP_ref already
+#: includes fans (PHYSICS.md §6, [E]); 0.04 is the middle of the range.
+FAN_FRAC = 0.04
+#: CDU + facility-water pump power as a fraction of IT heat: CDU 0.6–1.2 % + facility 0.5–1 %
+#: (PHYSICS.md §6/§7 "CDU + facility pumps 1–2 %", [E, derived]); 0.015 is the middle.
+PUMP_FRAC = 0.015
 
 #: Capacity modifier CAPFT(Tchw, Tc) of the York YCAL0033EE air-cooled chiller (100.6 kW, COP 3.1
 #: at Tchw 6.67 °C / Tc 35 °C); valid Tchw 4.4–10 °C, Tc 23.9–51.7 °C. PHYSICS.md (46).
@@ -120,3 +133,86 @@ def chiller_power_mw(
     plr = min(q_load_mw / cap, 1.0)
     eir_plr = eirfplr[0] + eirfplr[1] * plr + eirfplr[2] * plr * plr
     return cap / cop_ref * biquadratic(eirft, x, y) * eir_plr
+
+
+@njit
+def chiller_cop(q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
+                t_amb_range):  # pragma: no cover - jitted
+    """Compressor COP of an air-cooled chiller at a load, ``Q_served/P_comp`` [-].
+
+    Uses :func:`chiller_capacity_mw` and :func:`chiller_power_mw` (PHYSICS.md §6,
+    ``Chiller:Electric:EIR`` (46)); at full load with a flat EIRFPLR this is ``COP_ref/EIRFT``. Returns
+    0 when the chiller serves nothing.
+    """
+    cap = chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
+    q = q_load_mw if q_load_mw < cap else cap
+    p = chiller_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
+                         t_amb_range)
+    if p <= 0.0:
+        return 0.0
+    return q / p
+
+
+@njit
+def cop_warm_water(t_chw_c, t_amb_c, eta_ii=0.5, dt_evap_k=3.0, dt_cond_k=12.5):  # pragma: no cover - jitted
+    """Second-law COP of a chiller on warm (12–25 °C) chilled water, where the EIR curves extrapolate.
+
+    ``COP = η_II·T_ev/(T_cd − T_ev)`` with ``T_ev = Tchw − dt_evap`` and ``T_cd = Tamb + dt_cond`` in
+    kelvin (PHYSICS.md §6, [E]: η_II ≈ 0.45–0.55, T_cd = Tamb + 10…15 K, T_ev = Tchw − 3 K).
+
+    Parameters
+    ----------
+    t_chw_c, t_amb_c : float
+        Chilled-water supply and ambient dry-bulb temperatures [°C].
+    eta_ii : float
+        Second-law efficiency [-].
+    dt_evap_k, dt_cond_k : float
+        Evaporator and condenser approach temperatures [K].
+
+    Returns
+    -------
+    float
+        COP [-]; ``inf`` when no lift is needed (free cooling: the caller uses dry coolers).
+    """
+    t_ev = t_chw_c - dt_evap_k + 273.15
+    t_cd = t_amb_c + dt_cond_k + 273.15
+    if t_cd <= t_ev:
+        return np.inf
+    return eta_ii * t_ev / (t_cd - t_ev)
+
+
+@njit
+def auxiliary_power_mw(q_cool_mw, p_it_mw, fan_frac=FAN_FRAC, pump_frac=PUMP_FRAC):  # pragma: no cover
+    """Condenser-fan plus CDU/facility-pump electric power [MW] (PHYSICS.md §6/§7, fractions [E]).
+
+    ``P_aux = fan_frac·Q_cool + pump_frac·P_IT``.
+
+    Parameters
+    ----------
+    q_cool_mw : float
+        Heat rejected by the chillers [MW].
+    p_it_mw : float
+        IT power (≈ IT heat) the pumps circulate [MW].
+    fan_frac, pump_frac : float
+        Fan fraction of rejected heat (3–6 %) and pump fraction of IT heat (1–2 %) [-].
+    """
+    return fan_frac * q_cool_mw + pump_frac * p_it_mw
+
+
+@njit
+def cooling_plant_power_mw(q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c,
+                           t_chw_range, t_amb_range, p_it_mw, fan_frac=FAN_FRAC,
+                           pump_frac=PUMP_FRAC):  # pragma: no cover - jitted
+    """Electric power of a chiller plant: compressors + condenser fans + pumps [MW].
+
+    The compressor power is :func:`chiller_power_mw` for the served load (capped at capacity); fans
+    and pumps are fractions (:func:`auxiliary_power_mw`). Arguments as in :func:`chiller_power_mw`
+    and :func:`auxiliary_power_mw`; ``q_ref_mw`` is the summed rating of the working chillers.
+    """
+    cap = chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
+    q = q_load_mw if q_load_mw < cap else cap
+    if q < 0.0:
+        q = 0.0
+    p = chiller_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
+                         t_amb_range)
+    return p + auxiliary_power_mw(q, p_it_mw, fan_frac, pump_frac)

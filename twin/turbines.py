@@ -6,6 +6,8 @@ Model forms follow ``shared/PHYSICS.md`` §3. All functions are numba-compatible
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._jit import njit
 
 __all__ = ["T_ISO_C", "derate_factor", "part_load_heat_rate_btu_per_kwh"]
@@ -61,3 +63,362 @@ def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pr
     if load_frac <= 0.0:
         return float("inf")
     return hr_full_btu_per_kwh * (wfnl + (1.0 - wfnl) * load_frac) / load_frac
+
+
+# =====================================================================================================
+# GGOV1-reduced governor (PHYSICS.md §3), unit status, ramps, fuel and emissions
+# =====================================================================================================
+
+# ---- GGOV1 parameter vector (pandapower idx style): ggov1_params() builds it with the typical values
+(GG_R, GG_TPELEC, GG_KPGOV, GG_KIGOV, GG_TACT, GG_KTURB, GG_WFNL, GG_TB, GG_ROPEN, GG_RCLOSE, GG_VMAX,
+ GG_VMIN, GG_LDREF, GG_TFLOAD, GG_KPLOAD, GG_KILOAD, GG_MAXERR, GG_MINERR, GG_NPAR) = range(19)
+# ---- GGOV1 state vector
+(GX_PELEC, GX_INT, GX_LDINT, GX_TEX, GX_VALVE, GX_PMECH, GX_NSTATE) = range(7)
+
+#: Unit status codes (same as :mod:`twin.stepping`).
+STATUS_STANDBY, STATUS_ONLINE, STATUS_STARTING, STATUS_TRIPPED = 0.0, 1.0, 2.0, 3.0
+
+#: CO2 emission factor of natural gas [kg/MMBtu HHV], EPA 40 CFR 98 Table C-1, PHYSICS.md (33) [S].
+CO2_KG_PER_MMBTU = 53.06
+#: NOx emission factors [lb/MMBtu], EPA AP-42 Table 3.1-1 (PHYSICS.md (34), [S2]): lean-premix (DLE)
+#: and uncontrolled.
+NOX_LB_PER_MMBTU_LEAN_PREMIX = 0.099
+NOX_LB_PER_MMBTU_UNCONTROLLED = 0.32
+KG_PER_LB = 0.45359237
+#: Minimum emissions-compliant load of a DLE unit [-], 40–50 % (PHYSICS.md §3, [E]).
+DLE_MIN_LOAD_FRAC = 0.45
+#: Full-load heat-rate rise per kelvin above ISO [1/K], ≈0.2–0.3 %/K (PHYSICS.md §3, [E] from (30)).
+HR_RISE_PER_C = 0.0025
+
+__all__ += [
+    "GG_R", "GG_TPELEC", "GG_KPGOV", "GG_KIGOV", "GG_TACT", "GG_KTURB", "GG_WFNL", "GG_TB", "GG_ROPEN",
+    "GG_RCLOSE", "GG_VMAX", "GG_VMIN", "GG_LDREF", "GG_TFLOAD", "GG_KPLOAD", "GG_KILOAD", "GG_MAXERR",
+    "GG_MINERR", "GG_NPAR", "GX_PELEC", "GX_INT", "GX_LDINT", "GX_TEX", "GX_VALVE", "GX_PMECH",
+    "GX_NSTATE", "STATUS_STANDBY", "STATUS_ONLINE", "STATUS_STARTING", "STATUS_TRIPPED",
+    "CO2_KG_PER_MMBTU", "NOX_LB_PER_MMBTU_LEAN_PREMIX", "NOX_LB_PER_MMBTU_UNCONTROLLED",
+    "DLE_MIN_LOAD_FRAC", "HR_RISE_PER_C",
+    "ggov1_params", "ggov1_init", "ggov1_step", "ggov1_advance", "ggov1_steady_state_pu",
+    "unit_status_step", "ramp_limit_mw", "setpoint_limits_mw", "heat_rate_ambient_factor",
+    "fuel_flow_mmbtu_per_s", "co2_kg", "nox_kg",
+]
+
+
+def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_turb=1.5, wfnl=0.2,
+                 t_b_s=0.5, r_open_pu_per_s=0.10, r_close_pu_per_s=0.10, v_max=1.0, v_min=0.15,
+                 ldref=1.0, t_fload_s=3.0, kp_load=2.0, ki_load=0.67, max_err=0.05, min_err=-0.05):
+    """Parameter vector of the reduced GGOV1 governor, typical values by default.
+
+    Defaults are the IEC 61970-302 ``GovCT1``/GGOV1 typical values of PHYSICS.md §3 table (22) [S]
+    (R 0.04, Tpelec 1 s, Kpgov 10, Kigov 2, Tact 0.5 s, Kturb 1.5, Wfnl 0.2, Tb 0.5 s, Ropen/Rclose
+    ±0.10 pu/s, Vmax/Vmin 1/0.15, Ldref 1, Tfload 3 s, Kpload 2, Kiload 0.67). ``max_err``/``min_err``
+    (±0.05) are not in that table: they are the usual GGOV1 sample data, an assumption [E]. Kdgov,
+    Tc, Teng, Dm and the acceleration limiter are zero/omitted as in the reduced form.
+
+    Parameters
+    ----------
+    r : float
+        Permanent droop [pu], 0.04–0.05.
+    t_pelec_s, t_act_s, t_b_s, t_fload_s : float
+        Electric-power transducer, actuator, turbine and load-limiter lags [s].
+    kp_gov, ki_gov, kp_load, ki_load : float
+        Governor and load-limiter PI gains [pu/pu], [pu/(pu·s)].
+    k_turb, wfnl : float
+        Turbine gain and no-load fuel [pu].
+    r_open_pu_per_s, r_close_pu_per_s : float
+        Valve opening and closing rate limits [pu/s], both positive.
+    v_max, v_min : float
+        Valve limits [pu].
+    ldref : float
+        Load-limiter reference [pu of MW base]; pass the ambient derate ``k_T`` here
+        (:func:`derate_factor`) so that ``Pmech ≤ k_T`` (exhaust-temperature limit).
+    max_err, min_err : float
+        Governor error limits [pu].
+
+    Returns
+    -------
+    ndarray(float, GG_NPAR)
+    """
+    p = np.empty(GG_NPAR)
+    p[GG_R], p[GG_TPELEC], p[GG_KPGOV], p[GG_KIGOV] = r, t_pelec_s, kp_gov, ki_gov
+    p[GG_TACT], p[GG_KTURB], p[GG_WFNL], p[GG_TB] = t_act_s, k_turb, wfnl, t_b_s
+    p[GG_ROPEN], p[GG_RCLOSE], p[GG_VMAX], p[GG_VMIN] = r_open_pu_per_s, r_close_pu_per_s, v_max, v_min
+    p[GG_LDREF], p[GG_TFLOAD], p[GG_KPLOAD], p[GG_KILOAD] = ldref, t_fload_s, kp_load, ki_load
+    p[GG_MAXERR], p[GG_MINERR] = max_err, min_err
+    return p
+
+
+@njit
+def _lag(x, u, tau, h):  # pragma: no cover - jitted
+    """Exact update of a first-order lag ``τ·dx/dt = u − x`` over ``h`` with ``u`` held."""
+    if tau <= 0.0:
+        return u
+    return u + (x - u) * np.exp(-h / tau)
+
+
+@njit
+def ggov1_init(x, par, p_pu):  # pragma: no cover - jitted
+    """Fill the GGOV1 state ``x`` (GX_NSTATE,) with the steady state at output ``p_pu`` and Δω = 0.
+
+    Valve ``= Wfnl + p/Kturb``, both PI integrators at the valve position (the load limiter then sits
+    above it by ``Kpload·(Ldref/Kturb + Wfnl − valve) ≥ 0``), filtered power and Pmech ``= p``.
+    """
+    v = par[GG_WFNL] + p_pu / par[GG_KTURB]
+    x[GX_PELEC] = p_pu
+    x[GX_INT] = v
+    x[GX_LDINT] = v
+    x[GX_TEX] = v
+    x[GX_VALVE] = v
+    x[GX_PMECH] = p_pu
+
+
+@njit
+def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s):  # pragma: no cover - jitted
+    """Advance the reduced GGOV1 governor-turbine by one internal sub-step ``h_s``; return Pmech [pu].
+
+    Structure from GGOV1 (IEEE PES TR1 2013 §3.1.2.3; IEC 61970-302 GovCT1, PHYSICS.md (22)),
+    reduced as in PHYSICS.md §3 [E]::
+
+        Pe_f  = lag(Pe, Tpelec)
+        err   = clamp(R·P_set − R·Pe_f − Δω, minerr, maxerr)
+        fsrn  = Kpgov·err + Kigov·∫err                          (governor PI)
+        fsrt  = Kpload·e_l + Kiload·∫e_l,  e_l = Ldref/Kturb + Wfnl − lag(Wf, Tfload)   (load limiter)
+        fsr   = clamp(min(fsrn, fsrt), Vmin, Vmax)
+        valve = lag(fsr, Tact), rate within [−Rclose, +Ropen], within [Vmin, Vmax];  Wf = valve
+        Pmech = lag(Kturb·(Wf − Wfnl), Tb)
+
+    In steady state ``err = 0`` gives the droop line ``Pe = P_set − Δω/R``. Lags are updated exactly
+    with their inputs held over the sub-step, integrators by forward Euler; the PI that is not
+    selected by the low-value gate (or is clamped) tracks the gate output (back-calculation
+    anti-windup, the usual GGOV1 implementation choice [E]). The speed factor on fuel flow and
+    Kdgov, Tc, Teng, Dm and the acceleration limiter are omitted (reduced form). Use sub-steps of
+    20–50 ms or less (PHYSICS.md step-size warning).
+
+    Parameters
+    ----------
+    x : ndarray(float, GX_NSTATE)
+        Governor state, updated in place (:func:`ggov1_init`).
+    par : ndarray(float, GG_NPAR)
+        Parameters (:func:`ggov1_params`).
+    p_set_pu : float
+        Load reference (dispatch set point) [pu of MW base].
+    pe_pu : float
+        Electrical output of the unit [pu].
+    dw_pu : float
+        Speed deviation Δω = Δf/f0 [pu].
+    h_s : float
+        Sub-step [s].
+
+    Returns
+    -------
+    float
+        Mechanical power at the end of the sub-step [pu].
+    """
+    r = par[GG_R]
+    x[GX_PELEC] = _lag(x[GX_PELEC], pe_pu, par[GG_TPELEC], h_s)
+    err = r * p_set_pu - r * x[GX_PELEC] - dw_pu
+    if err > par[GG_MAXERR]:
+        err = par[GG_MAXERR]
+    elif err < par[GG_MINERR]:
+        err = par[GG_MINERR]
+    x[GX_INT] += par[GG_KIGOV] * err * h_s
+    fsrn = par[GG_KPGOV] * err + x[GX_INT]
+    x[GX_TEX] = _lag(x[GX_TEX], x[GX_VALVE], par[GG_TFLOAD], h_s)
+    e_l = par[GG_LDREF] / par[GG_KTURB] + par[GG_WFNL] - x[GX_TEX]
+    x[GX_LDINT] += par[GG_KILOAD] * e_l * h_s
+    fsrt = par[GG_KPLOAD] * e_l + x[GX_LDINT]
+    fsr = fsrn if fsrn < fsrt else fsrt
+    if fsr > par[GG_VMAX]:
+        fsr = par[GG_VMAX]
+    elif fsr < par[GG_VMIN]:
+        fsr = par[GG_VMIN]
+    if fsrn != fsr:
+        x[GX_INT] = fsr - par[GG_KPGOV] * err
+    if fsrt != fsr:
+        x[GX_LDINT] = fsr - par[GG_KPLOAD] * e_l
+    v0 = x[GX_VALVE]
+    v = _lag(v0, fsr, par[GG_TACT], h_s)
+    if v - v0 > par[GG_ROPEN] * h_s:
+        v = v0 + par[GG_ROPEN] * h_s
+    elif v0 - v > par[GG_RCLOSE] * h_s:
+        v = v0 - par[GG_RCLOSE] * h_s
+    if v > par[GG_VMAX]:
+        v = par[GG_VMAX]
+    elif v < par[GG_VMIN]:
+        v = par[GG_VMIN]
+    x[GX_VALVE] = v
+    x[GX_PMECH] = _lag(x[GX_PMECH], par[GG_KTURB] * (v - par[GG_WFNL]), par[GG_TB], h_s)
+    return x[GX_PMECH]
+
+
+@njit
+def ggov1_advance(x, par, p_set_pu, pe_pu, dw_pu, dt_s, n_sub):  # pragma: no cover - jitted
+    """Advance the governor by ``dt_s`` in ``n_sub`` sub-steps with inputs held; return mean Pmech [pu].
+
+    For a unit whose electrical output and speed are set from outside (grid-tied island, where the
+    grid holds frequency and ``pe_pu`` follows Pmech). The mean over the sub-steps is the energy
+    delivered in the step divided by ``dt_s``.
+    """
+    h = dt_s / n_sub
+    acc = 0.0
+    for _ in range(n_sub):
+        acc += ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h)
+    return acc / n_sub
+
+
+@njit
+def ggov1_steady_state_pu(par, p_set_pu, dw_pu):  # pragma: no cover - jitted
+    """Steady output of the governor: the droop line ``P_set − Δω/R`` within the limits [pu].
+
+    Upper limit: the load limiter, ``Ldref``; lower: ``Kturb·(Vmin − Wfnl)``.
+    """
+    p = p_set_pu - dw_pu / par[GG_R]
+    p_hi = par[GG_LDREF]
+    p_vmax = par[GG_KTURB] * (par[GG_VMAX] - par[GG_WFNL])
+    if p_vmax < p_hi:
+        p_hi = p_vmax
+    p_lo = par[GG_KTURB] * (par[GG_VMIN] - par[GG_WFNL])
+    return min(max(p, p_lo), p_hi)
+
+
+@njit
+def unit_status_step(status, timer_s, start_cmd, trip_cmd, start_time_s, dt_s, out):  # pragma: no cover
+    """Advance a turbine's status machine by ``dt_s``: standby → starting → online; trip.
+
+    A standby unit told to start counts down ``start_time_s`` (aeroderivative ≈5–10 min, LMS100
+    10 min [S] (26); industrial ≈10–15 min [E], PHYSICS.md §3) and comes online at 0 output when the
+    timer runs out inside the step. A trip command sends a starting or online unit to ``TRIPPED``
+    at once; a tripped unit stays there until the caller resets it to standby.
+
+    Parameters
+    ----------
+    status : float
+        ``STATUS_STANDBY`` 0, ``STATUS_ONLINE`` 1, ``STATUS_STARTING`` 2, ``STATUS_TRIPPED`` 3.
+    timer_s : float
+        Remaining start-up time [s].
+    start_cmd, trip_cmd : bool
+        Commands this step.
+    start_time_s : float
+        Start-to-synchronisation time of the unit [s].
+    dt_s : float
+        Step [s].
+    out : ndarray(float, 3)
+        Receives ``[status, timer_s, online_fraction]``: the fraction of the step the unit was online.
+    """
+    st = status
+    tm = timer_s
+    frac = 1.0 if st == STATUS_ONLINE else 0.0
+    if trip_cmd and (st == STATUS_ONLINE or st == STATUS_STARTING):
+        st = STATUS_TRIPPED
+        tm = 0.0
+        frac = 0.0
+    elif st == STATUS_STANDBY and start_cmd:
+        st = STATUS_STARTING
+        tm = start_time_s
+    if st == STATUS_STARTING:
+        if tm <= dt_s:
+            frac = (dt_s - tm) / dt_s if dt_s > 0.0 else 1.0
+            st = STATUS_ONLINE
+            tm = 0.0
+        else:
+            tm -= dt_s
+    out[0] = st
+    out[1] = tm
+    out[2] = frac
+
+
+@njit
+def ramp_limit_mw(p_prev_mw, p_target_mw, ramp_up_mw_per_s, ramp_down_mw_per_s, dt_s):  # pragma: no cover
+    """Move a set point toward its target within ramp limits [MW].
+
+    Sustained ramps: aeroderivative ≈50 %/min (LMS100 50 MW/min), industrial ≈20–40 %/min
+    (PHYSICS.md §3, (26)(28) [S]; Titan [E]); DLE loading ≈0.5 %/s [S2] (23). Rates are positive.
+    """
+    d = p_target_mw - p_prev_mw
+    up = ramp_up_mw_per_s * dt_s
+    dn = ramp_down_mw_per_s * dt_s
+    if d > up:
+        d = up
+    elif d < -dn:
+        d = -dn
+    return p_prev_mw + d
+
+
+@njit
+def setpoint_limits_mw(p_target_mw, p_min_mw, p_max_avail_mw):  # pragma: no cover - jitted
+    """Clamp an online unit's set point to ``[P_min, P_max_avail]`` [MW].
+
+    ``P_min`` is the minimum (DLE emissions-compliant, ≈40–50 %, [E]) load, ``P_max_avail =
+    P_ISO·k_T(T_amb)`` (:func:`derate_factor`). If the ambient derate pushes ``P_max`` below
+    ``P_min`` the unit runs at ``P_max``.
+    """
+    p = p_target_mw if p_target_mw > p_min_mw else p_min_mw
+    return p if p < p_max_avail_mw else p_max_avail_mw
+
+
+@njit
+def heat_rate_ambient_factor(t_amb_c, hr_rise_per_c=HR_RISE_PER_C):  # pragma: no cover - jitted
+    """Full-load heat-rate correction for ambient, ``1 + b·(T_amb − 15 °C)`` [-].
+
+    ``b`` ≈ 0.2–0.3 %/K (PHYSICS.md §3 [E], from the site-rating curve (30): ≈0.92 at −29 °C to
+    ≈1.10 at 45 °C).
+    """
+    return 1.0 + hr_rise_per_c * (t_amb_c - T_ISO_C)
+
+
+@njit
+def fuel_flow_mmbtu_per_s(p_mw, p_avail_mw, hr_full_btu_per_kwh, wfnl):  # pragma: no cover - jitted
+    """Fuel flow of an online gas turbine from the GGOV1 fuel line [MMBtu/s].
+
+    ``F = HR_full·P_avail·(Wfnl + (1 − Wfnl)·p)`` with ``p = P/P_avail``, i.e.
+    ``F = HR(p)·P`` with the part-load heat rate of :func:`part_load_heat_rate_btu_per_kwh`
+    (PHYSICS.md §3 [E]); finite at zero output (no-load fuel ``Wfnl``). Negative output (motoring)
+    is taken as zero output.
+
+    Parameters
+    ----------
+    p_mw : float
+        Electrical output [MW].
+    p_avail_mw : float
+        Available (ambient-derated) rating the full-load heat rate refers to [MW].
+    hr_full_btu_per_kwh : float
+        Full-load heat rate [Btu/kWh HHV] (8,200–10,500 simple cycle [E]); multiply by
+        :func:`heat_rate_ambient_factor` for ambient.
+    wfnl : float
+        No-load fuel fraction [-] (GGOV1 0.2).
+    """
+    p = p_mw / p_avail_mw if p_avail_mw > 0.0 else 0.0
+    if p < 0.0:
+        p = 0.0
+    btu_per_h = hr_full_btu_per_kwh * p_avail_mw * 1e3 * (wfnl + (1.0 - wfnl) * p)
+    return btu_per_h * 1e-6 / 3600.0
+
+
+@njit
+def co2_kg(fuel_mmbtu, kg_per_mmbtu=CO2_KG_PER_MMBTU):  # pragma: no cover - jitted
+    """CO2 from burnt natural gas [kg]: 53.06 kg/MMBtu HHV (EPA Part 98 Table C-1, PHYSICS.md (33) [S])."""
+    return kg_per_mmbtu * fuel_mmbtu
+
+
+@njit
+def nox_kg(fuel_mmbtu, load_frac, dle_min_load_frac=DLE_MIN_LOAD_FRAC,
+           lb_per_mmbtu_dle=NOX_LB_PER_MMBTU_LEAN_PREMIX,
+           lb_per_mmbtu_uncontrolled=NOX_LB_PER_MMBTU_UNCONTROLLED):  # pragma: no cover - jitted
+    """NOx from a DLE gas turbine [kg].
+
+    Lean-premix factor (AP-42 Table 3.1-1 ≈0.099 lb/MMBtu, [S2] (34)) at or above the DLE
+    minimum emissions-compliant load; below it "NOx/CO rise sharply" (PHYSICS.md §3 [E]), taken
+    here as the uncontrolled factor (≈0.32 lb/MMBtu [S2] (34)) — a step is an assumption [E].
+
+    Parameters
+    ----------
+    fuel_mmbtu : float
+        Fuel burnt [MMBtu].
+    load_frac : float
+        Output as a fraction of the available rating [-].
+    dle_min_load_frac : float
+        DLE turndown limit, 0.40–0.50 [-] [E].
+    lb_per_mmbtu_dle, lb_per_mmbtu_uncontrolled : float
+        Emission factors [lb/MMBtu].
+    """
+    ef = lb_per_mmbtu_dle if load_frac >= dle_min_load_frac else lb_per_mmbtu_uncontrolled
+    return ef * KG_PER_LB * fuel_mmbtu
