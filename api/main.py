@@ -33,6 +33,7 @@ log = logging.getLogger("twin.api")
 
 #: Documented error responses of every route.
 ERROR_RESPONSES = {
+    400: {"model": Problem, "description": "a body that cannot be parsed (not UTF-8 JSON)"},
     401: {"model": Problem, "description": "missing or unknown bearer token"},
     403: {"model": Problem, "description": "the token lacks the scope"},
     413: {"model": Problem, "description": "request or response over a configured size cap"},
