@@ -262,7 +262,7 @@ def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
 @njit(cache=True)
 def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr, isl_buses, isl_dim, va_col,
                   vm_col, p_row, q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                  refactor_ratio):  # pragma: no cover
+                  refactor_ratio, f_given=False):  # pragma: no cover
     """Newton–Raphson (polar form) on one island, from the voltages in ``v``/``vm``/``va``.
 
     Full Newton (``refactor_ratio <= 0``): the Jacobian is rebuilt and LU-factorised at every
@@ -271,7 +271,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     the mismatch by at least the factor ``refactor_ratio``; otherwise it is rebuilt at the current
     point. Stops when ``max|f| < tol``, after ``max_iter`` updates, on a non-finite or diverging
     mismatch, or on a singular Jacobian — never raises. ``f`` and ``dx`` are work vectors of at
-    least the island's dimension.
+    least the island's dimension; with ``f_given`` the caller has put the mismatch at the starting
+    point in ``f`` already. On convergence ``f`` holds the final mismatch.
 
     Returns
     -------
@@ -285,7 +286,14 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     dim = isl_dim[isl]
     lo = lu_off[isl]
     po = piv_off[isl]
-    norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row, f)
+    if f_given:
+        norm = 0.0
+        for r in range(dim):
+            if not (abs(f[r]) <= norm):
+                norm = abs(f[r]) if math.isfinite(f[r]) else np.inf
+    else:
+        norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row,
+                               f)
     prev = np.inf
     it = 0
     nfact = 0
@@ -499,10 +507,15 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     for i in range(n_island):
         if isl_dim[i] > maxdim:
             maxdim = isl_dim[i]
-    f = np.empty(maxdim)
     dx = np.empty(maxdim)
+    # each island's mismatch at its last converged point: the next step starts from it, corrected by
+    # the change of scheduled injections (the mismatch is linear in them), instead of re-evaluating
+    f_all = np.empty(max(1, piv_off[n_island - 1] + isl_dim[n_island - 1]) if n_island else 1)
+    f_valid = np.zeros(n_island, dtype=np.bool_)
     p_spec = np.zeros(n_bus)
     q_spec = np.zeros(n_bus)
+    p_prev = np.zeros(n_bus)
+    q_prev = np.zeros(n_bus)
     v_good = v.copy()
     vm_good = vm.copy()
     va_good = va.copy()
@@ -525,7 +538,11 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         if k % 256 == 0:  # undo the rounding drift of the incremental rotations
             for i in range(n_bus):
                 v[i] = vm[i] * complex(math.cos(va[i]), math.sin(va[i]))
+            for isl in range(n_island):
+                f_valid[isl] = False
         for i in range(n_bus):
+            p_prev[i] = p_spec[i]
+            q_prev[i] = q_spec[i]
             p_spec[i] = 0.0
             q_spec[i] = 0.0
         for b in range(n_pp):
@@ -538,11 +555,22 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         worst = 0.0
         for isl in range(n_island):
             ok = True
-            if isl_dim[isl] > 0:
+            dim = isl_dim[isl]
+            if dim > 0:
+                fo = piv_off[isl]
+                f = f_all[fo:fo + dim]
+                if f_valid[isl]:
+                    for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
+                        i = isl_buses[kk]
+                        if p_row[i] >= 0:
+                            f[p_row[i]] -= p_spec[i] - p_prev[i]
+                        if q_row[i] >= 0:
+                            f[q_row[i]] -= q_spec[i] - q_prev[i]
                 ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
                                                  isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu,
                                                  lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                                                 refactor_ratio)
+                                                 refactor_ratio, f_valid[isl])
+                f_valid[isl] = ok
                 nfact += nf
                 if it > iters:
                     iters = it

@@ -159,7 +159,7 @@ def solve(arrays: GridArrays, p_mw: np.ndarray | None = None, q_mvar: np.ndarray
     p_mw, q_mvar : ndarray(n_bus), optional
         Net injections per internal bus (generation − load) [MW], [Mvar]; default: the net's.
     init : {"dc", "flat"} or LoadFlowState
-        Initial point: DC angles, flat start, or a previous state (warm start).
+        Initial point: DC angles, flat start, or a previous state (warm start; updated in place).
     tolerance_mva : float
         Convergence when every power mismatch is below this [MVA] (``tolerance_mva / base_mva`` pu).
     max_iteration : int
@@ -199,6 +199,7 @@ def solve(arrays: GridArrays, p_mw: np.ndarray | None = None, q_mvar: np.ndarray
             arrays.island_dim, arrays.bus_va_col, arrays.bus_vm_col, arrays.bus_p_row, arrays.bus_q_row,
             arrays.island_slack_col, state.lu, state.lu_off, state.piv, state.piv_off, state.have_lu, tol_pu,
             int(max_iteration), 0.0, ok, its, norms)
+        state.have_lu[:] = False  # full Newton leaves LU factors, not the inverse the chord method reuses
         converged, iterations = bool(ok.all()), int(its.max(initial=0))
         norm = float(norms.max(initial=0.0))
     else:
