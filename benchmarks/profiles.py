@@ -3,8 +3,8 @@
 The profile is a pure function of the absolute time step, so a day can be generated (and solved)
 chunk by chunk and still be the same day. Loads swing like synchronised training jobs (a square
 wave of ±8 % with a per-load period of 12–60 s, i.e. large steps from one second to the next), drift
-over half an hour (±5 %) and jitter (±1 %, incommensurate sines); generator set points move slowly
-(±3 % over 15 min). Reactive power follows active power at constant power factor.
+over half an hour (±5 %) and jitter (±1 %, an integer hash of step and load); generator set points
+move slowly (±3 % over 15 min). Reactive power follows active power at constant power factor.
 """
 
 from __future__ import annotations
@@ -48,13 +48,20 @@ def campus_profile(arrays: GridArrays, start: int, n_steps: int, seed: int = 0) 
     rng = np.random.default_rng(seed)
     n_load, n_gen = len(arrays.load_p_mw), len(arrays.gen_p_mw)
     period_s = rng.uniform(12.0, 60.0, n_load)
-    phase = rng.uniform(0.0, 2 * np.pi, n_load)
+    phase = rng.uniform(0.0, 1.0, n_load)
     drift_phase = rng.uniform(0.0, 2 * np.pi, n_load)
     gen_phase = rng.uniform(0.0, 2 * np.pi, n_gen)
-    t = (start + np.arange(n_steps, dtype=float))[:, None]
-    swing = np.where(np.sin(2 * np.pi * t / period_s + phase) >= 0, 0.08, -0.08)
-    drift = 0.05 * np.sin(2 * np.pi * t / 1800.0 + drift_phase)
-    jitter = 0.01 * np.sin(12.9898 * t + 78.233 * np.arange(n_load)) * np.sin(0.7071 * t + phase)
+    steps = start + np.arange(n_steps, dtype=np.int64)
+    t = steps.astype(float)[:, None]
+    # synchronised training swings: a square wave of ±8 %
+    swing = np.where(np.mod(t / period_s + phase, 1.0) < 0.5, 0.08, -0.08)
+    # half-hour drift of ±5 %: sin(ωt + φ) = sin ωt cos φ + cos ωt sin φ (no sine per element and step)
+    w = 2 * np.pi * t / 1800.0
+    drift = 0.05 * (np.sin(w) * np.cos(drift_phase) + np.cos(w) * np.sin(drift_phase))
+    # ±1 % jitter from an integer hash of (step, element): deterministic, independent of chunking
+    h = (steps[:, None] * np.int64(2654435761) + np.arange(n_load, dtype=np.int64) * np.int64(40503) + seed) % 65536
+    jitter = 0.02 * (h / 65536.0 - 0.5)
     m = 1.0 + swing + drift + jitter
-    g = 1.0 + 0.03 * np.sin(2 * np.pi * t / 900.0 + gen_phase)
+    wg = 2 * np.pi * t / 900.0
+    g = 1.0 + 0.03 * (np.sin(wg) * np.cos(gen_phase) + np.cos(wg) * np.sin(gen_phase))
     return {"load_p_mw": arrays.load_p_mw * m, "load_q_mvar": arrays.load_q_mvar * m, "gen_p_mw": arrays.gen_p_mw * g}
