@@ -27,7 +27,7 @@ from .plant import (
     B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, G_ISLAND, H_ISLAND, T_H_S, T_S_MVA, H_GPUS_PER_RACK, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW,
     H_RACKS, H_TDP_KW, P_T_CHW_C, T_ISLAND, T_ONLINE0, T_START_S, compile_plant,
 )
-from .scenario import Event, Scenario
+from .scenario import Event, Scenario, parse_time_s
 from .stepping import (
     CDU_DT_DESIGN_K, R_JC_K_PER_MW, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED,
     SG_NCOL, SH_CAP, SH_NCOL, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_STAGE, SI_TIED,
@@ -76,7 +76,10 @@ class Engine:
         self._override_t_amb: float | None = None
 
         t0 = float(self.amb(np.array([0.0]))[0])
-        op = nominal_operating_point(site, t0, scenario.workload.gpu_power_frac)
+        self._workload = _Workload(site, scenario, base_dir)
+        first = self._workload(0, min(60, max(self.n_total, 1))).mean(axis=0)  # start in equilibrium with the workload
+        op = nominal_operating_point(site, t0, scenario.workload.gpu_power_frac,
+                                     p_it_mw={h.id: float(v) for h, v in zip(site.halls, first)})
         self.op = op
         self.net = build_net(site, op)
         # ---- state
@@ -113,7 +116,6 @@ class Engine:
             self.s_isl[i, SI_LPF] = isl.p_load_mw
         c = scenario.control
         self._controls = np.array([c.secondary, c.gpu_capping, c.ufls, c.auto_start], dtype=np.float64)
-        self._workload = _make_workload(site, p, scenario)
         self._network = _Network(self)
         self.s_isl[:, SI_LOSS] = self._network.initial_losses()
 
@@ -277,16 +279,117 @@ class Engine:
         return _copy.deepcopy(self)
 
 
-def _make_workload(site, plant, sc: Scenario):
-    """Demanded IT power per hall for steps [k0, k0+n): (n, halls) [MW]."""
-    from .operating_point import hall_it_mw
+class _Workload:
+    """Demanded IT power per hall, generated a day at a time (bounded memory for any horizon).
 
-    nominal = np.array([hall_it_mw(h, sc.workload.gpu_power_frac) for h in site.halls])
+    Synthetic training (PHYSICS.md §1, :func:`twin.workload.utilisation_profile`): the halls of a
+    site run one synchronous job, so they share a utilisation profile ``u`` (seeded by the
+    scenario's seed and the site); a hall draws ``P = P_idle + (P_compute − P_idle)·u``, with
+    ``P_compute`` its rack power at ``gpu_power_frac`` of TDP. The communication-phase utilisation
+    is set so that a compute→communication step is ``swing_frac`` of the hall's IT power. Each day is
+    drawn afresh (iteration phase and checkpoint timeline restart at midnight).
 
-    def demand(k0: int, n: int) -> np.ndarray:
-        return np.repeat(nominal[None, :], n, axis=0)
+    Measured trace: a CSV with a ``time_s`` column (or HH:MM:SS) and one column of MW per hall id;
+    linearly interpolated, held beyond its ends.
+    """
 
-    return demand
+    DAY = 86400
+
+    def __init__(self, site, sc: Scenario, base_dir: Path | None):
+        from .operating_point import hall_it_mw
+
+        w = sc.workload
+        self.w = w
+        self.step_s = sc.scenario.step_s
+        start = sc.scenario.start
+        self.t0_s = start.hour * 3600 + start.minute * 60 + start.second
+        halls = site.halls
+        self.p_idle = np.array([h.p_it_idle_mw for h in halls])
+        self.p_comp = np.array([hall_it_mw(h, w.gpu_power_frac) for h in halls])
+        span = np.maximum(self.p_comp - self.p_idle, 1e-9)
+        # u_comm such that (P_comp − P_idle)·(1 − u_comm) = swing_frac·P_comp, per site (the tightest hall)
+        sites = sorted({h.id.split("/")[0] for h in halls})
+        self.site_of = np.array([sites.index(h.id.split("/")[0]) for h in halls])
+        self.u_comm = np.ones(len(sites))
+        for k in range(len(sites)):
+            sel = self.site_of == k
+            self.u_comm[k] = float(np.clip(1.0 - w.swing_frac * np.max(self.p_comp[sel] / span[sel]), 0.0, 1.0))
+        self.sites = sites
+        self._day = -1
+        self._u = None
+        self.trace = None
+        if w.trace is not None:
+            self.trace = self._read_trace(Path(w.trace) if base_dir is None or Path(w.trace).is_absolute() else base_dir / w.trace,
+                                          [h.id for h in halls])
+
+    @staticmethod
+    def _read_trace(path: Path, halls: list[str]):
+        import csv
+
+        from .scenario import ScenarioError
+
+        if not path.exists():
+            raise ScenarioError(path, [("workload.trace", "no such file; expected a CSV: time_s, then MW per hall id")])
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or len(rows) < 2:
+            raise ScenarioError(path, [("workload.trace", "expected a header and at least one row")])
+        head = [c.strip() for c in rows[0]]
+        cols = {}
+        for name in head[1:]:
+            full = name if "/" in name else None
+            match = [h for h in halls if h == full or h.split("/", 1)[1] == name]
+            if not match:
+                raise ScenarioError(path, [("workload.trace", f"column {name!r} is not a hall of the site; expected one of {', '.join(halls)}")])
+            cols[match[0]] = head.index(name)
+        try:
+            t = np.array([parse_time_s(r[0] if ":" in r[0] else float(r[0])) for r in rows[1:]])
+            vals = {h: np.array([float(r[i]) for r in rows[1:]]) for h, i in cols.items()}
+        except (ValueError, IndexError) as exc:
+            raise ScenarioError(path, [("workload.trace", f"expected numbers in every row ({exc})")]) from None
+        return t, [vals.get(h) for h in halls]
+
+    def _load_day(self, day: int) -> None:
+        from .workload import utilisation_profile
+
+        w = self.w
+        n = int(self.DAY / self.step_s)
+        p = w.swing_period_s
+        self._u = np.empty((len(self.sites), n))
+        for k, site in enumerate(self.sites):
+            seed = (w.seed * 1_000_003 + sum(map(ord, site)) * 7919 + day) % (2**32)
+            prof = utilisation_profile(
+                n, seed, period_s=(0.8 * p, 1.2 * p), u_comm=self.u_comm[k],
+                checkpoint_interval_s=(0.8 * w.checkpoint_interval_s, 1.2 * w.checkpoint_interval_s),
+                checkpoint_duration_s=(0.5 * w.checkpoint_duration_s, 1.5 * w.checkpoint_duration_s) if w.checkpoint_duration_s > 0 else (0.0, 0.0),
+                inference_share=w.inference_share, t0_s=(self.t0_s + day * self.DAY) % self.DAY,
+                samples_per_s=max(int(round(20 / self.step_s)), 1) if self.step_s <= 1 else 1)
+            self._u[k] = prof.u_mean
+        self._day = day
+
+    def __call__(self, k0: int, n: int) -> np.ndarray:
+        """Demanded IT power [MW], shape (n, halls), for steps k0 … k0 + n − 1."""
+        if self.trace is not None:
+            t_tr, cols = self.trace
+            t = (k0 + np.arange(n)) * self.step_s
+            out = np.repeat(self.p_comp[None, :], n, axis=0)
+            for h, v in enumerate(cols):
+                if v is not None:
+                    out[:, h] = np.interp(t, t_tr, v)
+            return out
+        per_day = int(self.DAY / self.step_s)
+        out = np.empty((n, len(self.p_comp)))
+        i = 0
+        while i < n:
+            k = k0 + i
+            day, off = divmod(k, per_day)
+            if day != self._day:
+                self._load_day(day)
+            take = min(n - i, per_day - off)
+            u = self._u[:, off:off + take][self.site_of].T  # (take, halls)
+            out[i:i + take] = self.p_idle + (self.p_comp - self.p_idle) * u
+            i += take
+        return out
 
 
 class _Network:

@@ -106,7 +106,8 @@ def _plant_cooling(site, plant, heat_mw: float, t_amb_c: float) -> tuple[dict[st
     return out, max(heat_mw - total_cap, 0.0)
 
 
-def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: float = NOMINAL_GPU_POWER_FRAC) -> OperatingPoint:
+def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: float = NOMINAL_GPU_POWER_FRAC,
+                            p_it_mw: dict[str, float] | None = None) -> OperatingPoint:
     """Steady operating point of ``site`` at ambient ``t_amb_c`` (default: the design dry-bulb).
 
     Parameters
@@ -117,6 +118,8 @@ def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: 
         Ambient dry-bulb [°C]; defaults to ``site.weather.design_t_amb_c`` (35.6 °C in Memphis).
     gpu_power_frac : float
         GPU power as a fraction of TDP [-].
+    p_it_mw : dict, optional
+        IT power of some halls [MW] (by id), overriding ``gpu_power_frac`` for them.
 
     Returns
     -------
@@ -125,7 +128,7 @@ def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: 
     t_amb = site.weather.design_t_amb_c if t_amb_c is None else float(t_amb_c)
     op = OperatingPoint(t_amb_c=t_amb)
     for h in site.halls:
-        op.p_it_mw[h.id] = hall_it_mw(h, gpu_power_frac)
+        op.p_it_mw[h.id] = (p_it_mw or {}).get(h.id, hall_it_mw(h, gpu_power_frac))
     unmet: dict[str, float] = {}
     for plant in site.cooling_plants:
         heat = sum(op.p_it_mw[h.id] for h in site.halls if h.cooling_plant == plant.id)

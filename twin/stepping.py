@@ -30,7 +30,8 @@ Models (each cites PHYSICS.md; [E] = engineering estimate, a default to calibrat
 * **BESS** (§5): droop (R_b from the file, deadband ±0.036 Hz) plus a schedule by mode (``smoothing``:
   the high-pass part of the island load, τ = 60 s; ``import-cap``: what the grid tie cannot import;
   ``droop``: none), first-order lag at the file's response time, power derated to 0 over the last 5 %
-  of SoC at each end, ``SoC += dt·(η·P_ch − P_dis/η)/E`` with η = √RTE.
+  of SoC at each end (:func:`twin.storage.soc_power_limit_mw`), SoC advanced once per second with the
+  step's mean power (:func:`twin.storage.soc_step`, η = √RTE).
 * **Frequency** (§4): one aggregate swing equation per islanded island,
   ``dΔf/dt = f0/(2·H·S)·(ΣPm + P_bess − P_load − P_loss)`` with H·S summed over online turbines;
   load damping D = 0 for converter loads [E]. Islands with a closed grid tie are held at 60 Hz.
@@ -55,15 +56,14 @@ from .plant import (
     P_C_FWS_MJ_PER_K, P_C_TCS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C,
     T_DERATE_PER_C, T_DROOP, T_GOV_S, T_H_S, T_ISLAND, T_P_ISO_MW, T_RAMP_MW_PER_S, T_S_MVA, T_START_S,
 )
+from .protection import UFLS_HZ, UFLS_RELIEF, ufls_shed_fraction
+from .storage import soc_power_limit_mw, soc_step
+from .thermal import gpu_throttle_factor
 from .turbines import derate_factor
 
-__all__ = ["F0_HZ", "UFLS_HZ", "UFLS_SHED", "step_segment", "STATE_COLUMNS"]
+__all__ = ["F0_HZ", "step_segment", "STATE_COLUMNS"]
 
 F0_HZ = 60.0
-#: UFLS set points [Hz] and cumulative shed fractions of IT load [-] (ERCOT, PHYSICS.md §4 (39); last two [E]).
-UFLS_HZ = np.array([59.3, 59.1, 58.9, 58.7, 58.5])
-UFLS_SHED = np.array([0.05, 0.15, 0.25, 0.35, 0.45])
-
 # ---- engine constants [E] (PHYSICS.md §3-§6)
 C_GPU_MJ_PER_K = 0.2e-3  # heat capacity of one GPU package + cold plate [MJ/K]
 R_JC_K_PER_MW = 0.025e6  # junction-to-coolant resistance of one GPU [K/MW]
@@ -91,31 +91,6 @@ STATUS_STANDBY, STATUS_ONLINE, STATUS_STARTING, STATUS_TRIPPED = 0.0, 1.0, 2.0, 
 
 STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,
                  "island": SI_NCOL, "grid": SG_NCOL}
-
-
-@njit
-def gpu_throttle(t_j_c, t_slow_c, t_shut_c):  # pragma: no cover - jitted
-    """GPU clock factor g_T(T_j) (PHYSICS.md §6, [E]): 1 → 0.6 over 85 °C…slowdown, 0.45 above, 0 at shutdown."""
-    t_knee = t_slow_c - 4.0
-    if t_j_c >= t_shut_c:
-        return 0.0
-    if t_j_c >= t_slow_c:
-        return 0.45
-    if t_j_c > t_knee:
-        return 1.0 - 0.4 * (t_j_c - t_knee) / (t_slow_c - t_knee)
-    return 1.0
-
-
-@njit
-def _soc_power_limit(soc, soc_min, soc_max, p_max, discharging):  # pragma: no cover - jitted
-    """Available battery power, derated linearly to 0 over the last 5 % of SoC at each end (PHYSICS.md §5)."""
-    if discharging:
-        x = (soc - soc_min) / 0.05
-    else:
-        x = (soc_max - soc) / 0.05
-    if x <= 0.0:
-        return 0.0
-    return p_max if x >= 1.0 else p_max * x
 
 
 @njit(error_model="numpy")
@@ -227,7 +202,7 @@ def step_segment(
         ta = t_amb[k]
         # -------- IT power per hall: throttle, power cap, UFLS shedding
         for i in range(n_i):
-            shed_isl[i] = UFLS_SHED[int(s_isl[i, SI_STAGE]) - 1] if s_isl[i, SI_STAGE] > 0 else 0.0
+            shed_isl[i] = ufls_shed_fraction(int(s_isl[i, SI_STAGE]), UFLS_RELIEF)
             if s_isl[i, SI_BLACKOUT] > 0.5:
                 shed_isl[i] = 1.0
             it_isl[i] = 0.0
@@ -238,7 +213,7 @@ def step_segment(
         for h in range(n_h):
             isl = int(hall[h, H_ISLAND])
             p_idle = hall[h, H_RACKS] * hall[h, H_RACK_IDLE_KW] * 1e-3
-            g = gpu_throttle(s_hall[h, SH_TJ], hall[h, H_T_SLOW_C], hall[h, H_T_SHUT_C]) * s_hall[h, SH_CAP]
+            g = gpu_throttle_factor(s_hall[h, SH_TJ], hall[h, H_T_SLOW_C] - 4.0, hall[h, H_T_SLOW_C], hall[h, H_T_SHUT_C]) * s_hall[h, SH_CAP]
             p_served = p_idle + (p_demand[k, h] - p_idle) * g
             if p_served < 0.0:
                 p_served = 0.0
@@ -458,7 +433,6 @@ def step_segment(
                     pb_isl[i] += s_bess[b, SB_P]
                     pb_sum[b] += s_bess[b, SB_P]
                     continue
-                hb = h_sub if isl_sub[i] else dt_s
                 df = s_isl[i, SI_DF]
                 dfe = 0.0
                 if df > BESS_DEADBAND_HZ:
@@ -467,8 +441,8 @@ def step_segment(
                     dfe = df + BESS_DEADBAND_HZ
                 pmax = bess[b, B_P_MW] * s_bess[b, SB_DERATE]
                 tgt = bess_sched[b] - dfe / F0_HZ / bess[b, B_DROOP] * bess[b, B_P_MW]
-                lim_dis = _soc_power_limit(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, True)
-                lim_ch = _soc_power_limit(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, False)
+                lim_dis = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, True)
+                lim_ch = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, False)
                 if tgt > lim_dis:
                     tgt = lim_dis
                 if tgt < -lim_ch:
@@ -478,11 +452,6 @@ def step_segment(
                 s_bess[b, SB_P] = pb
                 pb_isl[i] += pb
                 pb_sum[b] += pb
-                eta = bess[b, B_ETA]
-                if pb >= 0.0:
-                    s_bess[b, SB_SOC] -= hb / 3600.0 * pb / eta / bess[b, B_E_MWH]
-                else:
-                    s_bess[b, SB_SOC] -= hb / 3600.0 * pb * eta / bess[b, B_E_MWH]
             # swing equation per islanded island: M·dΔf/dt = A − B·Δf, integrated exactly over the sub-step
             for i in range(n_i):
                 if not isl_sub[i]:
@@ -531,10 +500,10 @@ def step_segment(
                 # UFLS stages
                 st = int(s_isl[i, SI_STAGE])
                 while ufls and st < UFLS_HZ.shape[0] and f < UFLS_HZ[st]:
-                    old = UFLS_SHED[st - 1] if st > 0 else 0.0
+                    old = ufls_shed_fraction(st, UFLS_RELIEF)
                     st += 1
                     # shedding takes effect at once on the island load (per-second loads are refreshed next step)
-                    load[i] -= (UFLS_SHED[st - 1] - old) * it_isl[i]
+                    load[i] -= (ufls_shed_fraction(st, UFLS_RELIEF) - old) * it_isl[i]
                     s_isl[i, SI_RESTORE] = 0.0
                 s_isl[i, SI_STAGE] = st
                 if not capping:
@@ -571,6 +540,8 @@ def step_segment(
             o_status[k, u] = s_turb[u, ST_STATUS]
         for b in range(n_b):
             o_p_bess[k, b] = pb_sum[b] / n_sub if s_bess[b, SB_OK] > 0.5 else 0.0
+            # PHYSICS.md §5: SoC advances once per step with the step's mean power
+            s_bess[b, SB_SOC] = soc_step(s_bess[b, SB_SOC], o_p_bess[k, b], bess[b, B_E_MWH], bess[b, B_ETA], bess[b, B_ETA], dt_s)
             o_soc[k, b] = s_bess[b, SB_SOC]
         for i in range(n_i):
             o_f[k, i] = F0_HZ + s_isl[i, SI_DF]
