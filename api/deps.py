@@ -51,38 +51,38 @@ def _unauthorized(msg: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, msg, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_read(creds: Credentials, settings: SettingsDep) -> str:
-    """A read (or write) token."""
-    scope = _scope(creds, settings)
+async def require_read(creds: Credentials, request: Request) -> str:
+    """A read (or write) token (async: checked on the event loop, no thread hop on hot read paths)."""
+    scope = _scope(creds, request.app.state.services.settings)
     if scope is None:
         raise _unauthorized("missing or unknown bearer token" if creds else "a bearer token is required")
     return scope
 
 
-def require_write(creds: Credentials, settings: SettingsDep) -> str:
+async def require_write(creds: Credentials, request: Request) -> str:
     """A write token."""
-    scope = require_read(creds, settings)
+    scope = await require_read(creds, request)
     if scope != "write":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this token has read scope; this route needs a write token")
     return scope
 
 
-def get_services(request: Request):
+async def get_services(request: Request):
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     return request.app.state.services.catalog
 
 
-def get_pool(request: Request):
+async def get_pool(request: Request):
     return request.app.state.services.pool
 
 
-def get_live(request: Request):
+async def get_live(request: Request):
     return request.app.state.services.live
 
 

@@ -38,6 +38,9 @@ class NoResults(Exception):
 _cache: OrderedDict[tuple, xr.Dataset] = OrderedDict()
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 16
+#: Variables of finished runs kept in memory (for repeated slices), up to this many bytes in all.
+_LOADED_BYTES = 256 * 2**20
+_loaded: OrderedDict[tuple, xr.DataArray] = OrderedDict()
 
 
 def known_variables() -> list[str]:
@@ -88,13 +91,35 @@ def _is_number(v: str) -> bool:
         return False
 
 
+def _variable(ds: xr.Dataset, var: str, key: tuple | None) -> xr.DataArray:
+    """``ds[var]``; for a finished run (``key`` given) loaded once and kept while memory allows."""
+    if key is None:
+        return ds[var]
+    with _cache_lock:
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key]
+    da = ds[var]
+    if da.nbytes > _LOADED_BYTES // 4:
+        return da
+    da = da.load()
+    with _cache_lock:
+        _loaded[key] = da
+        while sum(x.nbytes for x in _loaded.values()) > _LOADED_BYTES:
+            _loaded.popitem(last=False)
+    return da
+
+
 def select(ds: xr.Dataset, var: str, entity: list[str] | None, start: str | None, end: str | None, every: float | None,
-           agg: Literal["mean", "min", "max"], max_points: int) -> xr.DataArray:
-    """The requested slice as a DataArray (time first), checked against the caps."""
+           agg: Literal["mean", "min", "max"], max_points: int, cache_key: tuple | None = None) -> xr.DataArray:
+    """The requested slice as a DataArray (time first), checked against the caps.
+
+    ``cache_key`` (the store of a finished run) keeps the variable in memory for later slices.
+    """
     if var not in ds.data_vars:
         recorded = ", ".join(sorted(str(v) for v in ds.data_vars))
         raise InputError("query", [("var", f"{var!r} is not recorded in this run; recorded: {recorded}")])
-    da = ds[var]
+    da = _variable(ds, var, None if cache_key is None else (*cache_key, var))
     tdim = da.dims[0]
     comp = da.dims[1] if da.ndim > 1 else None
     if entity:
@@ -128,7 +153,7 @@ def select(ds: xr.Dataset, var: str, entity: list[str] | None, start: str | None
 
 
 def _times_iso(da: xr.DataArray) -> list[str]:
-    return [str(t)[:26] for t in np.datetime_as_string(da[da.dims[0]].values, unit="ms")]
+    return np.datetime_as_string(da[da.dims[0]].values, unit="ms").tolist()
 
 
 def _columns(da: xr.DataArray, var: str) -> dict[str, np.ndarray]:
@@ -138,13 +163,16 @@ def _columns(da: xr.DataArray, var: str) -> dict[str, np.ndarray]:
     return {str(name): da.isel({comp: i}).values for i, name in enumerate(da[comp].values)}
 
 
-def to_json(da: xr.DataArray, run_id: str, var: str) -> dict:
+def to_json(da: xr.DataArray, run_id: str, var: str) -> bytes:
+    """The slice as JSON bytes: ``time`` (ISO 8601) and one list per entity (NaN as null)."""
+    import orjson
+
     cols = _columns(da, var)
-    return {
+    return orjson.dumps({
         "id": run_id, "var": var, "units": da.attrs.get("units"), "long_name": da.attrs.get("long_name"),
         "dims": list(da.dims), "time": _times_iso(da),
-        "series": {k: [None if not math.isfinite(x) else float(x) for x in v.astype(float)] for k, v in cols.items()},
-    }
+        "series": {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in cols.items()},
+    }, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def to_csv(da: xr.DataArray, var: str) -> str:

@@ -340,10 +340,15 @@ class RunPool:
                 if job.process is None:
                     self._jobs.pop(run_id, None)
                     self.catalog.update(run_id, status="cancelled", error="cancelled on request", finished=time.time())
-                    job.done.set()
-                    self._after(job, "cancelled")
-                    return True
-        job.cancel.set()
+                    queued_cancel = True
+                else:
+                    queued_cancel = False
+            if queued_cancel:
+                self._after(job, "cancelled")
+                job.done.set()
+                return True
+        if job.process.is_alive():
+            job.cancel.set()
         if not job.done.wait(wait_s):  # the run checks the flag between segments; do not wait forever
             job.process.terminate()
             if not job.done.wait(5.0):
@@ -402,8 +407,8 @@ class RunPool:
             self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
             mark_store_interrupted(rec.store, "failed", reason)
         rec = self.catalog.get(job.run_id)
-        job.done.set()
         self._after(job, rec.status if rec else "deleted")
+        job.done.set()  # after the clean-up: cancel(delete=True) returns once the files are gone
 
     def _after(self, job: _Job, status: str) -> None:
         if job.delete:

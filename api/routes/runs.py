@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 from sites import InputError
 from twin.catalog import RunRecord
@@ -121,8 +121,10 @@ def read_series(
     if var not in series_mod.known_variables():
         raise InputError("query", [("var", f"unknown variable {var!r}; expected one of {', '.join(series_mod.VARIABLES)}")])
     try:
-        ds = series_mod.open_run(rec.store, immutable=rec.status not in ACTIVE)
-        da = series_mod.select(ds, var, entity, start, end, every, agg, settings.max_series_points)
+        finished = rec.status not in ACTIVE
+        ds = series_mod.open_run(rec.store, immutable=finished)
+        da = series_mod.select(ds, var, entity, start, end, every, agg, settings.max_series_points,
+                               cache_key=(rec.store, rec.finished) if finished else None)
     except series_mod.NoResults as exc:
         raise HTTPException(409, f"run {run_id} is {rec.status}: {exc}") from None
     except series_mod.SeriesTooLarge as exc:
@@ -132,7 +134,7 @@ def read_series(
     if format == "netcdf":
         return Response(series_mod.to_netcdf(da, ds, var), media_type="application/x-netcdf",
                         headers={"Content-Disposition": f'attachment; filename="{run_id}-{var}.nc"'})
-    return JSONResponse(series_mod.to_json(da, run_id, var))
+    return Response(series_mod.to_json(da, run_id, var), media_type="application/json")
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Write,
