@@ -344,13 +344,6 @@ def compile_net(net, *, distributed_slack: bool = True, calculate_voltage_angles
     distributed = np.zeros(n_island, bool)
     if distributed_slack:
         distributed = isl_w > 1e-12 * max(1.0, np.abs(bus_w).sum())
-        # all the weight on the island's only REF bus: that is the single slack, with one unknown less
-        for i in np.flatnonzero(distributed):
-            in_isl = island == i
-            refs = np.flatnonzero(in_isl & (kind == REF))
-            weighted = np.flatnonzero(in_isl & (bus_w != 0))
-            if len(refs) == 1 and len(weighted) == 1 and weighted[0] == refs[0]:
-                distributed[i] = False
     with np.errstate(divide="ignore", invalid="ignore"):
         bus_w = np.where(distributed[island], bus_w / np.where(isl_w[island] != 0, isl_w[island], 1.0), 0.0)
 

@@ -217,13 +217,29 @@ def test_distributed_slack_is_shared_by_weights_on_memphis(sites_nets):
     net = copy.deepcopy(sites_nets["memphis"][0])
     res = runpf(net, distributed_slack=True)
     a = res.arrays
-    assert a.island_distributed.sum() == 1  # the islanded microgrid; grid-tied islands keep one slack
+    assert a.island_distributed.all()  # ext_grids carry slack_weight 1 by default: a one-machine share
     g = net.gen[net.gen.in_service & (net.gen.slack_weight > 0)]
     pick_up = net.res_gen.p_mw[g.index] - g.p_mw
     w = g.slack_weight / g.slack_weight.sum()
     np.testing.assert_allclose(pick_up, w * pick_up.sum(), rtol=1e-9, atol=1e-9)
-    isl = np.flatnonzero(a.island_distributed)[0]
+    isl = a.bus_island[a.pp_bus_internal[net.bus.index.get_loc(g.bus.iloc[0])]]
     assert pick_up.sum() == pytest.approx(res.slack_mw[isl], rel=1e-9)
+    for eg in net.ext_grid.index:  # the grid-tied islands: the slack is the grid's import
+        i = a.bus_island[a.pp_bus_internal[net.bus.index.get_loc(net.ext_grid.bus[eg])]]
+        assert res.slack_mw[i] == pytest.approx(net.res_ext_grid.p_mw[eg], abs=1e-9)
+
+
+def test_single_slack_pick_up_is_the_ext_grid_import():
+    net = synthetic_net()
+    res = runpf(net)  # distributed_slack=False: every island keeps its REF bus as the only slack
+    a = res.arrays
+    assert not a.island_distributed.any()
+    for eg in net.ext_grid.index:
+        i = a.bus_island[a.pp_bus_internal[net.bus.index.get_loc(net.ext_grid.bus[eg])]]
+        assert res.slack_mw[i] == pytest.approx(net.res_ext_grid.p_mw[eg], abs=1e-9)
+    slack_gen = net.gen.index[net.gen.slack][0]
+    i = a.bus_island[a.pp_bus_internal[net.bus.index.get_loc(net.gen.bus[slack_gen])]]
+    assert res.slack_mw[i] == pytest.approx(net.res_gen.p_mw[slack_gen] - net.gen.p_mw[slack_gen], abs=1e-9)
 
 
 @pytest.mark.parametrize("solver", ["numba", "numpy"])
