@@ -238,7 +238,8 @@ def timeseries(arrays: GridArrays, vm: np.ndarray, va: np.ndarray, slack_pu: np.
     """Twin of the numba ``timeseries`` kernel: step by step, warm-started, chord Newton.
 
     Solves all islands together (one sparse LU for the block-diagonal Jacobian); a step counts as
-    converged when every island is. Arguments as the numba kernel's, in per unit; ``vm``, ``va``,
+    converged when every island is (a failed step is NaN everywhere, where the kernel blanks only
+    the islands that failed). Arguments as the numba kernel's, in per unit; ``vm``, ``va``,
     ``slack_pu`` are updated in place. Returns a dict of the kernel's outputs.
     """
     num = numbering(arrays)

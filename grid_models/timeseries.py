@@ -161,8 +161,8 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         :func:`bus_injections`. Reactive injection at PV/REF buses is solved, not imposed; active
         injection at REF buses of single-slack islands likewise.
     state : LoadFlowState, optional
-        Where to start (the ``state`` of a previous result). Default: a full Newton solve of the
-        first step from a DC start.
+        Where to start (the ``state`` of a previous result; updated in place). Default: a full
+        Newton solve of the first step from a DC start.
     tolerance_mva : float
         Largest power mismatch at convergence [MVA].
     max_iteration : int
@@ -190,8 +190,11 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         first = solve(arrays, _to_internal(arrays, p[0] * arrays.base_mva), _to_internal(arrays, q[0] * arrays.base_mva),
                       init="dc", tolerance_mva=tolerance_mva, max_iteration=max(max_iteration, 20),
                       solver="numba" if solver == "numba" else "numpy")
-        slack0 = np.where(arrays.island_slack_col >= 0, np.nan_to_num(first.slack_mw), 0.0) / arrays.base_mva
-        state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
+        if first.converged:
+            slack0 = np.where(arrays.island_slack_col >= 0, np.nan_to_num(first.slack_mw), 0.0) / arrays.base_mva
+            state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
+        else:  # the first step itself fails: start from the DC point and let the series report it
+            state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), arrays.va_init_degree)
     elif (state.vm_pu.shape != (arrays.n_bus,) or state.slack_pu.shape != (arrays.n_island,)
           or len(state.lu) < int((arrays.island_dim ** 2).sum())):
         raise ValueError("state does not belong to these arrays (recompiled net?): start a new one with state=None")
