@@ -285,19 +285,7 @@ def load_site(name: str | Path) -> Site:
     if "campus" in raw:
         return _load_campus(path, raw, variant, label)
     doc, parts = _load_site_file(path, variant)
-    site = Site(
-        id=doc.site.id,
-        label=label,
-        name=doc.site.name,
-        kind="site",
-        variant=variant,
-        description=doc.site.description + (f" Variant: {doc.variants[variant].description}" if variant else ""),
-        as_of=doc.site.as_of,
-        members=[doc.site.id],
-        files=[str(path)],
-        weather=doc.weather,
-        **parts,
-    )
+    site = _site(doc.site, "site", label, variant, doc.variants, [doc.site.id], [str(path)], doc.weather, parts)
     _check_islands(site, path)
     return site
 
@@ -336,21 +324,17 @@ def _load_campus(path: Path, raw: dict, variant: str | None, label: str) -> Site
             parts[list_name].append(c.model_copy(update={"id": f"{cid}/{c.id}"}))
     if problems:
         raise SiteError(path, problems)
-    site = Site(
-        id=cid,
-        label=label,
-        name=doc.campus.name,
-        kind="campus",
-        variant=variant,
-        description=doc.campus.description + (f" Variant: {doc.variants[variant].description}" if variant else ""),
-        as_of=doc.campus.as_of,
-        members=members,
-        files=files,
-        weather=weather,
-        **parts,
-    )
+    site = _site(doc.campus, "campus", label, variant, doc.variants, members, files, weather, parts)
     _check_islands(site, path)
     return site
+
+
+def _site(header, kind: str, label: str, variant: str | None, variants: dict, members: list[str], files: list[str],
+          weather, parts: dict) -> Site:
+    """The loaded Site from a file header (site or campus), its variant and its expanded components."""
+    description = header.description + (f" Variant: {variants[variant].description}" if variant else "")
+    return Site(id=header.id, label=label, name=header.name, kind=kind, variant=variant, description=description,
+                as_of=header.as_of, members=members, files=files, weather=weather, **parts)
 
 
 def _check_islands(site: Site, path: Path) -> None:
