@@ -274,6 +274,24 @@ def test_synthetic_net_distributed_slack_matches_runpp_by_island(solver):
     np.testing.assert_allclose(pick_up / pick_up.sum(), [0.5, 1 / 6, 1 / 3], rtol=1e-9)
 
 
+def test_non_contiguous_indices_match_runpp():
+    """Bus and element labels that are not 0…n-1 (pandapower lookups are by label, our maps by row)."""
+    def relabelled():
+        net = synthetic_net()
+        pp.toolbox.reindex_buses(net, {b: 1000 + 7 * b for b in net.bus.index})
+        net.load.drop(index=net.load.index[0], inplace=True)
+        pp.toolbox.reindex_elements(net, "gen", net.gen.index * 3 + 5)
+        pp.toolbox.reindex_elements(net, "line", net.line.index + 40)  # switches follow
+        return net
+
+    ref = relabelled()
+    runpp_by_island(ref)
+    net = relabelled()
+    assert runpf(net, distributed_slack=True).converged
+    assert_matches(net, ref)
+    assert net.res_gen.index.equals(net.gen.index) and net.res_line.index.equals(net.line.index)
+
+
 @pytest.mark.parametrize("init", ["flat", "dc", "results"])
 def test_runpf_initialisations_reach_the_same_point(init):
     ref = pandapower_case("case57")
