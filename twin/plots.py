@@ -165,6 +165,9 @@ def plot_run(ds: xr.Dataset, out_dir: str | Path) -> list[Path]:
     """Write every figure of a run as PNG into ``out_dir``; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    names = ["p_turbine_mw", "p_grid_mw", "p_bess_mw", "soc_bess", "p_it_mw", "p_cooling_mw", "p_unserved_mw",
+             "f_hz", "t_gpu_c", "t_coolant_c", "t_amb_c", "throttle"]
+    ds = ds[[v for v in names if v in ds]].load()  # one read of what the figures use, not one per panel
     paths = []
     for name, fn in (("power", fig_power), ("frequency", fig_frequency), ("bess", fig_bess), ("thermal", fig_thermal)):
         fig = fn(ds)
