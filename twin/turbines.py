@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import njit
+from .storage import lowpass_step as _lag  # exact first-order lag, u held over the step
 
 __all__ = ["T_ISO_C", "derate_factor", "part_load_heat_rate_btu_per_kwh"]
 
@@ -145,14 +146,6 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
     p[GG_LDREF], p[GG_TFLOAD], p[GG_KPLOAD], p[GG_KILOAD] = ldref, t_fload_s, kp_load, ki_load
     p[GG_MAXERR], p[GG_MINERR] = max_err, min_err
     return p
-
-
-@njit
-def _lag(x, u, tau, h):  # pragma: no cover - jitted
-    """Exact update of a first-order lag ``τ·dx/dt = u − x`` over ``h`` with ``u`` held."""
-    if tau <= 0.0:
-        return u
-    return u + (x - u) * np.exp(-h / tau)
 
 
 @njit
