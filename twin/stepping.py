@@ -146,6 +146,7 @@ def step_segment(
     any_starting = np.zeros(n_i)
     rocof = np.zeros(n_i)
     pm_isl = np.zeros(n_i)
+    pm_now = np.zeros(n_i)
     pb_isl = np.zeros(n_i)
     # chiller availability changes only at events (between segments): aggregate per plant once
     for p in range(n_p):
@@ -332,13 +333,19 @@ def step_segment(
                 pref_tot[i] = cap_on[i]
             if pref_tot[i] < 0.0:
                 pref_tot[i] = 0.0
+        for i in range(n_i):
+            pm_now[i] = 0.0
+        for u in range(n_t):
+            if s_turb[u, ST_STATUS] == STATUS_ONLINE:
+                pm_now[t_isl[u]] += s_turb[u, ST_PM]
         for b in range(n_b):
             i = int(bess[b, B_ISLAND])
             mode = int(bess[b, B_MODE])
             if mode == 0 and s_isl[i, SI_TIED] < 0.5:  # smoothing: the fast part of the load
                 bess_sched[b] = load[i] - s_isl[i, SI_LPF]
             elif mode == 2 and s_isl[i, SI_TIED] > 0.5:  # import cap: what neither the tie nor the turbines cover
-                bess_sched[b] = load[i] + s_isl[i, SI_LOSS] - imp_lim[i] - pref_tot[i]
+                # the turbines' actual output, not their (ramp-limited) target
+                bess_sched[b] = load[i] + s_isl[i, SI_LOSS] - imp_lim[i] - pm_now[i]
                 if bess_sched[b] < 0.0:  # room under the cap: recharge, gently
                     bess_sched[b] = max(bess_sched[b], -0.1 * bess[b, B_P_MW])
             else:

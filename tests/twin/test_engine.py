@@ -164,3 +164,14 @@ def test_baseline_soc_matches_integrated_power(baseline):
         # float32 storage resolves SoC to ~1e-7 of E
         assert actual == pytest.approx(d_e, rel=1e-3, abs=1e-3 * throughput + 1e-6 * b.e_mwh), b.id
     assert worked > 100.0  # Colossus 1 holds the MLGW import at its cap for hours on a design day
+
+
+def test_baseline_import_cap_is_held_while_the_yard_has_charge(baseline):
+    """Colossus 1's import-cap yard keeps MLGW import at its 150 MW limit through swings and checkpoints."""
+    _res, ds = baseline
+    grid = ds.p_grid_mw.sel(grid_tie="colossus1/mlgw-63").values
+    soc = ds.soc_bess.sel(bess="colossus1/megapack").values
+    charged = soc > 0.1  # above the 5 % floor and its 5 % derate band
+    assert charged.all()
+    assert grid[charged].max() <= 150.0 + 1.0
+    assert grid.max() > 140.0  # the cap binds on a design day
