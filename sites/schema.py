@@ -35,6 +35,7 @@ __all__ = [
     "GridTie",
     "Boundary",
     "TurbineModel",
+    "Grouped",
     "Turbine",
     "Bess",
     "Hall",
@@ -265,25 +266,38 @@ class TurbineModel(Component):
     pf: float = Field(0.85, gt=0, le=1, description="rated power factor [-]")
 
 
-class Turbine(Component):
-    """A gas-turbine unit, or a group of ``count`` identical units (expanded on load)."""
+class Grouped(Component):
+    """A component that may stand for ``count`` identical units placed on ``bus`` or on ``buses``.
 
-    model: str
+    The loader expands a group into units ``<id>-01`` …, filling ``buses`` in order
+    (ceil(count/len) units each) and numbering them in ``number``.
+    """
+
     count: int = Field(1, ge=1)
     bus: str | None = None
     buses: list[str] | None = Field(None, description="buses filled in order, ceil(count/len) units each")
+    #: set on expansion: index of the unit in its group (1-based); zero on groups
+    number: int = 0
+
+    @model_validator(mode="after")
+    def _one_bus_spec(self) -> "Grouped":
+        if (self.bus is None) == (self.buses is None):
+            raise ValueError("give exactly one of `bus` or `buses`")
+        return self
+
+
+class Turbine(Grouped):
+    """A gas-turbine unit, or a group of ``count`` identical units (expanded on load)."""
+
+    model: str
     state: Literal["online", "standby", "out"] = "online"
     online_count: int | None = Field(
         None, ge=0, description="group: the first N units are online at the nominal point, the rest standby"
     )
     vm_pu: float = Field(1.0, gt=0.8, lt=1.2)
-    #: set on expansion: index of the unit in its group (1-based); zero on groups
-    number: int = 0
 
     @model_validator(mode="after")
-    def _one_bus_spec(self) -> "Turbine":
-        if (self.bus is None) == (self.buses is None):
-            raise ValueError("give exactly one of `bus` or `buses`")
+    def _online_within_count(self) -> "Turbine":
         if self.online_count is not None and self.online_count > self.count:
             raise ValueError(f"online_count ({self.online_count}) must not exceed count ({self.count})")
         return self
@@ -324,13 +338,9 @@ class Bess(Component):
         return self.units * self.unit_e_mwh
 
 
-class Hall(Component):
+class Hall(Grouped):
     """A data hall (or a group of ``count`` identical halls): racks of one GPU type, cooling split."""
 
-    count: int = Field(1, ge=1)
-    bus: str | None = None
-    buses: list[str] | None = Field(None, description="buses filled in order, ceil(count/len) halls each")
-    number: int = 0
     gpu_type: str
     gpu_count: int = Field(ge=1)
     gpus_per_rack: int = Field(ge=1)
@@ -345,8 +355,6 @@ class Hall(Component):
 
     @model_validator(mode="after")
     def _idle_below_peak(self) -> "Hall":
-        if (self.bus is None) == (self.buses is None):
-            raise ValueError("give exactly one of `bus` or `buses`")
         if self.rack_p_idle_kw > self.rack_p_peak_kw:
             raise ValueError("rack_p_idle_kw must not exceed rack_p_peak_kw")
         return self
@@ -379,24 +387,14 @@ class CoolingPlant(Component):
     fan_frac: float = Field(ge=0, lt=0.2, description="condenser fans + CRAH, fraction of heat [-]")
 
 
-class Chiller(Component):
+class Chiller(Grouped):
     """An air-cooled chiller, or a group of ``count`` identical chillers (expanded on load)."""
 
     plant: str
-    count: int = Field(1, ge=1)
-    bus: str | None = None
-    buses: list[str] | None = None
     q_ref_mw: float = Field(gt=0, description="rated cooling capacity [MW thermal]")
     cop_ref: float = Field(gt=0, description="COP at the curve's reference point [-]")
     curve: str = Field("york-ycal0033ee", description="curve set in twin.cooling.CHILLER_CURVES")
     pf: float = Field(0.95, gt=0, le=1)
-    number: int = 0
-
-    @model_validator(mode="after")
-    def _one_bus_spec(self) -> "Chiller":
-        if (self.bus is None) == (self.buses is None):
-            raise ValueError("give exactly one of `bus` or `buses`")
-        return self
 
 
 class Load(Component):
