@@ -402,8 +402,6 @@ class _Network:
     """
 
     def __init__(self, engine: Engine):
-        import pandapower as pp  # noqa: F401 - the net is a pandapower net
-
         self.eng = engine
         self.net = engine.net
         net, p = self.net, engine.plant
@@ -514,7 +512,7 @@ class _Network:
     # -------------------------------------------------------------- the load-flow pass
     def initial_losses(self) -> np.ndarray:
         self._aggregation()
-        out = self._solve(self._nominal_profiles(), store=False)
+        out = self._solve(self._nominal_profiles())
         return out[0][-1]
 
     def _nominal_profiles(self):
@@ -574,7 +572,7 @@ class _Network:
         q = -(p_it @ self._hall_q + cool @ self._plant_q + other @ self._other_q)
         return p, q
 
-    def _solve(self, profiles, store: bool = True):
+    def _solve(self, profiles):
         from grid_models.timeseries import solve_timeseries
 
         pb, qb = profiles

@@ -159,6 +159,10 @@ def step_segment(
             q_ref_ok[pl] += chiller[c, C_Q_REF_MW] * s_ch[c, SC_DERATE]
             ch_curve[pl] = int(chiller[c, C_CURVE])
             cop_plant[pl] = chiller[c, C_COP_REF]
+    # peak IT of each plant's halls: shares the plant's coolant-loop capacity between its halls
+    peak_plant = np.zeros(n_p)
+    for h in range(n_h):
+        peak_plant[int(hall[h, H_PLANT])] += hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
     # cooling power of a plant is booked on its chillers' islands, in proportion to working capacity
     plant_isl_share = np.zeros((n_p, n_i))
     for c in range(n_c):
@@ -242,7 +246,7 @@ def step_segment(
             s_hall[h, SH_TJ] = tj_ss + (s_hall[h, SH_TJ] - tj_ss) * np.exp(-dt_s / tau_j)
             p_peak = hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
             ua = p_peak / CDU_DT_DESIGN_K
-            c_tcs = plant[pl, P_C_TCS_MJ_PER_K] * p_peak / max(1e-9, _plant_peak(hall, pl))
+            c_tcs = plant[pl, P_C_TCS_MJ_PER_K] * p_peak / max(1e-9, peak_plant[pl])
             t_fws = s_plant[pl, SP_TFWS]
             q_tcs_in = max(q_liq, p_gpu)
             # exact update of C·dT/dt = Q_in − UA·(T − T_fws) with T_fws held over the step; the heat passed
@@ -556,12 +560,3 @@ def step_segment(
             o_unserved[k, i] = isl_other_mw[i] - o_other[k, i]
         for h in range(n_h):
             o_unserved[k, int(hall[h, H_ISLAND])] += o_shed[k, h]
-
-
-@njit
-def _plant_peak(hall, pl):  # pragma: no cover - jitted
-    s = 0.0
-    for h in range(hall.shape[0]):
-        if int(hall[h, H_PLANT]) == pl:
-            s += hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
-    return s
