@@ -199,7 +199,7 @@ def _pandapower_internal_case(net, calculate_voltage_angles, trafo_model):
         net, algorithm="nr", calculate_voltage_angles=calculate_voltage_angles, init="flat", max_iteration=10,
         tolerance_mva=1e-8, trafo_model=trafo_model, trafo_loading="current", enforce_p_lims=False,
         enforce_q_lims=False, check_connectivity=True, voltage_depend_loads=False, passed_parameters=None,
-        consider_line_temperature=False, distributed_slack=False, tdpf=False, lightsim2grid=False, numba=True,
+        consider_line_temperature=False, distributed_slack=False, tdpf=False, lightsim2grid=False, numba=False,
     )
     empty = np.array([], dtype=np.int64)
     net._pd2ppc_lookups = {"bus": empty, "bus_dc": empty, "ext_grid": empty, "gen": empty, "branch": empty,
