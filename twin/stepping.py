@@ -192,15 +192,34 @@ def step_segment(
         a_b_step[b] = 1.0 if tau <= 0.0 else 1.0 - np.exp(-dt_s / tau)
     a_gov_sub = np.ones(n_t)
     a_gov_step = np.ones(n_t)
+    k_droop = np.empty(n_t)  # droop gain [MW/Hz]
+    lim_sub = np.empty(n_t)  # valve-rate limit per sub-step [MW]
+    ideal = np.empty(n_t, dtype=np.bool_)
+    isl_ideal = np.zeros(n_i, dtype=np.bool_)  # island has units with ideal governors
     for u in range(n_t):
         if turb[u, T_GOV_S] > 0.0:
             a_gov_sub[u] = 1.0 - np.exp(-h_sub / turb[u, T_GOV_S])
             a_gov_step[u] = 1.0 - np.exp(-dt_s / turb[u, T_GOV_S])
+        k_droop[u] = turb[u, T_P_ISO_MW] / (turb[u, T_DROOP] * F0_HZ)
+        lim_sub[u] = VALVE_RATE_PU_S * turb[u, T_P_ISO_MW] * h_sub
+        ideal[u] = turb[u, T_GOV_S] <= 0.0
+        if ideal[u]:
+            isl_ideal[t_isl[u]] = True
+    b_lim_dis = np.zeros(n_b)
+    b_lim_ch = np.zeros(n_b)
+    b_k = np.empty(n_b)  # droop gain [MW/Hz]
+    for b in range(n_b):
+        b_k[b] = bess[b, B_P_MW] / (F0_HZ * bess[b, B_DROOP])
     pm_sum = np.zeros(n_t)
     pb_sum = np.zeros(n_b)
     a_ideal = np.zeros(n_i)
     b_ideal = np.zeros(n_i)
     sub_units = np.empty(n_t, dtype=np.int64)  # online units of islanded islands (rebuilt every step)
+    su_pm = np.empty(n_t)
+    su_pref = np.empty(n_t)
+    su_pav = np.empty(n_t)
+    su_sum = np.empty(n_t)
+    df_now = np.zeros(n_i)
     pm_fixed = np.zeros(n_i)  # mechanical power of units that are not sub-stepped, per island
 
     for k in range(n_steps):
@@ -393,11 +412,20 @@ def step_segment(
                 s_turb[u, ST_PM] += dp if turb[u, T_GOV_S] <= 0.0 else min(max(dp, -lim), lim)
         for b in range(n_b):
             pb_sum[b] = 0.0
+            # SoC moves once per step: the power limits hold over the sub-steps
+            pmax = bess[b, B_P_MW] * s_bess[b, SB_DERATE]
+            b_lim_dis[b] = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, True)
+            b_lim_ch[b] = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, False)
         n_sub_units = 0
         for i in range(n_i):
             pm_fixed[i] = 0.0
         for u in range(n_t):
             if s_turb[u, ST_STATUS] == STATUS_ONLINE and isl_sub[t_isl[u]]:
+                # the sub-stepped units' state and constants, packed contiguously for the inner loop
+                su_pm[n_sub_units] = s_turb[u, ST_PM]
+                su_pref[n_sub_units] = s_turb[u, ST_PREF]
+                su_pav[n_sub_units] = p_av[u]
+                su_sum[n_sub_units] = 0.0
                 sub_units[n_sub_units] = u
                 n_sub_units += 1
             else:
@@ -410,30 +438,31 @@ def step_segment(
                 a_ideal[i] = 0.0
                 b_ideal[i] = 0.0
             # mechanical power: lagged governors explicitly; ideal ones (t_gov = 0) join the swing equation
+            for i in range(n_i):
+                df_now[i] = s_isl[i, SI_DF]
             for jj in range(n_sub_units):
                 u = sub_units[jj]
                 i = t_isl[u]
-                k_u = turb[u, T_P_ISO_MW] / (turb[u, T_DROOP] * F0_HZ)
-                tgt = s_turb[u, ST_PREF] - k_u * s_isl[i, SI_DF]
-                if turb[u, T_GOV_S] <= 0.0:
-                    if tgt >= p_av[u]:
-                        a_ideal[i] += p_av[u]
-                    elif tgt <= 0.0:
-                        pass
-                    else:
-                        a_ideal[i] += s_turb[u, ST_PREF]
-                        b_ideal[i] += k_u
+                tgt = su_pref[jj] - k_droop[u] * df_now[i]
+                if ideal[u]:
+                    if tgt >= su_pav[jj]:
+                        a_ideal[i] += su_pav[jj]
+                    elif tgt > 0.0:
+                        a_ideal[i] += su_pref[jj]
+                        b_ideal[i] += k_droop[u]
                     continue
-                tgt = min(max(tgt, 0.0), p_av[u])
-                dp = (tgt - s_turb[u, ST_PM]) * a_gov_sub[u]
-                lim = VALVE_RATE_PU_S * turb[u, T_P_ISO_MW] * h_sub
+                tgt = min(max(tgt, 0.0), su_pav[jj])
+                pm = su_pm[jj]
+                dp = (tgt - pm) * a_gov_sub[u]
+                lim = lim_sub[u]
                 if dp > lim:
                     dp = lim
                 elif dp < -lim:
                     dp = -lim
-                s_turb[u, ST_PM] += dp
-                pm_isl[i] += s_turb[u, ST_PM]
-                pm_sum[u] += s_turb[u, ST_PM]
+                pm += dp
+                su_pm[jj] = pm
+                pm_isl[i] += pm
+                su_sum[jj] += pm
             # batteries
             for b in range(n_b):
                 i = b_isl[b]
@@ -450,14 +479,11 @@ def step_segment(
                     dfe = df - BESS_DEADBAND_HZ
                 elif df < -BESS_DEADBAND_HZ:
                     dfe = df + BESS_DEADBAND_HZ
-                pmax = bess[b, B_P_MW] * s_bess[b, SB_DERATE]
-                tgt = bess_sched[b] - dfe / F0_HZ / bess[b, B_DROOP] * bess[b, B_P_MW]
-                lim_dis = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, True)
-                lim_ch = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, False)
-                if tgt > lim_dis:
-                    tgt = lim_dis
-                if tgt < -lim_ch:
-                    tgt = -lim_ch
+                tgt = bess_sched[b] - dfe * b_k[b]
+                if tgt > b_lim_dis[b]:
+                    tgt = b_lim_dis[b]
+                if tgt < -b_lim_ch[b]:
+                    tgt = -b_lim_ch[b]
                 a = a_b_sub[b] if isl_sub[i] else a_b_step[b]
                 pb = s_bess[b, SB_P] + (tgt - s_bess[b, SB_P]) * a
                 s_bess[b, SB_P] = pb
@@ -486,12 +512,12 @@ def step_segment(
                     df1 = df0 + h_sub * dfdt
                     df_mean = df1
                 s_isl[i, SI_DF] = df1
-                for jj in range(n_sub_units):  # ideal governors follow the frequency exactly
-                    u = sub_units[jj]
-                    if t_isl[u] == i and turb[u, T_GOV_S] <= 0.0:
-                        k_u = turb[u, T_P_ISO_MW] / (turb[u, T_DROOP] * F0_HZ)
-                        s_turb[u, ST_PM] = min(max(s_turb[u, ST_PREF] - k_u * df1, 0.0), p_av[u])
-                        pm_sum[u] += min(max(s_turb[u, ST_PREF] - k_u * df_mean, 0.0), p_av[u])
+                if isl_ideal[i]:
+                    for jj in range(n_sub_units):  # ideal governors follow the frequency exactly
+                        u = sub_units[jj]
+                        if t_isl[u] == i and ideal[u]:
+                            su_pm[jj] = min(max(su_pref[jj] - k_droop[u] * df1, 0.0), su_pav[jj])
+                            su_sum[jj] += min(max(su_pref[jj] - k_droop[u] * df_mean, 0.0), su_pav[jj])
                 if F0_HZ + s_isl[i, SI_DF] < BLACKOUT_HZ or s_isl[i, SI_BLACKOUT] > 0.5:
                     # blackout: units trip on under-frequency, every load is lost; held until restored by an event
                     s_isl[i, SI_BLACKOUT] = 1.0
@@ -500,6 +526,9 @@ def step_segment(
                         if t_isl[u] == i and s_turb[u, ST_STATUS] != STATUS_STANDBY:
                             s_turb[u, ST_STATUS] = STATUS_TRIPPED
                             s_turb[u, ST_PM] = 0.0
+                    for jj in range(n_sub_units):
+                        if t_isl[sub_units[jj]] == i:
+                            su_pm[jj] = 0.0
                     for b in range(n_b):
                         if b_isl[b] == i:
                             s_bess[b, SB_P] = 0.0
@@ -525,6 +554,10 @@ def step_segment(
                     s_isl[i, SI_CAPFLAG] = 1.0
                 else:
                     s_isl[i, SI_CAPFLAG] = 0.0
+        for jj in range(n_sub_units):
+            u = sub_units[jj]
+            s_turb[u, ST_PM] = su_pm[jj]
+            pm_sum[u] += su_sum[jj]
         # -------- slow controls (once per second): isochronous trim, capping, UFLS restoration
         for i in range(n_i):
             if s_isl[i, SI_TIED] > 0.5 or s_isl[i, SI_BLACKOUT] > 0.5 or not secondary:
