@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from ._jit import njit
 from .plant import (
     B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, G_ISLAND, H_ISLAND, T_H_S, T_S_MVA, H_GPUS_PER_RACK, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW,
     H_RACKS, H_TDP_KW, P_T_CHW_C, T_ISLAND, T_ONLINE0, T_START_S, compile_plant,
@@ -524,52 +525,72 @@ class _Network:
         return p, q
 
     def _aggregation(self) -> None:
-        """Element → bus incidence (rows: elements, columns: net.bus rows); small dense matrices."""
+        """Source → bus weights of the injections, as sparse triplets (cached until chillers or units change).
+
+        Sources, in the column order of :meth:`_profiles`: turbines, batteries, halls' IT, halls'
+        cooling, islands' other load. A hall's cooling lands on the buses of its plant's working
+        chillers in proportion to their capacity; an island's other load on its fixed loads in
+        proportion to their nominal power.
+        """
         net, e, p = self.net, self.eng, self.eng.plant
+        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
+        key = (self._key, ok.tobytes())
+        if key == getattr(self, "_agg_key", None):
+            return
         n_bus = len(net.bus)
         lb = net.bus.index.get_indexer(net.load.bus.to_numpy())
-        self._load_to_bus = np.zeros((len(net.load), n_bus))
-        self._load_to_bus[np.arange(len(net.load)), lb] = 1.0
+        load_to_bus = np.zeros((len(net.load), n_bus))
+        load_to_bus[np.arange(len(net.load)), lb] = 1.0
         gb = net.bus.index.get_indexer(net.gen.bus.to_numpy())
-        self._gen_to_bus = np.zeros((len(net.gen), n_bus))
-        self._gen_to_bus[np.arange(len(net.gen)), gb] = 1.0
-        self._hall_p = self._load_to_bus[self.load_hall]
-        self._hall_q = self._hall_p * self.tan_phi[self.load_hall, None]
-        # plant cooling → buses of its working chillers, in proportion to their capacity
-        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
-        self._plant_p = np.zeros((len(p.plant), n_bus))
-        self._plant_q = np.zeros((len(p.plant), n_bus))
+        gen_to_bus = np.zeros((len(net.gen), n_bus))
+        gen_to_bus[np.arange(len(net.gen)), gb] = 1.0
+        self._load_to_bus, self._gen_to_bus = load_to_bus, gen_to_bus
+        hall_p = load_to_bus[self.load_hall]
+        hall_q = hall_p * self.tan_phi[self.load_hall, None]
+        plant_p = np.zeros((len(p.plant), n_bus))
+        plant_q = np.zeros((len(p.plant), n_bus))
         for pl in range(len(p.plant)):
             ch = np.nonzero(p.chiller[:, C_PLANT].astype(int) == pl)[0]
             tot = ok[ch].sum()
             if tot > 0:
                 w = ok[ch] / tot
-                self._plant_p[pl] = w @ self._load_to_bus[self.load_chiller[ch]]
-                self._plant_q[pl] = (w * self.tan_phi[self.load_chiller[ch]]) @ self._load_to_bus[self.load_chiller[ch]]
-        self._hall_plant = np.zeros((len(p.hall), len(p.plant)))
-        self._hall_plant[np.arange(len(p.hall)), p.hall[:, H_PLANT].astype(int)] = 1.0
-        # fixed loads, scaled by their island's served share of its other load
+                plant_p[pl] = w @ load_to_bus[self.load_chiller[ch]]
+                plant_q[pl] = (w * self.tan_phi[self.load_chiller[ch]]) @ load_to_bus[self.load_chiller[ch]]
+        hall_plant = np.zeros((len(p.hall), len(p.plant)))
+        hall_plant[np.arange(len(p.hall)), p.hall[:, H_PLANT].astype(int)] = 1.0
         nominal_other = p.island_p_other_mw[self.fixed_isl]
-        per_island = np.zeros((p.n_island, n_bus))
-        per_island_q = np.zeros((p.n_island, n_bus))
+        other_p = np.zeros((p.n_island, n_bus))
+        other_q = np.zeros((p.n_island, n_bus))
         for j, row in enumerate(self.load_fixed):
             if nominal_other[j] > 0:
                 share = self.fixed_p[j] / nominal_other[j]
-                per_island[self.fixed_isl[j]] += share * self._load_to_bus[row]
-                per_island_q[self.fixed_isl[j]] += share * self.tan_phi[row] * self._load_to_bus[row]
-        self._other_p, self._other_q = per_island, per_island_q
-        self._turb_p = self._gen_to_bus[self.gen_turb]
-        self._bess_p = self._gen_to_bus[self.gen_bess]
+                other_p[self.fixed_isl[j]] += share * load_to_bus[row]
+                other_q[self.fixed_isl[j]] += share * self.tan_phi[row] * load_to_bus[row]
+        zeros_q = np.zeros((len(p.turb) + len(p.bess), n_bus))
+        w_p = np.vstack([gen_to_bus[self.gen_turb], gen_to_bus[self.gen_bess], -hall_p, -hall_plant @ plant_p, -other_p])
+        w_q = np.vstack([zeros_q, -hall_q, -hall_plant @ plant_q, -other_q])
+        self._w_p = tuple(np.ascontiguousarray(x) for x in _triplets(w_p))
+        self._w_q = tuple(np.ascontiguousarray(x) for x in _triplets(w_q))
+        self._agg_key = key
+
+    def _nominal_profiles(self):
+        net = self.net
+        gen_p = np.where(net.gen.in_service.to_numpy(), net.gen.p_mw.to_numpy(), 0.0)[None, :]
+        load_p = np.where(net.load.in_service.to_numpy(), net.load.p_mw.to_numpy(), 0.0)[None, :]
+        p = load_p @ -self._load_to_bus + gen_p @ self._gen_to_bus
+        q = (load_p * self.tan_phi[None, :]) @ -self._load_to_bus
+        return p, q
 
     def _profiles(self, out, rows: slice):
         """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]."""
         self._aggregation()
-        cool = out["p_cooling_mw"][rows] @ self._hall_plant  # per plant
-        p_it = out["p_it_mw"][rows]
-        other = out["p_other_mw"][rows]
-        p = (out["p_mech_mw"][rows] @ self._turb_p + out["p_bess_mw"][rows] @ self._bess_p
-             - p_it @ self._hall_p - cool @ self._plant_p - other @ self._other_p)
-        q = -(p_it @ self._hall_q + cool @ self._plant_q + other @ self._other_q)
+        src = np.concatenate([out["p_mech_mw"][rows], out["p_bess_mw"][rows], out["p_it_mw"][rows],
+                              out["p_cooling_mw"][rows], out["p_other_mw"][rows]], axis=1)
+        n_bus = len(self.net.bus)
+        p = np.zeros((len(src), n_bus))
+        q = np.zeros((len(src), n_bus))
+        scatter_columns(src, *self._w_p, p)
+        scatter_columns(src, *self._w_q, q)
         return p, q
 
     def _solve(self, profiles):
@@ -635,3 +656,21 @@ class _Network:
             out["lf_converged"][rows] = res.converged
         last = out["p_loss_mw"][-1]
         self.eng.s_isl[:, SI_LOSS] = np.where(np.isfinite(last), last, self.eng.s_isl[:, SI_LOSS])
+
+
+def _triplets(w: np.ndarray):
+    """Non-zeros of a (source × bus) weight matrix: source rows, bus columns, weights."""
+    r, c = np.nonzero(w)
+    return r.astype(np.int64), c.astype(np.int64), w[r, c].astype(np.float64)
+
+
+@njit
+def scatter_columns(src, rows, cols, w, out):  # pragma: no cover - jitted
+    """``out[t, cols[k]] += w[k] · src[t, rows[k]]`` for every triplet ``k`` and step ``t``.
+
+    The sparse product ``src @ W`` of the segment's source powers (steps × sources) with the
+    source → bus weights, without BLAS (threaded matmuls of thin matrices contend for the cores).
+    """
+    for t in range(src.shape[0]):
+        for k in range(len(w)):
+            out[t, cols[k]] += w[k] * src[t, rows[k]]
