@@ -10,7 +10,7 @@ Definitions (PHYSICS.md §8):
 * ``t_gpu_max_c``, ``t_coolant_max_c``; ``time_to_gpu_limit_s``: seconds from the first event (from the
   start if none) until any hall's GPU temperature first reaches its slowdown threshold; None if never.
 * ``bess_soc_min``; ``turbine_starts``: standby units brought online.
-* ``fuel_mmbtu`` from the part-load heat rate (``twin.turbines.part_load_heat_rate_btu_per_kwh``),
+* ``fuel_mmbtu`` from the part-load heat-rate line (``twin.turbines.fuel_flow_mmbtu_per_s``),
   ``co2_t`` and ``nox_t`` from the units' factors; ``permits``: NOx against each permit's annual limit,
   scaled to the run's horizon.
 * ``pue``: (IT + cooling + losses) / IT energy.
@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ._jit import njit
 from .plant import (
     H_N_GPU,
     H_T_SLOW_C,
@@ -34,6 +35,7 @@ from .plant import (
     T_WFNL,
     PlantArrays,
 )
+from .turbines import derate_factor, fuel_flow_mmbtu_per_s
 
 __all__ = ["KpiAccumulator", "KPI_KEYS"]
 
@@ -44,6 +46,23 @@ KPI_KEYS = (
 )
 
 _HOURS_PER_YEAR = 8760.0
+
+
+@njit
+def turbine_fuel_energy(p_mw, t_amb_c, p_iso_mw, derate_per_c, hr_full_btu_per_kwh, wfnl, dt_s, fuel_mmbtu,
+                        energy_mwh):  # pragma: no cover - jitted
+    """Accumulate each turbine's fuel [MMBtu] and energy [MWh] over a segment (steps × turbines).
+
+    A unit burns fuel while it produces (``P > 1e-6`` MW), at :func:`twin.turbines.fuel_flow_mmbtu_per_s`
+    of its ambient-derated rating (:func:`twin.turbines.derate_factor`).
+    """
+    for t in range(p_mw.shape[0]):
+        for u in range(p_mw.shape[1]):
+            pt = p_mw[t, u]
+            if pt > 1e-6:
+                p_av = p_iso_mw[u] * derate_factor(t_amb_c[t], derate_per_c[u])
+                fuel_mmbtu[u] += fuel_flow_mmbtu_per_s(pt, p_av, hr_full_btu_per_kwh[u], wfnl[u]) * dt_s
+                energy_mwh[u] += pt * dt_s / 3600.0
 
 
 class KpiAccumulator:
@@ -79,8 +98,8 @@ class KpiAccumulator:
         n = len(seg["f_hz"])
         t = self.t_s + self.step_s * np.arange(n)
         self.unserved_mwh += float(seg["p_unserved_mw"].sum()) * self.dt_h
-        thr = seg["throttle"].astype(float)
-        shed = seg["p_shed_mw"].astype(float)
+        thr = seg["throttle"]
+        shed = seg["p_shed_mw"]
         demand = seg["p_it_mw"] + shed
         with np.errstate(invalid="ignore", divide="ignore"):
             shed_frac = np.where(demand > 0, shed / demand, 0.0)
@@ -103,15 +122,10 @@ class KpiAccumulator:
             self.soc_min = min(self.soc_min, float(seg["soc_bess"].min()))
         self.starts += int(seg["turbine_starts"].sum())
         if len(p.turb):
-            pt = seg["p_turbine_mw"].astype(float)
-            t_amb = seg["t_amb_c"].astype(float)[:, None]
-            p_av = p.turb[:, T_P_ISO_MW] * np.clip(1.0 - p.turb[:, T_DERATE_PER_C] * (t_amb - 15.0), 0.0, None)
-            frac = np.where(p_av > 0, pt / np.maximum(p_av, 1e-9), 0.0)
-            wfnl = p.turb[:, T_WFNL]
-            # fuel [MMBtu/h] = P·HR(p) = P_av·HR_full·(Wfnl + (1 − Wfnl)·p) for a unit producing (PHYSICS.md §3)
-            fuel_rate = np.where(pt > 1e-6, p_av * p.turb[:, T_HR_FULL] * (wfnl + (1 - wfnl) * frac) / 1000.0, 0.0)
-            self.fuel_mmbtu += fuel_rate.sum(axis=0) * self.dt_h
-            self.e_turb_mwh += pt.clip(min=0).sum(axis=0) * self.dt_h
+            turbine_fuel_energy(np.ascontiguousarray(seg["p_turbine_mw"], dtype=np.float64),
+                                np.ascontiguousarray(seg["t_amb_c"], dtype=np.float64), p.turb[:, T_P_ISO_MW].copy(),
+                                p.turb[:, T_DERATE_PER_C].copy(), p.turb[:, T_HR_FULL].copy(), p.turb[:, T_WFNL].copy(),
+                                self.step_s, self.fuel_mmbtu, self.e_turb_mwh)
         self.e_it += float(seg["p_it_mw"].sum()) * self.dt_h
         self.e_cool += float(seg["p_cooling_mw"].sum()) * self.dt_h
         self.e_loss += float(seg["p_loss_mw"].sum()) * self.dt_h
