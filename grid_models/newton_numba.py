@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "newton_island", "ref_pickup",
+    "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "turn", "newton_island", "ref_pickup",
     "solve_snapshot",
     "branch_factors", "branch_flows", "timeseries", "add_element_columns",
 ]
@@ -234,15 +234,32 @@ def lu_invert(a, off, n, piv, poff):  # pragma: no cover
 
 @njit(cache=True)
 def inv_apply(a, off, n, f, dx):  # pragma: no cover
-    """``dx = A⁻¹ f`` with the column-major inverse from :func:`lu_invert`."""
+    """``dx = A⁻¹ f`` with the column-major inverse from :func:`lu_invert`.
+
+    Two columns per pass over ``dx`` (half its loads and stores; the inner loops vectorise). The
+    sums run in column order, ``((A[r,0] f_0 + A[r,1] f_1) + A[r,2] f_2) + …``, so the result does not
+    depend on the blocking (the chord iterations, hence the converged points, stay reproducible).
+    """
+    if n == 0:
+        return
+    x0 = f[0]
+    col0 = a[off:off + n]
     for r in range(n):
-        dx[r] = 0.0
-    for c in range(n):
-        x = f[c]
-        if x != 0.0:
-            col = a[off + c * n:off + c * n + n]
-            for r in range(n):
-                dx[r] += col[r] * x
+        dx[r] = col0[r] * x0
+    c = 1
+    while c + 1 < n:
+        x0 = f[c]
+        x1 = f[c + 1]
+        col0 = a[off + c * n:off + c * n + n]
+        col1 = a[off + c * n + n:off + c * n + 2 * n]
+        for r in range(n):
+            dx[r] = (dx[r] + col0[r] * x0) + col1[r] * x1
+        c += 2
+    if c < n:
+        x0 = f[c]
+        col0 = a[off + c * n:off + c * n + n]
+        for r in range(n):
+            dx[r] += col0[r] * x0
 
 
 @njit(cache=True)
@@ -257,6 +274,17 @@ def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
         s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
         return v * (vm_new / vm_old) * complex(c, s)
     return v * (vm_new / vm_old) * complex(math.cos(dva), math.sin(dva))
+
+
+@njit(cache=True)
+def turn(v, dva):  # pragma: no cover
+    """``v · exp(j·dva)``: :func:`rotate` without a change of magnitude (same series, same rounding)."""
+    if abs(dva) <= 0.05:
+        d2 = dva * dva
+        c = 1.0 - d2 * (0.5 - d2 * (1.0 / 24.0 - d2 * (1.0 / 720.0 - d2 * (1.0 / 40320.0))))
+        s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
+        return v * complex(c, s)
+    return v * complex(math.cos(dva), math.sin(dva))
 
 
 @njit(cache=True)
@@ -315,27 +343,29 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
             have_lu[isl] = True
         if refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
-            for r in range(dim):
-                f[r] = dx[r]
+            step = dx
         else:
             lu_solve(lu, lo, dim, piv, po, f)
+            step = f
         # x_{k+1} = x_k - J^{-1} f
         for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
             i = isl_buses[k]
             ca = va_col[i]
             cm = vm_col[i]
-            if ca < 0 and cm < 0:
-                continue
-            dva = 0.0
-            vm_old = vm[i]
-            if ca >= 0:
-                dva = -f[ca]
-                va[i] += dva
             if cm >= 0:
-                vm[i] -= f[cm]
-            v[i] = rotate(v[i], vm_old, vm[i], dva)
+                dva = 0.0
+                vm_old = vm[i]
+                if ca >= 0:
+                    dva = -step[ca]
+                    va[i] += dva
+                vm[i] -= step[cm]
+                v[i] = rotate(v[i], vm_old, vm[i], dva)
+            elif ca >= 0:  # angle only (PV bus): |V| unchanged, no magnitude ratio
+                dva = -step[ca]
+                va[i] += dva
+                v[i] = turn(v[i], dva)
         if sc >= 0:
-            slack[isl] -= f[sc]
+            slack[isl] -= step[sc]
         it += 1
         prev = norm
         norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row,
@@ -469,7 +499,9 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     Step ``k`` sums the injections ``p_pp_pu[k]``, ``q_pp_pu[k]`` (per pandapower bus, per unit) onto
     internal buses, solves every island by :func:`newton_island` from the previous step's voltages,
     slack and LU factors, and writes voltages per pandapower bus, the slack power per island [MW],
-    convergence data and, if ``with_branches``, branch flows (see :func:`branch_flows`). Buses and
+    convergence data and, if ``with_branches``, branch flows (see :func:`branch_flows`; ``with_branches``
+    is 0: none, 1: all six quantities, 2: only ``p_f_out``, ``p_t_out`` and ``loading_out``, the
+    other three outputs are then not touched and may have zero rows). Buses and
     branches of an island that did not converge get NaN for that step (``converged_out[k]`` is then
     False), and the island restarts the next step from its last converged point with a fresh
     Jacobian. Buses that are not energised are NaN throughout.
@@ -526,12 +558,15 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     pct_f = np.empty(n_br)
     pct_t = np.empty(n_br)
     branch_factors(kv_f, kv_t, i_rated_f, i_rated_t, base_mva, amp_f, amp_t, pct_f, pct_t)
-    pf = np.empty(n_br)
-    qf = np.empty(n_br)
-    pt = np.empty(n_br)
-    qt = np.empty(n_br)
-    ib = np.empty(n_br)
-    ld = np.empty(n_br)
+    full = with_branches == 1
+    # lean mode (2): loading = sqrt(max(|I_f|² (amp_f pct_f)², |I_t|² (amp_t pct_t)²)) where both ends are rated
+    lsq_f = np.empty(n_br)
+    lsq_t = np.empty(n_br)
+    rated = np.empty(n_br, dtype=np.bool_)
+    for b in range(n_br):
+        lsq_f[b] = (amp_f[b] * pct_f[b]) ** 2
+        lsq_t[b] = (amp_t[b] * pct_t[b]) ** 2
+        rated[b] = math.isfinite(lsq_f[b]) and math.isfinite(lsq_t[b])
     nfact = 0
     rad2deg = 180.0 / math.pi
     for k in range(n_steps):
@@ -611,24 +646,50 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 vm_out[k, b] = np.nan
                 va_out[k, b] = np.nan
         if with_branches:
-            branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, base_mva, pf, qf, pt, qt, ib,
-                         ld)
             for b in range(n_br):
-                i = br_f[b]
-                if i >= 0 and not isl_ok[bus_island[i]]:
+                fb = br_f[b]
+                tb = br_t[b]
+                if fb >= 0 and not isl_ok[bus_island[fb]]:
                     p_f_out[k, b] = np.nan
-                    q_f_out[k, b] = np.nan
                     p_t_out[k, b] = np.nan
-                    q_t_out[k, b] = np.nan
-                    i_out[k, b] = np.nan
                     loading_out[k, b] = np.nan
+                    if full:
+                        q_f_out[k, b] = np.nan
+                        q_t_out[k, b] = np.nan
+                        i_out[k, b] = np.nan
+                    continue
+                if fb < 0 or tb < 0:
+                    p_f_out[k, b] = 0.0
+                    p_t_out[k, b] = 0.0
+                    loading_out[k, b] = 0.0
+                    if full:
+                        q_f_out[k, b] = 0.0
+                        q_t_out[k, b] = 0.0
+                        i_out[k, b] = 0.0
+                    continue
+                # as branch_flows, written straight into the outputs
+                vf = v[fb]
+                vt = v[tb]
+                cf = yff[b] * vf + yft[b] * vt
+                ct = ytf[b] * vf + ytt[b] * vt
+                s_f = vf * cf.conjugate()
+                s_t = vt * ct.conjugate()
+                p_f_out[k, b] = s_f.real * base_mva
+                p_t_out[k, b] = s_t.real * base_mva
+                m_f = cf.real * cf.real + cf.imag * cf.imag
+                m_t = ct.real * ct.real + ct.imag * ct.imag
+                if full:
+                    q_f_out[k, b] = s_f.imag * base_mva
+                    q_t_out[k, b] = s_t.imag * base_mva
+                    a_f = math.sqrt(m_f) * amp_f[b]
+                    a_t = math.sqrt(m_t) * amp_t[b]
+                    i_out[k, b] = max(a_f, a_t)
+                    loading_out[k, b] = max(_loading(a_f, pct_f[b]), _loading(a_t, pct_t[b]))
+                elif rated[b]:  # one square root: max(|I_f| amp_f pct_f, |I_t| amp_t pct_t)
+                    loading_out[k, b] = math.sqrt(max(m_f * lsq_f[b], m_t * lsq_t[b]))
                 else:
-                    p_f_out[k, b] = pf[b]
-                    q_f_out[k, b] = qf[b]
-                    p_t_out[k, b] = pt[b]
-                    q_t_out[k, b] = qt[b]
-                    i_out[k, b] = ib[b]
-                    loading_out[k, b] = ld[b]
+                    loading_out[k, b] = max(_loading(math.sqrt(m_f) * amp_f[b], pct_f[b]),
+                                            _loading(math.sqrt(m_t) * amp_t[b], pct_t[b]))
     return nfact
 
 

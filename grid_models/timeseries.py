@@ -149,7 +149,7 @@ def _to_internal(arrays: GridArrays, p_pp: np.ndarray) -> np.ndarray:
 
 def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState | None = None,
                      tolerance_mva: float = 1e-8, max_iteration: int = 20, refactor_ratio: float = 0.1,
-                     branch_flows: bool = True, dtype=np.float64, solver: str = "numba") -> TimeSeriesResult:
+                     branch_flows: bool | str = True, dtype=np.float64, solver: str = "numba") -> TimeSeriesResult:
     """Solve a sequence of operating points, warm-started, reusing factorisations (chord Newton).
 
     Parameters
@@ -170,8 +170,10 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
     refactor_ratio : float
         Refactorise an island's Jacobian when an iteration reduces its mismatch by less than this
         factor (0: every iteration, i.e. full Newton).
-    branch_flows : bool
-        Also compute branch flows and loading at every step.
+    branch_flows : bool or "loading"
+        Also compute branch flows and loading at every step. ``"loading"``: only ``p_from_mw``,
+        ``p_to_mw`` and ``loading_percent`` (equal to the full mode's to round-off; losses are
+        ``p_from_mw + p_to_mw``), the other three are None — cheaper when that is all the caller needs.
     dtype : numpy dtype
         Of the voltage and flow outputs (``np.float32`` halves their memory).
     solver : {"numba", "numpy"}
@@ -181,6 +183,13 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
     -------
     TimeSeriesResult
     """
+    if isinstance(branch_flows, str):
+        if branch_flows != "loading":
+            raise ValueError(f"branch_flows must be True, False or 'loading', not {branch_flows!r}")
+        mode = 2
+    else:
+        mode = 1 if branch_flows else 0
+    lean = ("q_from_mvar", "q_to_mvar", "i_ka") if mode == 2 else ()
     p = np.ascontiguousarray(np.atleast_2d(np.asarray(p_mw, dtype=np.float64))) / arrays.base_mva
     q = np.ascontiguousarray(np.atleast_2d(np.asarray(q_mvar, dtype=np.float64))) / arrays.base_mva
     if p.shape != q.shape or p.shape[1] != arrays.n_pp_bus:
@@ -206,7 +215,7 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
                                     refactor_ratio, branch_flows)
         state.v[:] = state.vm_pu * np.exp(1j * state.va_rad)
         state.have_lu[:] = False
-        flows = [out[k].astype(dtype) if branch_flows else None
+        flows = [out[k].astype(dtype) if mode and k not in lean else None
                  for k in ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")]
         return TimeSeriesResult(out["vm_pu"].astype(dtype), out["va_degree"].astype(dtype), out["converged"],
                                 out["iterations"], out["max_mismatch_mva"], out["slack_mw"], *flows,
@@ -220,8 +229,8 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
     iters = np.zeros(n_steps, np.int64)
     norms = np.zeros(n_steps)
     slack = np.empty((n_steps, n_isl))
-    shape = (n_steps, n_br) if branch_flows else (0, n_br)
-    flows = [np.empty(shape, dtype) for _ in range(6)]
+    names = ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")
+    flows = [np.empty((n_steps, n_br) if mode and k not in lean else (0, n_br), dtype) for k in names]
     kv = arrays.bus_base_kv
     kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
     kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)
@@ -232,8 +241,7 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         state.lu_off, state.piv, state.piv_off, state.have_lu, arrays.pp_bus_internal, p, q, tol_pu,
         int(max_iteration), float(refactor_ratio), arrays.base_mva, arrays.branch_from, arrays.branch_to,
         arrays.branch_yff, arrays.branch_yft, arrays.branch_ytf, arrays.branch_ytt, kv_f, kv_t,
-        arrays.branch_i_rated_from_ka, arrays.branch_i_rated_to_ka, bool(branch_flows), vm_out, va_out, conv, iters,
+        arrays.branch_i_rated_from_ka, arrays.branch_i_rated_to_ka, mode, vm_out, va_out, conv, iters,
         norms, slack, *flows)
-    if not branch_flows:
-        flows = [None] * 6
+    flows = [x if mode and k not in lean else None for k, x in zip(names, flows)]
     return TimeSeriesResult(vm_out, va_out, conv, iters, norms, slack, *flows, int(nfact), state)

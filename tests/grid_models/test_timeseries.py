@@ -283,3 +283,27 @@ def test_bad_shapes_are_refused(campus):
     p, q = bus_injections(arrays, n_steps=2)
     with pytest.raises(ValueError, match="state"):
         solve_timeseries(arrays, p, q, state=solve_timeseries(other, *bus_injections(other)).state)
+
+
+def test_loading_mode_equals_the_full_flows(campus):
+    """branch_flows="loading": p_from/p_to/loading as the full mode (to round-off), the rest None."""
+    _, arrays = campus
+    prof = campus_profile(arrays, 0, 60)
+    prof["load_p_mw"][20] *= 20  # a failed step: NaN rows in both modes
+    prof["load_q_mvar"][20] *= 20
+    p, q = bus_injections(arrays, **prof)
+    start = solve_timeseries(arrays, p[:1], q[:1]).state
+    full = solve_timeseries(arrays, p, q, state=start.copy())
+    lean = solve_timeseries(arrays, p, q, state=start.copy(), branch_flows="loading")
+    assert not full.converged[20] and not lean.converged[20]
+    assert lean.q_from_mvar is None and lean.q_to_mvar is None and lean.i_ka is None
+    np.testing.assert_array_equal(lean.vm_pu, full.vm_pu)
+    np.testing.assert_array_equal(lean.p_from_mw, full.p_from_mw)
+    np.testing.assert_array_equal(lean.p_to_mw, full.p_to_mw)
+    np.testing.assert_array_equal(np.isnan(lean.loading_percent), np.isnan(full.loading_percent))
+    np.testing.assert_allclose(lean.loading_percent, full.loading_percent, rtol=1e-13, atol=1e-12, equal_nan=True)
+    twin = solve_timeseries(arrays, p, q, state=start.copy(), branch_flows="loading", solver="numpy")
+    assert twin.i_ka is None
+    np.testing.assert_allclose(twin.loading_percent, lean.loading_percent, atol=1e-6, equal_nan=True)
+    with pytest.raises(ValueError, match="branch_flows"):
+        solve_timeseries(arrays, p, q, branch_flows="all")
