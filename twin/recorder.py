@@ -5,6 +5,10 @@ copies them into preallocated blocks of ``block_steps`` steps and appends each f
 along ``time``. Variables the scenario records per minute are reduced to their mean (``X``) and
 extremes (``X_min``, ``X_max``) on the ``minute`` dimension instead.
 
+Blocks are written by one background thread while the engine computes the next (the kernels release
+the GIL); at most one block is in flight, and :meth:`Recorder.close` waits for it, so a finished or
+failed run leaves a complete store behind.
+
 Every variable carries ``units`` and ``long_name``; the global attributes carry the provenance (site,
 scenario, code version, solver settings). Open a finished store with :func:`open_results`.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +59,7 @@ class Recorder:
     """
 
     def __init__(self, run_dir: Path, coords: dict[str, list[str]], full_rate: list[str], per_minute: list[str],
-                 start: datetime, step_s: float, attrs: dict[str, Any], block_steps: int = 21600, time_chunk: int = 3600):
+                 start: datetime, step_s: float, attrs: dict[str, Any], block_steps: int = 21600, time_chunk: int = 21600):
         self.path = Path(run_dir) / STORE_NAME
         if self.path.exists():
             shutil.rmtree(self.path)
@@ -71,8 +76,9 @@ class Recorder:
         self._buf = {v: np.empty((self.block,) + self._shape(v), dtype=np.float32) for v in names}
         self._fill = 0  # steps in the buffer
         self._written = 0  # steps already in the store
-        self._written_min = 0
         self._first = True
+        self._pool: ThreadPoolExecutor | None = None  # one writer thread: compression and I/O overlap the engine
+        self._pending: Future | None = None
 
     def _shape(self, var: str) -> tuple[int, ...]:
         return tuple(len(self.coords[d]) for d in VARIABLES[var][0][1:])
@@ -100,28 +106,45 @@ class Recorder:
         return self.start + (first_step // every) * step_ns + np.arange(n) * step_ns
 
     def _flush(self) -> None:
+        """Hand the buffered block to the writer thread (at most one block in flight)."""
         n = self._fill
         if n == 0:
             return
+        block = {v: buf[:n].copy() for v, buf in self._buf.items()}
+        self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-recorder")
+        self._pending = self._pool.submit(self._write_block, block, n, self._written, self._first)
+        self._written += n
+        self._fill = 0
+        self._first = False
+
+    def _wait(self) -> None:
+        """Wait for the block in flight; re-raise its error here, in the caller's thread."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write_block(self, block: dict[str, np.ndarray], n: int, written: int, first: bool) -> None:
         coords = {d: self.coords[d] for d in self.coords}
-        full = xr.Dataset(coords={**coords, "time": self._times(self._written, n)})
+        full = xr.Dataset(coords={**coords, "time": self._times(written, n)})
         for v in self.full_rate:
             dims, units, long_name = VARIABLES[v]
-            full[v] = (dims, self._buf[v][:n].copy(), {"units": units, "long_name": long_name})
+            full[v] = (dims, block[v], {"units": units, "long_name": long_name})
         full.attrs.update(self.attrs)  # appends rewrite the group's attributes: keep them on every block
         encoding = None
-        if self._first:
+        if first:
             origin = str(self.start.astype("datetime64[s]")).replace("T", " ")
             encoding = {"time": {"units": f"seconds since {origin}", "dtype": "float64", "chunks": (self.time_chunk,)}}
             for v in self.full_rate:
-                encoding[v] = {"chunks": (self.time_chunk,) + self._buf[v].shape[1:]}
-        self._write(full, None, encoding)
+                encoding[v] = {"chunks": (self.time_chunk,) + block[v].shape[1:], "compressors": _compressors()}
+        self._write(full, None, encoding, first)
         if self.per_minute:
             m = -(-n // self.spm)  # a partial last minute is reduced over what is there
-            mins = xr.Dataset(coords={**coords, "minute": self._times(self._written, m, self.spm)})
+            mins = xr.Dataset(coords={**coords, "minute": self._times(written, m, self.spm)})
             for v in self.per_minute:
                 dims, units, long_name = VARIABLES[v]
-                x = self._buf[v][:n]
+                x = block[v]
                 pad = m * self.spm - n
                 if pad:
                     x = np.concatenate([x, np.full((pad,) + x.shape[1:], np.nan, np.float32)])
@@ -133,27 +156,31 @@ class Recorder:
                     mins[f"{v}_min"] = (mdims, np.nanmin(x, axis=1), {"units": units, "long_name": f"{long_name}, 1-min minimum"})
                     mins[f"{v}_max"] = (mdims, np.nanmax(x, axis=1), {"units": units, "long_name": f"{long_name}, 1-min maximum"})
             menc = None
-            if self._first:
+            if first:
                 origin = str(self.start.astype("datetime64[s]")).replace("T", " ")
                 menc = {"minute": {"units": f"seconds since {origin}", "dtype": "float64"}}
-            self._write(mins, _MINUTE_GROUP, menc)
-            self._written_min += m
-        self._written += n
-        self._fill = 0
-        self._first = False
+                for v in mins.data_vars:
+                    menc[v] = {"compressors": _compressors()}
+            self._write(mins, _MINUTE_GROUP, menc, first)
 
-    def _write(self, ds: xr.Dataset, group: str | None, encoding) -> None:
+    def _write(self, ds: xr.Dataset, group: str | None, encoding, first: bool) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self._first:
+            if first:
                 ds.to_zarr(self.path, group=group, mode="w" if group is None else "a", encoding=encoding, consolidated=False)
             else:
                 dim = "time" if group is None else "minute"
                 ds.drop_vars([d for d in self.coords]).to_zarr(self.path, group=group, mode="a", append_dim=dim, consolidated=False)
 
     def close(self, extra_attrs: dict[str, Any] | None = None) -> Path:
-        """Flush what is buffered and write the final attributes. Returns the store path."""
-        self._flush()
+        """Flush what is buffered, wait for the writer, write the final attributes. Returns the store path."""
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         if extra_attrs:
             import zarr
 
@@ -168,18 +195,35 @@ def _attr(v: Any) -> Any:
     return json.dumps(v, default=str)
 
 
-def open_results(run_dir: str | Path) -> xr.Dataset:
-    """Open a run's results: full-rate variables and, where recorded, the per-minute ones."""
+def open_results(run_dir: str | Path, *, dask: bool = True) -> xr.Dataset:
+    """Open a run's results: full-rate variables and, where recorded, the per-minute ones.
+
+    With ``dask`` (default) the variables are dask arrays, one chunk per stored chunk, so reductions
+    over long runs stream; without it they are lazily indexed and read on access (cheaper to open and
+    to slice, but a whole-variable operation loads the variable).
+    """
     path = Path(run_dir)
     if path.name != STORE_NAME:
         path = path / STORE_NAME
+    chunks = {} if dask else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = xr.open_zarr(path, consolidated=False)
+        ds = xr.open_zarr(path, consolidated=False, chunks=chunks)
         try:
-            mins = xr.open_zarr(path, group=_MINUTE_GROUP, consolidated=False)
+            mins = xr.open_zarr(path, group=_MINUTE_GROUP, consolidated=False, chunks=chunks)
         except (FileNotFoundError, KeyError, OSError, ValueError):
             mins = None
     if mins is not None and len(mins.data_vars):
         ds = ds.merge(mins, combine_attrs="override")
     return ds
+
+
+def _compressors():
+    """Blosc (zstd, level 3) with byte shuffle for every stored variable.
+
+    On a day of the reference campus: 15 MB against 19 MB with zarr's default (zstd without shuffle),
+    and about as fast to write; shuffling groups the slowly varying exponent and high mantissa bytes.
+    """
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
