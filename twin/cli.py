@@ -207,7 +207,7 @@ def run_cmd(
     if plots:
         from twin.plots import plot_run
 
-        ds = open_results(result.run_dir)
+        ds = open_results(result.run_dir, dask=False)
         figures = plot_run(ds, result.run_dir / "figures")
         write_run_report(result.run_dir, result.kpis, figures, f"{sc.scenario.name} on {site}", scenario_doc(sc))
     console.print(f"run {result.run_id}: {result.run_dir}" + (" (report.md, figures/)" if plots else ""))
@@ -263,7 +263,7 @@ def plot_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory (hold
 
     if not (run_dir / STORE_NAME).exists():
         raise InputError(run_dir, [("", f"no {STORE_NAME} here; expected a run directory written by twin run")])
-    for p in plot_run(open_results(run_dir), run_dir / "figures"):
+    for p in plot_run(open_results(run_dir, dask=False), run_dir / "figures"):
         console.print(f"wrote {p}")
 
 

@@ -1,12 +1,15 @@
 """Figures of a run: power by source, frequency per island, batteries, temperatures and throttling.
 
-Each function takes the results Dataset (:func:`twin.recorder.open_results`) and returns a matplotlib
-Figure; :func:`plot_run` writes them all as PNGs. Long runs are reduced to 1-min means (and min/max
-for frequency) before plotting, so a year plots as fast as a day.
+:func:`plot_run` reads the store once, block by block, into a small reduced Dataset
+(:func:`reduce_for_plots`: at most ~2,000 bins over the horizon, each with its mean, minimum and
+maximum), so a year plots as fast as a day and in bounded memory; the frequency figure adds the
+1-s values around the first event. Each ``fig_*`` function takes that reduced Dataset and returns a
+matplotlib Figure.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -16,22 +19,85 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-__all__ = ["plot_run", "fig_power", "fig_frequency", "fig_bess", "fig_thermal"]
+__all__ = ["plot_run", "reduce_for_plots", "fig_power", "fig_frequency", "fig_bess", "fig_thermal", "PLOT_VARIABLES"]
+
+#: What the figures show; a variable recorded only per minute is read from its 1-min mean/min/max.
+PLOT_VARIABLES = ("p_turbine_mw", "p_grid_mw", "p_bess_mw", "soc_bess", "p_it_mw", "p_cooling_mw", "p_unserved_mw",
+                  "f_hz", "t_gpu_c", "t_coolant_c", "t_amb_c", "throttle")
+MAX_BINS = 2000
+#: seconds of 1-s frequency shown before and after the first event
+EVENT_WINDOW_S = (30, 180)
 
 
-def _coarsen(da: xr.DataArray, how: str = "mean") -> xr.DataArray:
-    n = da.sizes.get("time", 0)
-    if n <= 3600 * 6:
-        return da
-    w = max(n // 2000, 1)
-    c = da.coarsen(time=w, boundary="trim")
-    return getattr(c, how)()
+def _bin_stats(x: np.ndarray, w: int, stats: str = "mean,min,max") -> list[np.ndarray]:
+    """``stats`` over consecutive bins of ``w`` rows (a partial last bin over what is there; NaNs skipped)."""
+    n = len(x)
+    m = -(-n // w)
+    nan = m * w != n or bool(np.isnan(x).any())
+    if m * w != n:
+        x = np.concatenate([x, np.full((m * w - n,) + x.shape[1:], np.nan, dtype=x.dtype)])
+    x = x.reshape((m, w) + x.shape[1:])
+    if not nan:
+        return [getattr(x, s)(axis=1) for s in stats.split(",")]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins (dead islands) stay NaN
+        return [getattr(np, "nan" + s)(x, axis=1) for s in stats.split(",")]
+
+
+def reduce_for_plots(ds: xr.Dataset, max_bins: int = MAX_BINS, block: int = 21600) -> xr.Dataset:
+    """Bin the plotted variables along time: ``X`` (mean), ``X_min`` and ``X_max`` per bin.
+
+    Reads ``block`` steps at a time (a multiple of the bin width), so memory stays bounded for any
+    horizon. Runs shorter than ``max_bins`` steps keep their full resolution. Variables recorded
+    per minute only are binned from their 1-min mean/min/max onto the same bins (whole minutes when
+    the full-rate bins are longer than a minute, else held over each minute). Attributes are kept.
+    """
+    out = xr.Dataset(attrs=ds.attrs)
+    spm = 1
+    if ds.sizes.get("time", 0) > 1 and ds.sizes.get("minute", 0) > 1:
+        spm = max(1, int(round((ds.minute.values[1] - ds.minute.values[0]) / (ds.time.values[1] - ds.time.values[0]))))
+    w_time = 1
+    for dim in ("time", "minute"):
+        names = [v for v in PLOT_VARIABLES if v in ds and ds[v].dims[:1] == (dim,)]
+        if not names:
+            continue
+        n = ds.sizes[dim]
+        w = max(1, -(-n // max_bins))
+        if dim == "time" and w > 1 and "minute" in ds.dims:
+            w = -(-w // spm) * spm  # whole minutes, so per-minute variables fall on the same bins
+        if dim == "minute" and "time" in out.dims:
+            w = max(1, w_time // spm)
+        step = max(w, block // w * w)
+        parts: dict[str, list] = {v: [] for v in names}
+        for a in range(0, n, step):
+            sl = {dim: slice(a, min(a + step, n))}
+            for v in names:
+                x = ds[v].isel(sl).values
+                if dim == "minute" and f"{v}_min" in ds and f"{v}_max" in ds:  # 1-min mean, min and max
+                    parts[v].append((_bin_stats(x, w, "mean")[0], _bin_stats(ds[f"{v}_min"].isel(sl).values, w, "min")[0],
+                                     _bin_stats(ds[f"{v}_max"].isel(sl).values, w, "max")[0]))
+                else:
+                    parts[v].append(tuple(_bin_stats(x, w)))
+        t = ds[dim].values[::w]
+        for v in names:
+            dims = ("time",) + ds[v].dims[1:]
+            coords = {d: ds[d].values for d in ds[v].dims[1:]}
+            for suffix, k in (("", 0), ("_min", 1), ("_max", 2)):
+                da = xr.DataArray(np.concatenate([p[k] for p in parts[v]]), dims=dims, coords={"time": t, **coords},
+                                  attrs=ds[v].attrs)
+                if dim == "minute" and "time" in out.dims:
+                    da = da.reindex(time=out.time.values, method="ffill")
+                out[v + suffix] = da
+        if dim == "time":
+            w_time = w
+    out.attrs["bin_s"] = float((out.time.values[1] - out.time.values[0]) / np.timedelta64(1, "s")) if out.sizes.get("time", 0) > 1 else 1.0
+    return out
 
 
 def _island_members(ds: xr.Dataset, dim: str) -> dict[str, list[str]]:
     """Map component names to islands from the dataset attribute written by the engine."""
-    import json
-
     raw = ds.attrs.get("island_members")
     if not raw:
         return {}
@@ -39,47 +105,47 @@ def _island_members(ds: xr.Dataset, dim: str) -> dict[str, list[str]]:
     return {isl: comp.get(dim, []) for isl, comp in members.items()}
 
 
-def fig_power(ds: xr.Dataset) -> plt.Figure:
-    """Stacked power by source per island, with the served load."""
-    islands = [str(i) for i in ds.island.values]
+def _finish(fig: plt.Figure) -> plt.Figure:
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.06, top=0.92, hspace=0.3)
+    return fig
+
+
+def fig_power(r: xr.Dataset) -> plt.Figure:
+    """Stacked power by source per island (bin means), with the served load."""
+    islands = [str(i) for i in r.island.values]
     fig, axes = plt.subplots(len(islands), 1, figsize=(11, 3.2 * len(islands)), sharex=True, squeeze=False)
-    turb = _island_members(ds, "turbine")
-    bess = _island_members(ds, "bess")
-    grid = _island_members(ds, "grid_tie")
-    halls = _island_members(ds, "hall")
+    turb, bess = _island_members(r, "turbine"), _island_members(r, "bess")
+    grid, halls = _island_members(r, "grid_tie"), _island_members(r, "hall")
+    t = r.time.values
     for ax, isl in zip(axes[:, 0], islands):
-        t = _coarsen(ds.t_amb_c).time.values
         parts, labels = [], []
-        if turb.get(isl):
-            parts.append(_coarsen(ds.p_turbine_mw.sel(turbine=turb[isl]).sum("turbine")).values)
+        if turb.get(isl) and "p_turbine_mw" in r:
+            parts.append(r.p_turbine_mw.sel(turbine=turb[isl]).sum("turbine").values)
             labels.append("turbines")
-        if grid.get(isl):
-            parts.append(_coarsen(ds.p_grid_mw.sel(grid_tie=grid[isl]).sum("grid_tie")).values)
+        if grid.get(isl) and "p_grid_mw" in r:
+            parts.append(r.p_grid_mw.sel(grid_tie=grid[isl]).sum("grid_tie").values)
             labels.append("grid import")
-        if bess.get(isl):
-            parts.append(_coarsen(ds.p_bess_mw.sel(bess=bess[isl]).sum("bess")).clip(min=0).values)
+        if bess.get(isl) and "p_bess_mw" in r:
+            parts.append(r.p_bess_mw.sel(bess=bess[isl]).sum("bess").clip(min=0).values)
             labels.append("BESS discharge")
         if parts:
             ax.stackplot(t, *parts, labels=labels, alpha=0.75)
-        if halls.get(isl):
-            it = _coarsen(ds.p_it_mw.sel(hall=halls[isl]).sum("hall"))
-            cool = _coarsen(ds.p_cooling_mw.sel(hall=halls[isl]).sum("hall"))
-            ax.plot(t, it.values, "k-", lw=1, label="IT load")
-            ax.plot(t, (it + cool).values, "k--", lw=1, label="IT + cooling")
-        if "p_unserved_mw" in ds and float(ds.p_unserved_mw.sel(island=isl).max()) > 0:
-            ax.plot(t, _coarsen(ds.p_unserved_mw.sel(island=isl)).values, "r-", lw=1.2, label="unserved")
+        if halls.get(isl) and "p_it_mw" in r:
+            it = r.p_it_mw.sel(hall=halls[isl]).sum("hall").values
+            ax.plot(t, it, "k-", lw=1, label="IT load")
+            if "p_cooling_mw" in r:
+                ax.plot(t, it + r.p_cooling_mw.sel(hall=halls[isl]).sum("hall").values, "k--", lw=1, label="IT + cooling")
+        if "p_unserved_mw" in r and float(r.p_unserved_mw_max.sel(island=isl).max()) > 0:
+            ax.plot(t, r.p_unserved_mw.sel(island=isl).values, "r-", lw=1.2, label="unserved")
         ax.set_ylabel("MW")
         ax.set_title(isl, loc="left", fontsize=10)
         ax.legend(loc="upper left", fontsize=7, ncol=3)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Power by source — {ds.attrs.get('title', '')}")
-    fig.tight_layout()
-    return fig
+    fig.suptitle(f"Power by source — {r.attrs.get('title', '')}")
+    return _finish(fig)
 
 
 def _first_event_s(ds: xr.Dataset) -> float | None:
-    import json
-
     from .scenario import parse_time_s
 
     doc = ds.attrs.get("scenario_doc")
@@ -89,26 +155,23 @@ def _first_event_s(ds: xr.Dataset) -> float | None:
     return min(parse_time_s(e["at"]) for e in events) if events else None
 
 
-def fig_frequency(ds: xr.Dataset) -> plt.Figure:
-    """Frequency per island over the run, and at 1-s resolution around the first event."""
-    t_ev = _first_event_s(ds)
-    fig, axes = plt.subplots(2 if t_ev is not None else 1, 1, figsize=(11, 7.5 if t_ev is not None else 3.8), squeeze=False)
+def fig_frequency(r: xr.Dataset, window: xr.DataArray | None = None) -> plt.Figure:
+    """Frequency per island over the run (band: min/max per bin) and, if given, 1-s values around an event.
+
+    ``window``: ``f_hz`` at full rate with a ``t_rel_s`` coordinate (seconds after the event).
+    """
+    fig, axes = plt.subplots(2 if window is not None else 1, 1, figsize=(11, 7.5 if window is not None else 3.8), squeeze=False)
     ax = axes[0, 0]
-    for isl in ds.island.values:
-        f = ds.f_hz.sel(island=isl)
-        if f.sizes["time"] > 3600 * 6:
-            lo, mid, hi = _coarsen(f, "min"), _coarsen(f, "mean"), _coarsen(f, "max")
-            ax.fill_between(mid.time.values, lo.values, hi.values, alpha=0.25)
-            ax.plot(mid.time.values, mid.values, lw=1, label=str(isl))
-        else:
-            ax.plot(f.time.values, f.values, lw=1, label=str(isl))
-    ax.set_title("Frequency per island (band: min/max)")
-    if t_ev is not None:
-        t0 = ds.time.values[0] + np.timedelta64(int(t_ev), "s")
-        window = ds.f_hz.sel(time=slice(t0 - np.timedelta64(30, "s"), t0 + np.timedelta64(180, "s")))
+    banded = r.attrs.get("bin_s", 1.0) > 1.0
+    for isl in r.island.values:
+        if banded:
+            ax.fill_between(r.time.values, r.f_hz_min.sel(island=isl).values, r.f_hz_max.sel(island=isl).values, alpha=0.25)
+        ax.plot(r.time.values, r.f_hz.sel(island=isl).values, lw=1, label=str(isl))
+    ax.set_title("Frequency per island" + (" (band: min/max)" if banded else ""))
+    if window is not None:
         zx = axes[1, 0]
         for isl in window.island.values:
-            zx.plot((window.time.values - t0) / np.timedelta64(1, "s"), window.sel(island=isl).values, lw=1.2, label=str(isl))
+            zx.plot(window.t_rel_s.values, window.sel(island=isl).values, lw=1.2, label=str(isl))
         zx.axvline(0, color="k", ls="--", lw=0.8)
         zx.set_xlabel("seconds after the first event")
         zx.set_title("Around the first event (1-s values)")
@@ -117,62 +180,69 @@ def fig_frequency(ds: xr.Dataset) -> plt.Figure:
         a.set_ylabel("Hz")
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
-def fig_bess(ds: xr.Dataset) -> plt.Figure:
-    """Battery power and state of charge."""
+def fig_bess(r: xr.Dataset) -> plt.Figure:
+    """Battery power and state of charge (bin means)."""
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
-    for b in ds.bess.values:
-        a1.plot(_coarsen(ds.p_bess_mw.sel(bess=b)).time.values, _coarsen(ds.p_bess_mw.sel(bess=b)).values, lw=1, label=str(b))
-        a2.plot(_coarsen(ds.soc_bess.sel(bess=b)).time.values, 100 * _coarsen(ds.soc_bess.sel(bess=b)).values, lw=1, label=str(b))
+    for b in r.bess.values:
+        a1.plot(r.time.values, r.p_bess_mw.sel(bess=b).values, lw=1, label=str(b))
+        a2.plot(r.time.values, 100 * r.soc_bess.sel(bess=b).values, lw=1, label=str(b))
     a1.set_ylabel("MW (+ discharge)")
     a2.set_ylabel("SoC %")
     a1.legend(fontsize=8)
     for a in (a1, a2):
         a.grid(alpha=0.3)
     a1.set_title("Batteries")
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
-def fig_thermal(ds: xr.Dataset) -> plt.Figure:
-    """GPU and coolant temperatures per hall, ambient, and throttling."""
+def fig_thermal(r: xr.Dataset) -> plt.Figure:
+    """GPU temperature per hall (bin maxima), hottest coolant loop, ambient, and throttling (bin minima)."""
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
-    for h in ds.hall.values:
-        tg = _coarsen(ds.t_gpu_c.sel(hall=h), "max")
-        a1.plot(tg.time.values, tg.values, lw=1, label=f"{h} GPU")
-    tc = _coarsen(ds.t_coolant_c, "max").max("hall")
-    a1.plot(tc.time.values, tc.values, "b--", lw=1, label="coolant (max over halls)")
-    ta = _coarsen(ds.t_amb_c)
-    a1.plot(ta.time.values, ta.values, "k:", lw=1.2, label="ambient")
+    t = r.time.values
+    for h in r.hall.values:
+        a1.plot(t, r.t_gpu_c_max.sel(hall=h).values, lw=1, label=f"{h} GPU")
+    a1.plot(t, r.t_coolant_c_max.max("hall").values, "b--", lw=1, label="coolant (max over halls)")
+    a1.plot(t, r.t_amb_c.values, "k:", lw=1.2, label="ambient")
     a1.set_ylabel("°C")
     a1.legend(fontsize=6, ncol=4)
-    thr = _coarsen(ds.throttle, "min")
-    for h in ds.hall.values:
-        a2.plot(thr.time.values, thr.sel(hall=h).values, lw=1)
+    for h in r.hall.values:
+        a2.plot(t, r.throttle_min.sel(hall=h).values, lw=1)
     a2.set_ylabel("GPU clock factor")
     a2.set_ylim(-0.05, 1.05)
     for a in (a1, a2):
         a.grid(alpha=0.3)
     a1.set_title("Temperatures and throttling")
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
-def plot_run(ds: xr.Dataset, out_dir: str | Path) -> list[Path]:
+def _event_window(ds: xr.Dataset) -> xr.DataArray | None:
+    t_ev = _first_event_s(ds)
+    if t_ev is None or "f_hz" not in ds or "time" not in ds.f_hz.dims:
+        return None
+    step_s = (ds.time.values[1] - ds.time.values[0]) / np.timedelta64(1, "s") if ds.sizes["time"] > 1 else 1.0
+    k = int(round(t_ev / step_s))
+    a, b = max(k - int(EVENT_WINDOW_S[0] / step_s), 0), min(k + int(EVENT_WINDOW_S[1] / step_s) + 1, ds.sizes["time"])
+    if a >= b:
+        return None
+    w = ds.f_hz.isel(time=slice(a, b)).load()
+    return w.assign_coords(t_rel_s=("time", (np.arange(a, b) - k) * step_s))
+
+
+def plot_run(ds: xr.Dataset, out_dir: str | Path, dpi: int = 100) -> list[Path]:
     """Write every figure of a run as PNG into ``out_dir``; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = ["p_turbine_mw", "p_grid_mw", "p_bess_mw", "soc_bess", "p_it_mw", "p_cooling_mw", "p_unserved_mw",
-             "f_hz", "t_gpu_c", "t_coolant_c", "t_amb_c", "throttle"]
-    ds = ds[[v for v in names if v in ds]].load()  # one read of what the figures use, not one per panel
+    r = reduce_for_plots(ds)
+    figures = (("power", lambda: fig_power(r)), ("frequency", lambda: fig_frequency(r, _event_window(ds))),
+               ("bess", lambda: fig_bess(r)), ("thermal", lambda: fig_thermal(r)))
     paths = []
-    for name, fn in (("power", fig_power), ("frequency", fig_frequency), ("bess", fig_bess), ("thermal", fig_thermal)):
-        fig = fn(ds)
+    for name, make in figures:
+        fig = make()
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=dpi)
         plt.close(fig)
         paths.append(path)
     return paths
