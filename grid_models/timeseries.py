@@ -140,6 +140,18 @@ def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen
     return p, q
 
 
+def _reusable(out: TimeSeriesResult, n_steps, n_pp, n_br, n_isl, with_flow, dtype) -> bool:
+    """Whether ``out``'s arrays have the shapes and dtypes of the requested result."""
+    names = ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")
+    if out.vm_pu.shape != (n_steps, n_pp) or out.vm_pu.dtype != dtype or out.slack_mw.shape != (n_steps, n_isl):
+        return False
+    for k, want in zip(names, with_flow):
+        x = getattr(out, k)
+        if want != (x is not None) or (want and (x.shape != (n_steps, n_br) or x.dtype != dtype)):
+            return False
+    return True
+
+
 def _to_internal(arrays: GridArrays, p_pp: np.ndarray) -> np.ndarray:
     out = np.zeros(arrays.n_bus)
     live = arrays.pp_bus_internal >= 0
@@ -149,7 +161,8 @@ def _to_internal(arrays: GridArrays, p_pp: np.ndarray) -> np.ndarray:
 
 def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState | None = None,
                      tolerance_mva: float = 1e-8, max_iteration: int = 20, refactor_ratio: float = 0.1,
-                     branch_flows: bool | str = True, dtype=np.float64, solver: str = "numba") -> TimeSeriesResult:
+                     branch_flows: bool | str = True, dtype=np.float64, solver: str = "numba",
+                     out: TimeSeriesResult | None = None) -> TimeSeriesResult:
     """Solve a sequence of operating points, warm-started, reusing factorisations (chord Newton).
 
     Parameters
@@ -178,6 +191,10 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         Of the voltage and flow outputs (``np.float32`` halves their memory).
     solver : {"numba", "numpy"}
         The compiled kernel or its scipy twin (slow; for tests).
+    out : TimeSeriesResult, optional
+        A previous result of the same number of steps, ``branch_flows`` mode and ``dtype``: its
+        arrays are overwritten instead of new ones allocated (numba solver; a caller that solves
+        chunk after chunk saves the first-touch cost of fresh memory). Its previous contents are lost.
 
     Returns
     -------
@@ -223,14 +240,19 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
     if solver != "numba":
         raise ValueError(f"solver must be 'numba' or 'numpy', not {solver!r}")
 
-    vm_out = np.empty((n_steps, n_pp), dtype)
-    va_out = np.empty((n_steps, n_pp), dtype)
-    conv = np.zeros(n_steps, np.bool_)
-    iters = np.zeros(n_steps, np.int64)
-    norms = np.zeros(n_steps)
-    slack = np.empty((n_steps, n_isl))
     names = ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")
-    flows = [np.empty((n_steps, n_br) if mode and k not in lean else (0, n_br), dtype) for k in names]
+    if out is not None and _reusable(out, n_steps, n_pp, n_br, n_isl, [mode and k not in lean for k in names], dtype):
+        vm_out, va_out, conv, iters, norms, slack = out.vm_pu, out.va_degree, out.converged, out.iterations, \
+            out.max_mismatch_mva, out.slack_mw
+        flows = [getattr(out, k) if mode and k not in lean else np.empty((0, n_br), dtype) for k in names]
+    else:
+        vm_out = np.empty((n_steps, n_pp), dtype)
+        va_out = np.empty((n_steps, n_pp), dtype)
+        conv = np.zeros(n_steps, np.bool_)
+        iters = np.zeros(n_steps, np.int64)
+        norms = np.zeros(n_steps)
+        slack = np.empty((n_steps, n_isl))
+        flows = [np.empty((n_steps, n_br) if mode and k not in lean else (0, n_br), dtype) for k in names]
     kv = arrays.bus_base_kv
     kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
     kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)

@@ -307,3 +307,24 @@ def test_loading_mode_equals_the_full_flows(campus):
     np.testing.assert_allclose(twin.loading_percent, lean.loading_percent, atol=1e-6, equal_nan=True)
     with pytest.raises(ValueError, match="branch_flows"):
         solve_timeseries(arrays, p, q, branch_flows="all")
+
+
+def test_reused_outputs_equal_fresh_ones(campus):
+    """out=: chunk after chunk into the same arrays gives what fresh arrays give; other shapes allocate anew."""
+    _, arrays = campus
+    prof = campus_profile(arrays, 0, 90)
+    prof["load_p_mw"][50] *= 20  # a failed step in the second chunk: its NaN rows must not leak into the third
+    prof["load_q_mvar"][50] *= 20
+    p, q = bus_injections(arrays, **prof)
+    start = solve_timeseries(arrays, p[:1], q[:1]).state
+    fresh_state, reuse_state, buf = start.copy(), start.copy(), None
+    for a in (0, 30, 60):
+        fresh = solve_timeseries(arrays, p[a:a + 30], q[a:a + 30], state=fresh_state, branch_flows="loading")
+        res = solve_timeseries(arrays, p[a:a + 30], q[a:a + 30], state=reuse_state, branch_flows="loading", out=buf)
+        if buf is not None:
+            assert res.vm_pu is buf.vm_pu and res.loading_percent is buf.loading_percent
+        for k in ("vm_pu", "va_degree", "converged", "iterations", "slack_mw", "p_from_mw", "p_to_mw", "loading_percent"):
+            np.testing.assert_array_equal(getattr(res, k), getattr(fresh, k), err_msg=f"{k}, chunk at {a}")
+        buf = res
+    other = solve_timeseries(arrays, p[:10], q[:10], state=start.copy(), branch_flows=True, out=buf)
+    assert other.vm_pu is not buf.vm_pu and other.i_ka is not None
