@@ -38,7 +38,7 @@ def _engine_day(site_name: str = "memphis", horizon: str = "24:00:00"):
     site = load_site(site_name)
     sc = load_scenario("baseline-day").model_copy(deep=True)
     sc.scenario.horizon = horizon
-    eng = Engine(site, sc, [])
+    eng = Engine(site, sc, [], reuse_outputs=True)  # as the runner does
     kpi = KpiAccumulator(eng.plant, 1.0)
 
     def run():

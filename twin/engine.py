@@ -56,9 +56,15 @@ class Engine:
         Where relative paths of the scenario (weather profile, trace) are looked up.
     block_steps : int
         Longest segment [steps].
+    reuse_outputs : bool
+        Fill the same output arrays segment after segment instead of new ones (saves the first-touch
+        cost of fresh memory, about a fifth of the wall time). A segment's arrays are then valid only
+        until the next :meth:`advance`: for consumers that reduce or copy each segment at once (the
+        runner, sweeps, benchmarks), not for code that keeps segments.
     """
 
-    def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600):
+    def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600,
+                 reuse_outputs: bool = False):
         from grid_models import build_net
         from twin.operating_point import nominal_operating_point
 
@@ -69,6 +75,7 @@ class Engine:
         self.step_s = scenario.scenario.step_s
         self.n_total = scenario.n_steps
         self.block_steps = block_steps
+        self.buffers = _Buffers(reuse_outputs)
         self.k = 0
         start: datetime = scenario.scenario.start
         self.amb = AmbientProfile(scenario.weather, start.hour * 3600 + start.minute * 60 + start.second, base_dir)
@@ -236,14 +243,12 @@ class Engine:
         for h, v in self._override_p_it.items():
             demand[:, h] = v
         n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
-        f32 = lambda *s: np.empty(s, dtype=np.float64)  # noqa: E731 - kernel outputs
-        out = {
-            "p_it_mw": f32(n, n_h), "p_cooling_mw": f32(n, n_h), "t_gpu_c": f32(n, n_h), "t_coolant_c": f32(n, n_h),
-            "throttle": f32(n, n_h), "p_shed_mw": f32(n, n_h), "p_mech_mw": f32(n, n_t), "p_bess_mw": f32(n, n_b),
-            "soc_bess": f32(n, n_b), "f_hz": f32(n, n_i), "rocof_hz_s": f32(n, n_i), "p_unserved_mw": f32(n, n_i),
-            "p_other_mw": f32(n, n_i), "p_load_island_mw": f32(n, n_i), "turbine_starts": f32(n),
-            "turbine_status": f32(n, n_t),
+        shapes = {
+            "p_it_mw": n_h, "p_cooling_mw": n_h, "t_gpu_c": n_h, "t_coolant_c": n_h, "throttle": n_h, "p_shed_mw": n_h,
+            "p_mech_mw": n_t, "p_bess_mw": n_b, "soc_bess": n_b, "f_hz": n_i, "rocof_hz_s": n_i, "p_unserved_mw": n_i,
+            "p_other_mw": n_i, "p_load_island_mw": n_i, "turbine_starts": None, "turbine_status": n_t,
         }
+        out = {k: self.buffers.get(k, (n,) if m is None else (n, m)) for k, m in shapes.items()}
         step_segment(
             n, self.step_s, N_SUB, demand, t_amb,
             p.turb, p.bess, p.hall, p.plant, p.chiller, p.grid, p.island_p_other_mw, p.curves, p.curve_ranges,
@@ -278,6 +283,24 @@ class Engine:
     def copy(self) -> "Engine":
         """An independent copy of the engine and its full state (for what-ifs from a live state)."""
         return _copy.deepcopy(self)
+
+
+class _Buffers:
+    """Named output arrays, reused call after call when ``reuse`` is set (else always new)."""
+
+    def __init__(self, reuse: bool):
+        self.reuse = reuse
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype=np.float64, zero: bool = False) -> np.ndarray:
+        a = self._arrays.get(name) if self.reuse else None
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = np.empty(shape, dtype)
+            if self.reuse:
+                self._arrays[name] = a
+        if zero:
+            a.fill(0)
+        return a
 
 
 class _Workload:
@@ -429,6 +452,7 @@ class _Network:
         self.inertia = p.turb[:, T_H_S] * p.turb[:, T_S_MVA]
         self.arrays = None
         self.state = None
+        self._lf_out = None
         self._key = None
         self._compile(self.eng.s_turb[:, ST_STATUS])
 
@@ -584,11 +608,13 @@ class _Network:
     def _profiles(self, out, rows: slice):
         """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]."""
         self._aggregation()
-        src = np.concatenate([out["p_mech_mw"][rows], out["p_bess_mw"][rows], out["p_it_mw"][rows],
-                              out["p_cooling_mw"][rows], out["p_other_mw"][rows]], axis=1)
-        n_bus = len(self.net.bus)
-        p = np.zeros((len(src), n_bus))
-        q = np.zeros((len(src), n_bus))
+        parts = [out["p_mech_mw"][rows], out["p_bess_mw"][rows], out["p_it_mw"][rows], out["p_cooling_mw"][rows],
+                 out["p_other_mw"][rows]]
+        buf = self.eng.buffers
+        n, n_bus = len(parts[0]), len(self.net.bus)
+        src = np.concatenate(parts, axis=1, out=buf.get("src", (n, sum(x.shape[1] for x in parts))))
+        p = buf.get("p_bus", (n, n_bus), zero=True)
+        q = buf.get("q_bus", (n, n_bus), zero=True)
         scatter_columns(src, *self._w_p, p)
         scatter_columns(src, *self._w_q, q)
         return p, q
@@ -600,10 +626,12 @@ class _Network:
         a, net, p = self.arrays, self.net, self.eng.plant
         live = np.zeros(len(net.bus), dtype=bool)
         live[a.pp_bus_internal >= 0] = True
-        pb = np.where(live, pb, 0.0)  # a dead island (blackout) injects nothing
-        qb = np.where(live, qb, 0.0)
-        res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva)
+        pb[:, ~live] = 0.0  # a dead island (blackout) injects nothing
+        qb[:, ~live] = 0.0
+        res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva, branch_flows="loading",
+                               out=self._lf_out if self.eng.buffers.reuse else None)
         self.state = res.state
+        self._lf_out = res
         n = len(pb)
         n_i = p.n_island
         br_loss = np.nan_to_num(res.p_from_mw + res.p_to_mw)
@@ -632,16 +660,16 @@ class _Network:
 
     def solve_segment(self, out: dict[str, np.ndarray]) -> None:
         """Run the load flow over a segment; add vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw."""
-        p = self.eng.plant
+        p, buf = self.eng.plant, self.eng.buffers
         status = out["turbine_status"]
         n = len(status)
         n_bus = len(self.net.bus)
-        out["vm_pu"] = np.empty((n, n_bus))
-        out["loading_pct"] = np.empty((n, len(self.net.line) + len(self.net.trafo)))
-        out["p_loss_mw"] = np.empty((n, p.n_island))
-        out["p_turbine_mw"] = np.empty((n, len(p.turb)))
-        out["p_grid_mw"] = np.empty((n, len(p.grid)))
-        out["lf_converged"] = np.empty(n, dtype=bool)
+        out["vm_pu"] = buf.get("vm_pu", (n, n_bus))
+        out["loading_pct"] = buf.get("loading_pct", (n, len(self.net.line) + len(self.net.trafo)))
+        out["p_loss_mw"] = buf.get("p_loss_mw", (n, p.n_island))
+        out["p_turbine_mw"] = buf.get("p_turbine_mw", (n, len(p.turb)))
+        out["p_grid_mw"] = buf.get("p_grid_mw", (n, len(p.grid)))
+        out["lf_converged"] = buf.get("lf_converged", (n,), bool)
         change = np.nonzero(np.any(status[1:] != status[:-1], axis=1))[0] + 1
         bounds = [0, *change.tolist(), n]
         for a, b in zip(bounds[:-1], bounds[1:]):
@@ -664,7 +692,7 @@ def _triplets(w: np.ndarray):
     return r.astype(np.int64), c.astype(np.int64), w[r, c].astype(np.float64)
 
 
-@njit
+@njit(nogil=True)
 def scatter_columns(src, rows, cols, w, out):  # pragma: no cover - jitted
     """``out[t, cols[k]] += w[k] · src[t, rows[k]]`` for every triplet ``k`` and step ``t``.
 

@@ -105,7 +105,8 @@ def run(
 
     recorder = None
     try:
-        engine = Engine(site_obj, sc, events, base_dir=Path(origin).parent if isinstance(origin, (str, Path)) and Path(str(origin)).suffix else None)
+        engine = Engine(site_obj, sc, events, base_dir=Path(origin).parent if isinstance(origin, (str, Path)) and Path(str(origin)).suffix else None,
+                        reuse_outputs=True)  # each segment is recorded and reduced before the next
         recorder = Recorder(run_dir, engine.coords, sc.record.full_rate, sc.record.per_minute, sc.scenario.start,
                             sc.scenario.step_s, engine.provenance(run_id))
         first_event = events[0].t_s if events else 0.0

@@ -93,7 +93,7 @@ STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_
                  "island": SI_NCOL, "grid": SG_NCOL}
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", nogil=True)
 def step_segment(
     n_steps, dt_s, n_sub,
     p_demand, t_amb,

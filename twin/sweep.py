@@ -80,7 +80,7 @@ def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
     sc = load_scenario(doc, origin=f"case {name!r}")
     events = resolve_events(sc, site, origin=f"case {name!r}")
     t0 = time.perf_counter()
-    eng = Engine(site, sc, events)
+    eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
     kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, permits=site.permits)
     for seg in eng.segments():
         kpi.update(seg)
