@@ -488,7 +488,7 @@ def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, 
         loading[b] = max(_loading(a_f, pct_f[b]), _loading(a_t, pct_t[b]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row,
                q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, pp_internal, p_pp_pu, q_pp_pu, tol, max_iter,
                refactor_ratio, base_mva, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t,

@@ -163,6 +163,18 @@ def step_segment(
     peak_plant = np.zeros(n_p)
     for h in range(n_h):
         peak_plant[int(hall[h, H_PLANT])] += hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
+    # per-hall thermal constants: GPU node τ = R·C, coolant loop UA and C, and their step decay factors
+    e_gpu = np.empty(n_h)
+    e_tcs = np.empty(n_h)
+    ua_hall = np.empty(n_h)
+    c_tcs_hall = np.empty(n_h)
+    for h in range(n_h):
+        n_gpu = hall[h, H_N_GPU]
+        e_gpu[h] = np.exp(-dt_s / ((R_JC_K_PER_MW / n_gpu) * (C_GPU_MJ_PER_K * n_gpu)))
+        p_peak = hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
+        ua_hall[h] = p_peak / CDU_DT_DESIGN_K
+        c_tcs_hall[h] = plant[int(hall[h, H_PLANT]), P_C_TCS_MJ_PER_K] * p_peak / max(1e-9, peak_plant[int(hall[h, H_PLANT])])
+        e_tcs[h] = np.exp(-dt_s * ua_hall[h] / c_tcs_hall[h])
     # cooling power of a plant is booked on its chillers' islands, in proportion to working capacity
     plant_isl_share = np.zeros((n_p, n_i))
     for c in range(n_c):
@@ -195,7 +207,6 @@ def step_segment(
     k_droop = np.empty(n_t)  # droop gain [MW/Hz]
     lim_sub = np.empty(n_t)  # valve-rate limit per sub-step [MW]
     ideal = np.empty(n_t, dtype=np.bool_)
-    isl_ideal = np.zeros(n_i, dtype=np.bool_)  # island has units with ideal governors
     for u in range(n_t):
         if turb[u, T_GOV_S] > 0.0:
             a_gov_sub[u] = 1.0 - np.exp(-h_sub / turb[u, T_GOV_S])
@@ -203,8 +214,6 @@ def step_segment(
         k_droop[u] = turb[u, T_P_ISO_MW] / (turb[u, T_DROOP] * F0_HZ)
         lim_sub[u] = VALVE_RATE_PU_S * turb[u, T_P_ISO_MW] * h_sub
         ideal[u] = turb[u, T_GOV_S] <= 0.0
-        if ideal[u]:
-            isl_ideal[t_isl[u]] = True
     b_lim_dis = np.zeros(n_b)
     b_lim_ch = np.zeros(n_b)
     b_k = np.empty(n_b)  # droop gain [MW/Hz]
@@ -219,7 +228,11 @@ def step_segment(
     su_pref = np.empty(n_t)
     su_pav = np.empty(n_t)
     su_sum = np.empty(n_t)
-    df_now = np.zeros(n_i)
+    su_k = np.empty(n_t)
+    su_a = np.empty(n_t)
+    su_lim = np.empty(n_t)
+    su_lo = np.zeros(n_i + 1, dtype=np.int64)  # island i's lagged units are su_*[su_lo[i]:su_lo[i + 1]]
+    su_ideal = np.zeros(n_i + 1, dtype=np.int64)  # then its ideal units, up to su_ideal[i]
     pm_fixed = np.zeros(n_i)  # mechanical power of units that are not sub-stepped, per island
 
     for k in range(n_steps):
@@ -258,20 +271,17 @@ def step_segment(
             if q_air < 0.0:
                 q_air = 0.0
             r_hall = R_JC_K_PER_MW / n_gpu
-            c_j = C_GPU_MJ_PER_K * n_gpu
-            tau_j = r_hall * c_j
             t_tcs = s_hall[h, SH_TTCS]
             tj_ss = t_tcs + p_gpu * r_hall
-            s_hall[h, SH_TJ] = tj_ss + (s_hall[h, SH_TJ] - tj_ss) * np.exp(-dt_s / tau_j)
-            p_peak = hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
-            ua = p_peak / CDU_DT_DESIGN_K
-            c_tcs = plant[pl, P_C_TCS_MJ_PER_K] * p_peak / max(1e-9, peak_plant[pl])
+            s_hall[h, SH_TJ] = tj_ss + (s_hall[h, SH_TJ] - tj_ss) * e_gpu[h]
+            ua = ua_hall[h]
+            c_tcs = c_tcs_hall[h]
             t_fws = s_plant[pl, SP_TFWS]
             q_tcs_in = max(q_liq, p_gpu)
             # exact update of C·dT/dt = Q_in − UA·(T − T_fws) with T_fws held over the step; the heat passed
             # on to the facility water is what the loop did not store
             t_ss = t_fws + q_tcs_in / ua
-            t_new = t_ss + (t_tcs - t_ss) * np.exp(-dt_s * ua / c_tcs)
+            t_new = t_ss + (t_tcs - t_ss) * e_tcs[h]
             s_hall[h, SH_TTCS] = t_new
             q_plant_in[pl] += q_tcs_in - c_tcs * (t_new - t_tcs) / dt_s
             q_plant_air[pl] += q_air
@@ -416,21 +426,33 @@ def step_segment(
             pmax = bess[b, B_P_MW] * s_bess[b, SB_DERATE]
             b_lim_dis[b] = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, True)
             b_lim_ch[b] = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, False)
-        n_sub_units = 0
+        # online units of islanded islands, packed by island (lagged governors first, then ideal ones) so
+        # that the sub-step loop runs over contiguous arrays
         for i in range(n_i):
             pm_fixed[i] = 0.0
         for u in range(n_t):
-            if s_turb[u, ST_STATUS] == STATUS_ONLINE and isl_sub[t_isl[u]]:
-                # the sub-stepped units' state and constants, packed contiguously for the inner loop
-                su_pm[n_sub_units] = s_turb[u, ST_PM]
-                su_pref[n_sub_units] = s_turb[u, ST_PREF]
-                su_pav[n_sub_units] = p_av[u]
-                su_sum[n_sub_units] = 0.0
-                sub_units[n_sub_units] = u
-                n_sub_units += 1
-            else:
+            if not (s_turb[u, ST_STATUS] == STATUS_ONLINE and isl_sub[t_isl[u]]):
                 pm_fixed[t_isl[u]] += s_turb[u, ST_PM]
                 pm_sum[u] = s_turb[u, ST_PM] * n_sub
+        n_sub_units = 0
+        for i in range(n_i):
+            su_lo[i] = n_sub_units
+            for pass_ideal in (False, True):
+                for u in range(n_t):
+                    if t_isl[u] == i and ideal[u] == pass_ideal and s_turb[u, ST_STATUS] == STATUS_ONLINE and isl_sub[i]:
+                        jj = n_sub_units
+                        su_pm[jj] = s_turb[u, ST_PM]
+                        su_pref[jj] = s_turb[u, ST_PREF]
+                        su_pav[jj] = p_av[u]
+                        su_sum[jj] = 0.0
+                        su_k[jj] = k_droop[u]
+                        su_a[jj] = a_gov_sub[u]
+                        su_lim[jj] = lim_sub[u]
+                        sub_units[jj] = u
+                        n_sub_units += 1
+                if not pass_ideal:
+                    su_ideal[i] = n_sub_units
+        su_lo[n_i] = n_sub_units
         for j in range(n_sub):
             for i in range(n_i):
                 pm_isl[i] = pm_fixed[i]
@@ -439,30 +461,24 @@ def step_segment(
                 b_ideal[i] = 0.0
             # mechanical power: lagged governors explicitly; ideal ones (t_gov = 0) join the swing equation
             for i in range(n_i):
-                df_now[i] = s_isl[i, SI_DF]
-            for jj in range(n_sub_units):
-                u = sub_units[jj]
-                i = t_isl[u]
-                tgt = su_pref[jj] - k_droop[u] * df_now[i]
-                if ideal[u]:
+                df = s_isl[i, SI_DF]
+                for jj in range(su_lo[i], su_ideal[i]):
+                    tgt = min(max(su_pref[jj] - su_k[jj] * df, 0.0), su_pav[jj])
+                    pm = su_pm[jj]
+                    dp = min(max((tgt - pm) * su_a[jj], -su_lim[jj]), su_lim[jj])
+                    su_pm[jj] = pm + dp
+                    su_sum[jj] += pm + dp
+                acc = 0.0
+                for jj in range(su_lo[i], su_ideal[i]):
+                    acc += su_pm[jj]
+                pm_isl[i] += acc
+                for jj in range(su_ideal[i], su_lo[i + 1]):
+                    tgt = su_pref[jj] - su_k[jj] * df
                     if tgt >= su_pav[jj]:
                         a_ideal[i] += su_pav[jj]
                     elif tgt > 0.0:
                         a_ideal[i] += su_pref[jj]
-                        b_ideal[i] += k_droop[u]
-                    continue
-                tgt = min(max(tgt, 0.0), su_pav[jj])
-                pm = su_pm[jj]
-                dp = (tgt - pm) * a_gov_sub[u]
-                lim = lim_sub[u]
-                if dp > lim:
-                    dp = lim
-                elif dp < -lim:
-                    dp = -lim
-                pm += dp
-                su_pm[jj] = pm
-                pm_isl[i] += pm
-                su_sum[jj] += pm
+                        b_ideal[i] += su_k[jj]
             # batteries
             for b in range(n_b):
                 i = b_isl[b]
@@ -512,12 +528,9 @@ def step_segment(
                     df1 = df0 + h_sub * dfdt
                     df_mean = df1
                 s_isl[i, SI_DF] = df1
-                if isl_ideal[i]:
-                    for jj in range(n_sub_units):  # ideal governors follow the frequency exactly
-                        u = sub_units[jj]
-                        if t_isl[u] == i and ideal[u]:
-                            su_pm[jj] = min(max(su_pref[jj] - k_droop[u] * df1, 0.0), su_pav[jj])
-                            su_sum[jj] += min(max(su_pref[jj] - k_droop[u] * df_mean, 0.0), su_pav[jj])
+                for jj in range(su_ideal[i], su_lo[i + 1]):  # ideal governors follow the frequency exactly
+                    su_pm[jj] = min(max(su_pref[jj] - su_k[jj] * df1, 0.0), su_pav[jj])
+                    su_sum[jj] += min(max(su_pref[jj] - su_k[jj] * df_mean, 0.0), su_pav[jj])
                 if F0_HZ + s_isl[i, SI_DF] < BLACKOUT_HZ or s_isl[i, SI_BLACKOUT] > 0.5:
                     # blackout: units trip on under-frequency, every load is lost; held until restored by an event
                     s_isl[i, SI_BLACKOUT] = 1.0
@@ -526,9 +539,8 @@ def step_segment(
                         if t_isl[u] == i and s_turb[u, ST_STATUS] != STATUS_STANDBY:
                             s_turb[u, ST_STATUS] = STATUS_TRIPPED
                             s_turb[u, ST_PM] = 0.0
-                    for jj in range(n_sub_units):
-                        if t_isl[sub_units[jj]] == i:
-                            su_pm[jj] = 0.0
+                    for jj in range(su_lo[i], su_lo[i + 1]):
+                        su_pm[jj] = 0.0
                     for b in range(n_b):
                         if b_isl[b] == i:
                             s_bess[b, SB_P] = 0.0
