@@ -14,13 +14,15 @@ every online turbine and battery carries ``slack_weight = P_rated / droop``, so
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import pandapower as pp
+if TYPE_CHECKING:  # pandapower is imported when a net is built (its import alone takes seconds)
+    import pandapower as pp
 
 __all__ = ["build_net"]
 
 
-def build_net(site, op=None, t_amb_c: float | None = None) -> pp.pandapowerNet:
+def build_net(site, op=None, t_amb_c: float | None = None) -> "pp.pandapowerNet":
     """Build the pandapower network of a site at an operating point.
 
     Parameters
@@ -37,6 +39,8 @@ def build_net(site, op=None, t_amb_c: float | None = None) -> pp.pandapowerNet:
     pandapowerNet
         ``f_hz = 60``. Run it with ``pandapower.runpp(net, distributed_slack=True)``.
     """
+    import pandapower as pp
+
     if op is None:
         from twin.operating_point import nominal_operating_point
 

@@ -65,7 +65,8 @@ class Engine:
 
     def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600,
                  reuse_outputs: bool = False):
-        from grid_models import build_net
+        from grid_models.build import build_net
+        from grid_models.cache import NetCache
         from twin.operating_point import nominal_operating_point
 
         self.site = site
@@ -89,7 +90,7 @@ class Engine:
         op = nominal_operating_point(site, t0, scenario.workload.gpu_power_frac,
                                      p_it_mw={h.id: float(v) for h, v in zip(site.halls, first)})
         self.op = op
-        self.net = build_net(site, op)
+        self._net_cache = NetCache(_net_fingerprint(site, op), lambda: build_net(site, op))
         # ---- state
         self.s_turb = np.zeros((len(p.turb), ST_NCOL))
         self.s_turb[:, ST_STATUS] = np.where(p.turb[:, T_ONLINE0] > 0.5, STATUS_ONLINE, STATUS_STANDBY)
@@ -124,8 +125,13 @@ class Engine:
             self.s_isl[i, SI_LPF] = isl.p_load_mw
         c = scenario.control
         self._controls = np.array([c.secondary, c.gpu_capping, c.ufls, c.auto_start], dtype=np.float64)
-        self._network = _Network(self)
+        self._network = _Network(self, self._net_cache)
         self.s_isl[:, SI_LOSS] = self._network.initial_losses()
+
+    @property
+    def net(self):
+        """The pandapower net of the site in the engine's current configuration (built on first use)."""
+        return self._network.net
 
     # ------------------------------------------------------------------ names and provenance
     @property
@@ -285,6 +291,13 @@ class Engine:
         return _copy.deepcopy(self)
 
 
+def _net_fingerprint(site, op) -> str:
+    """What the engine's net is built from: the site (all its data) and the nominal operating point."""
+    import hashlib
+
+    return hashlib.sha256((site.model_dump_json() + repr(op)).encode()).hexdigest()
+
+
 class _Buffers:
     """Named output arrays, reused call after call when ``reuse`` is set (else always new)."""
 
@@ -425,76 +438,94 @@ class _Network:
     otherwise.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, cache):
         self.eng = engine
-        self.net = engine.net
-        net, p = self.net, engine.plant
+        self.cache = cache
+        t, p = cache.tables, engine.plant
+        self.t = t
         self.tol_mva = 1e-6
         isl_index = {name: i for i, name in enumerate(p.names["island"])}
-        self.bus_isl = net.bus.island.map(isl_index).to_numpy()
-        gen_names = list(net.gen.name)
+        self.bus_isl = np.array([isl_index[x] for x in t.bus_island], dtype=np.int64)
+        gen_names = list(t.gen_name)
         self.gen_turb = np.array([gen_names.index(n) for n in p.names["turbine"]], dtype=np.int64)
         self.gen_bess = np.array([gen_names.index(n) for n in p.names["bess"]], dtype=np.int64)
-        eg_names = list(net.ext_grid.name)
+        eg_names = list(t.ext_grid_name)
         self.eg_tie = np.array([eg_names.index(n) for n in p.names["grid_tie"]], dtype=np.int64)
-        load_names = list(net.load.name)
-        kinds = net.load.kind.to_numpy()
+        load_names = list(t.load_name)
+        kinds = t.load_kind
         self.load_hall = np.array([load_names.index(n) for n in p.names["hall"]], dtype=np.int64)
         self.load_chiller = np.array([load_names.index(n) for n in p.names["chiller"]], dtype=np.int64)
         self.load_fixed = np.nonzero((kinds == "load") | (kinds == "boundary"))[0]
-        self.tan_phi = (net.load.q_mvar / net.load.p_mw.where(net.load.p_mw > 0, 1.0)).fillna(0.0).to_numpy()
-        self.tan_phi[net.load.p_mw.to_numpy() <= 0] = 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.tan_phi = np.where(t.load_p_mw > 0, t.load_q_mvar / np.where(t.load_p_mw > 0, t.load_p_mw, 1.0), 0.0)
+        self.tan_phi = np.nan_to_num(self.tan_phi)
         # power factor of zero-power loads (chillers at no load): from the site
         for row, c in zip(self.load_chiller, engine.site.chillers):
             self.tan_phi[row] = np.tan(np.arccos(c.pf))
-        self.fixed_p = net.load.p_mw.to_numpy()[self.load_fixed].copy()
-        self.fixed_isl = self.bus_isl[net.bus.index.get_indexer(net.load.bus.to_numpy()[self.load_fixed])]
+        self.fixed_p = t.load_p_mw[self.load_fixed].copy()
+        self.fixed_isl = self.bus_isl[t.bus_pos(t.load_bus[self.load_fixed])]
         self.inertia = p.turb[:, T_H_S] * p.turb[:, T_S_MVA]
+        self.line_in_service = t.line_in_service.copy()
+        self.trafo_in_service = t.trafo_in_service.copy()
         self.arrays = None
+        self.config = None
         self.state = None
         self._lf_out = None
         self._key = None
         self._compile(self.eng.s_turb[:, ST_STATUS])
+
+    @property
+    def net(self):
+        """The pandapower net under the current configuration (built on first access)."""
+        net = self.cache.net
+        if self.config is not None:
+            self.config.apply(net)
+        return net
 
     def describe(self) -> dict[str, Any]:
         return {"method": "Newton-Raphson, polar, chord (grid_models.timeseries)", "tolerance_mva": self.tol_mva,
                 "slack": "ext_grid where grid-tied; inertia-weighted distributed slack where islanded"}
 
     # -------------------------------------------------------------- topology and statuses
-    def _compile(self, status: np.ndarray) -> None:
-        from grid_models.compile import compile_net
+    def _config(self, status: np.ndarray):
+        """In-service flags and slack shares for the current unit statuses, ties and branches."""
+        from grid_models.cache import NetConfig
 
-        e, p, net = self.eng, self.eng.plant, self.net
+        e, p, t = self.eng, self.eng.plant, self.t
         online = status == STATUS_ONLINE
-        key = (tuple(online), tuple(e.s_grid[:, SG_CLOSED] > 0.5), tuple(e.s_bess[:, SB_OK] > 0.5),
-               tuple(net.line.in_service), tuple(net.trafo.in_service))
-        if key == self._key:
-            return
-        gen = net.gen
-        gen["in_service"] = False
-        gen["slack"] = False
-        gen["slack_weight"] = 0.0
-        gen.loc[gen.index[self.gen_turb[online]], "in_service"] = True
-        gen.loc[gen.index[self.gen_bess], "in_service"] = e.s_bess[:, SB_OK] > 0.5
-        net.ext_grid["in_service"] = False
-        net.ext_grid.loc[net.ext_grid.index[self.eg_tie], "in_service"] = e.s_grid[:, SG_CLOSED] > 0.5
+        n_gen = len(t.gen_name)
+        in_service = np.zeros(n_gen, bool)
+        slack = np.zeros(n_gen, bool)
+        weight = np.zeros(n_gen)
+        in_service[self.gen_turb[online]] = True
+        in_service[self.gen_bess] = e.s_bess[:, SB_OK] > 0.5
+        eg = np.zeros(len(t.ext_grid_name), bool)
+        eg[self.eg_tie] = e.s_grid[:, SG_CLOSED] > 0.5
         for i in range(p.n_island):
             if e.s_isl[i, SI_TIED] > 0.5:
                 continue
             units = [u for u in range(len(p.turb)) if online[u] and int(p.turb[u, T_ISLAND]) == i]
             if units:
-                for u in units:
-                    gen.at[gen.index[self.gen_turb[u]], "slack_weight"] = self.inertia[u]
+                weight[self.gen_turb[units]] = self.inertia[units]
                 ref = max(units, key=lambda u: p.turb[u, T_S_MVA])
-                gen.at[gen.index[self.gen_turb[ref]], "slack"] = True
+                slack[self.gen_turb[ref]] = True
             else:  # batteries alone: the largest one forms the grid
                 yards = [b for b in range(len(p.bess)) if int(p.bess[b, B_ISLAND]) == i and e.s_bess[b, SB_OK] > 0.5]
                 if yards:
                     ref = max(yards, key=lambda b: p.bess[b, 1])
-                    gen.at[gen.index[self.gen_bess[ref]], "slack"] = True
-                    gen.at[gen.index[self.gen_bess[ref]], "slack_weight"] = 1.0
-        self.arrays = compile_net(net, distributed_slack=True)
-        a = self.arrays
+                    slack[self.gen_bess[ref]] = True
+                    weight[self.gen_bess[ref]] = 1.0
+        return NetConfig(in_service, slack, weight, eg, self.line_in_service.copy(), self.trafo_in_service.copy())
+
+    def _compile(self, status: np.ndarray) -> None:
+        p, t = self.eng.plant, self.t
+        config = self._config(status)
+        key = config.key()
+        if key == self._key:
+            return
+        self.config = config
+        self.arrays = a = self.cache.compiled(config)
+        online = status == STATUS_ONLINE
         # LF island of each site island (via any energised bus of it), and weights per unit
         self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
         for b, i in enumerate(self.bus_isl):
@@ -504,11 +535,11 @@ class _Network:
         self.turb_share = np.zeros(len(p.turb))
         for i in range(p.n_island):
             units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & online)[0]
-            w = gen.slack_weight.to_numpy()[self.gen_turb[units]]
+            w = config.gen_slack_weight[self.gen_turb[units]]
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
-        br_bus = np.r_[net.line.from_bus.to_numpy(), net.trafo.hv_bus.to_numpy()]
-        branch_isl = self.bus_isl[net.bus.index.get_indexer(br_bus)]
+        br_bus = np.r_[t.line_from_bus, t.trafo_hv_bus]
+        branch_isl = self.bus_isl[t.bus_pos(br_bus)]
         self._branch_island = np.zeros((len(branch_isl), p.n_island))
         self._branch_island[np.arange(len(branch_isl)), branch_isl] = 1.0
         self.state = None
@@ -521,16 +552,20 @@ class _Network:
         self._compile(self.eng.s_turb[:, ST_STATUS])
 
     def set_branch(self, kind: str, name: str, in_service: bool) -> None:
-        tab = self.net.line if kind == "lines" else self.net.trafo
-        rows = tab.index[tab.name == name]
-        tab.loc[rows, "in_service"] = in_service
+        names, flags = (self.t.line_name, self.line_in_service) if kind == "lines" else (self.t.trafo_name, self.trafo_in_service)
+        rows = np.nonzero(names == name)[0]
+        old = flags[rows].copy()
+        flags[rows] = in_service
         before = {isl.name for isl in self.eng.site.islands()}
         import pandapower.topology as top
 
-        graph = top.create_nxgraph(self.net, include_out_of_service=False)
+        net = self.cache.net
+        self._config(self.eng.s_turb[:, ST_STATUS]).apply(net)
+        graph = top.create_nxgraph(net, include_out_of_service=False)
         n_parts = len(list(top.connected_components(graph)))
         if n_parts > len(before):
-            tab.loc[rows, "in_service"] = not in_service
+            flags[rows] = old
+            self.config.apply(net)
             raise NotImplementedError(f"{kind} {name!r}: splitting an island into two is not supported yet")
         self._compile(self.eng.s_turb[:, ST_STATUS])
 
@@ -541,9 +576,9 @@ class _Network:
         return out[0][-1]
 
     def _nominal_profiles(self):
-        net = self.net
-        gen_p = np.where(net.gen.in_service.to_numpy(), net.gen.p_mw.to_numpy(), 0.0)[None, :]
-        load_p = np.where(net.load.in_service.to_numpy(), net.load.p_mw.to_numpy(), 0.0)[None, :]
+        t = self.t
+        gen_p = np.where(self.config.gen_in_service, t.gen_p_mw, 0.0)[None, :]
+        load_p = np.where(t.load_in_service, t.load_p_mw, 0.0)[None, :]
         p = load_p @ -self._load_to_bus + gen_p @ self._gen_to_bus
         q = (load_p * self.tan_phi[None, :]) @ -self._load_to_bus
         return p, q
@@ -556,18 +591,16 @@ class _Network:
         chillers in proportion to their capacity; an island's other load on its fixed loads in
         proportion to their nominal power.
         """
-        net, e, p = self.net, self.eng, self.eng.plant
+        t, e, p = self.t, self.eng, self.eng.plant
         ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
         key = (self._key, ok.tobytes())
         if key == getattr(self, "_agg_key", None):
             return
-        n_bus = len(net.bus)
-        lb = net.bus.index.get_indexer(net.load.bus.to_numpy())
-        load_to_bus = np.zeros((len(net.load), n_bus))
-        load_to_bus[np.arange(len(net.load)), lb] = 1.0
-        gb = net.bus.index.get_indexer(net.gen.bus.to_numpy())
-        gen_to_bus = np.zeros((len(net.gen), n_bus))
-        gen_to_bus[np.arange(len(net.gen)), gb] = 1.0
+        n_bus = len(t.bus_index)
+        load_to_bus = np.zeros((len(t.load_name), n_bus))
+        load_to_bus[np.arange(len(t.load_name)), t.bus_pos(t.load_bus)] = 1.0
+        gen_to_bus = np.zeros((len(t.gen_name), n_bus))
+        gen_to_bus[np.arange(len(t.gen_name)), t.bus_pos(t.gen_bus)] = 1.0
         self._load_to_bus, self._gen_to_bus = load_to_bus, gen_to_bus
         hall_p = load_to_bus[self.load_hall]
         hall_q = hall_p * self.tan_phi[self.load_hall, None]
@@ -598,9 +631,9 @@ class _Network:
         self._agg_key = key
 
     def _nominal_profiles(self):
-        net = self.net
-        gen_p = np.where(net.gen.in_service.to_numpy(), net.gen.p_mw.to_numpy(), 0.0)[None, :]
-        load_p = np.where(net.load.in_service.to_numpy(), net.load.p_mw.to_numpy(), 0.0)[None, :]
+        t = self.t
+        gen_p = np.where(self.config.gen_in_service, t.gen_p_mw, 0.0)[None, :]
+        load_p = np.where(t.load_in_service, t.load_p_mw, 0.0)[None, :]
         p = load_p @ -self._load_to_bus + gen_p @ self._gen_to_bus
         q = (load_p * self.tan_phi[None, :]) @ -self._load_to_bus
         return p, q
@@ -611,7 +644,7 @@ class _Network:
         parts = [out["p_mech_mw"][rows], out["p_bess_mw"][rows], out["p_it_mw"][rows], out["p_cooling_mw"][rows],
                  out["p_other_mw"][rows]]
         buf = self.eng.buffers
-        n, n_bus = len(parts[0]), len(self.net.bus)
+        n, n_bus = len(parts[0]), len(self.t.bus_index)
         src = np.concatenate(parts, axis=1, out=buf.get("src", (n, sum(x.shape[1] for x in parts))))
         p = buf.get("p_bus", (n, n_bus), zero=True)
         q = buf.get("q_bus", (n, n_bus), zero=True)
@@ -623,8 +656,8 @@ class _Network:
         from grid_models.timeseries import solve_timeseries
 
         pb, qb = profiles
-        a, net, p = self.arrays, self.net, self.eng.plant
-        live = np.zeros(len(net.bus), dtype=bool)
+        a, t, p = self.arrays, self.t, self.eng.plant
+        live = np.zeros(len(t.bus_index), dtype=bool)
         live[a.pp_bus_internal >= 0] = True
         pb[:, ~live] = 0.0  # a dead island (blackout) injects nothing
         qb[:, ~live] = 0.0
@@ -643,7 +676,7 @@ class _Network:
                 slack[:, i] = np.nan_to_num(res.slack_mw[:, k])
         # each ext_grid: what its island needs beyond the units (branch losses included)
         grid = np.zeros((n, len(self.eg_tie)))
-        bus_pos = net.bus.index.get_indexer(net.ext_grid.bus.to_numpy()[self.eg_tie])
+        bus_pos = t.bus_pos(t.ext_grid_bus[self.eg_tie])
         for g, bpos in enumerate(bus_pos):
             if self.eng.s_grid[g, SG_CLOSED] < 0.5:
                 continue
@@ -652,9 +685,9 @@ class _Network:
             if len(ties_here) == 1:
                 grid[:, g] = -pb[:, self.bus_isl == i].sum(axis=1) + loss[:, i]
             else:  # several ties in one island: the flow out of each tie's bus
-                bus = net.ext_grid.bus.to_numpy()[self.eg_tie[g]]
-                tf = np.r_[net.line.from_bus.to_numpy() == bus, net.trafo.hv_bus.to_numpy() == bus]
-                tt = np.r_[net.line.to_bus.to_numpy() == bus, net.trafo.lv_bus.to_numpy() == bus]
+                bus = t.ext_grid_bus[self.eg_tie[g]]
+                tf = np.r_[t.line_from_bus == bus, t.trafo_hv_bus == bus]
+                tt = np.r_[t.line_to_bus == bus, t.trafo_lv_bus == bus]
                 grid[:, g] = res.p_from_mw[:, tf].sum(axis=1) + res.p_to_mw[:, tt].sum(axis=1) - pb[:, bpos]
         return loss, slack, grid, res
 
@@ -663,9 +696,9 @@ class _Network:
         p, buf = self.eng.plant, self.eng.buffers
         status = out["turbine_status"]
         n = len(status)
-        n_bus = len(self.net.bus)
+        n_bus = len(self.t.bus_index)
         out["vm_pu"] = buf.get("vm_pu", (n, n_bus))
-        out["loading_pct"] = buf.get("loading_pct", (n, len(self.net.line) + len(self.net.trafo)))
+        out["loading_pct"] = buf.get("loading_pct", (n, len(self.t.line_name) + len(self.t.trafo_name)))
         out["p_loss_mw"] = buf.get("p_loss_mw", (n, p.n_island))
         out["p_turbine_mw"] = buf.get("p_turbine_mw", (n, len(p.turb)))
         out["p_grid_mw"] = buf.get("p_grid_mw", (n, len(p.grid)))

@@ -1,0 +1,98 @@
+"""grid_models.cache: built and compiled nets reused across processes without pandapower."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from grid_models.build import build_net
+from grid_models.cache import NetCache, NetConfig, NetTables
+from grid_models.compile import compile_net
+from sites import load_site
+
+
+@pytest.fixture(scope="module")
+def site():
+    return load_site("colossus1")
+
+
+def _never():
+    raise AssertionError("the net was built although the cache holds it")
+
+
+def _config(t: NetTables, online: np.ndarray) -> NetConfig:
+    return NetConfig(online, np.zeros(len(online), bool), np.zeros(len(online)), np.ones(len(t.ext_grid_name), bool),
+                     t.line_in_service.copy(), t.trafo_in_service.copy())
+
+
+def test_a_second_cache_loads_tables_and_compilations_without_building(site, tmp_path):
+    first = NetCache("colossus1-test", lambda: build_net(site), tmp_path)
+    assert first.net_built and first.path.exists()
+    t = first.tables
+    online = t.gen_in_service.copy()
+    arrays = first.compiled(_config(t, online))
+    assert first.misses == 1
+    online2 = online.copy()
+    online2[0] = False  # a unit trips: another configuration
+    arrays2 = first.compiled(_config(t, online2))
+    assert first.misses == 2 and first.compiled(_config(t, online)) is arrays and first.hits == 1
+
+    second = NetCache("colossus1-test", _never, tmp_path)
+    assert not second.net_built
+    np.testing.assert_array_equal(second.tables.load_p_mw, t.load_p_mw)
+    assert list(second.tables.gen_name) == list(t.gen_name)
+    for cfg, ref in ((_config(t, online), arrays), (_config(t, online2), arrays2)):
+        got = second.compiled(cfg)
+        np.testing.assert_array_equal(got.ybus_data, ref.ybus_data)
+        np.testing.assert_array_equal(got.bus_p_row, ref.bus_p_row)
+    assert second.hits == 2 and second.misses == 0 and not second.net_built
+
+    # the cached compilation is what compile_net gives on a fresh net in that configuration
+    net = build_net(site)
+    _config(t, online2).apply(net)
+    fresh = compile_net(net, distributed_slack=True)
+    np.testing.assert_array_equal(second.compiled(_config(t, online2)).bus_vm_col, fresh.bus_vm_col)
+    np.testing.assert_allclose(second.compiled(_config(t, online2)).ybus_data, fresh.ybus_data)
+
+
+def test_other_inputs_other_entry_and_damaged_files_are_rebuilt(site, tmp_path):
+    a = NetCache("one", lambda: build_net(site), tmp_path)
+    b = NetCache("two", lambda: build_net(site), tmp_path)
+    assert a.path != b.path
+    a.path.write_bytes(b"not a pickle")
+    c = NetCache("one", lambda: build_net(site), tmp_path)
+    assert c.net_built and c.tables is not None  # rebuilt, and the file rewritten
+    NetCache("one", _never, tmp_path)
+
+
+def test_cache_off_keeps_nothing_on_disk(site, tmp_path, monkeypatch):
+    monkeypatch.setenv("TWIN_CACHE_DIR", "off")
+    c = NetCache("x", lambda: build_net(site))
+    assert c.path is None and c.net_built
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_warm_run_does_not_import_pandapower(tmp_path):
+    code = """
+import sys
+from sites import load_site
+from twin.engine import Engine
+from twin.scenario import load_scenario
+sc = load_scenario("southaven-largest-trip").model_copy(deep=True)
+sc.scenario.horizon = 120.0
+site = load_site("memphis")
+from twin.scenario import resolve_events
+sc.events[0].at = "00:01:00"
+eng = Engine(site, sc, resolve_events(sc, site))
+f = [seg["f_hz"].min() for seg in eng.segments()]
+print("pandapower" in sys.modules, eng._net_cache.misses, min(f))
+"""
+    env = {**__import__("os").environ, "TWIN_CACHE_DIR": str(tmp_path)}
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert cold[:2] == ["True", "2"]  # built, compiled before and after the trip
+    assert warm[:2] == ["False", "0"]  # both compilations from the cache, pandapower never imported
+    assert warm[2] == cold[2]  # and the same run
