@@ -7,6 +7,7 @@ path and what was expected, and exits with code 2, without a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -296,3 +297,24 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+def main() -> None:
+    """The ``twin`` console command: run the app, then leave without finalising every imported module.
+
+    Tearing down the interpreter after a run (numba, pandas, xarray, matplotlib, …) takes most of a
+    second. When a command returns, its stores are closed, its threads joined and the catalog committed
+    (autocommit), so the process flushes its output and exits at once with the command's code. An
+    uncaught exception takes the normal path (traceback, full shutdown).
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+

@@ -178,7 +178,7 @@ def fig_frequency(r: xr.Dataset, window: xr.DataArray | None = None) -> plt.Figu
     for a in axes[:, 0]:
         a.axhline(59.3, color="r", ls=":", lw=1)
         a.set_ylabel("Hz")
-        a.legend(fontsize=8)
+        a.legend(fontsize=8, loc="lower right")  # a fixed place: "best" costs a search over every line
         a.grid(alpha=0.3)
     return _finish(fig)
 
@@ -191,7 +191,7 @@ def fig_bess(r: xr.Dataset) -> plt.Figure:
         a2.plot(r.time.values, 100 * r.soc_bess.sel(bess=b).values, lw=1, label=str(b))
     a1.set_ylabel("MW (+ discharge)")
     a2.set_ylabel("SoC %")
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, loc="upper right")
     for a in (a1, a2):
         a.grid(alpha=0.3)
     a1.set_title("Batteries")
@@ -207,7 +207,7 @@ def fig_thermal(r: xr.Dataset) -> plt.Figure:
     a1.plot(t, r.t_coolant_c_max.max("hall").values, "b--", lw=1, label="coolant (max over halls)")
     a1.plot(t, r.t_amb_c.values, "k:", lw=1.2, label="ambient")
     a1.set_ylabel("°C")
-    a1.legend(fontsize=6, ncol=4)
+    a1.legend(fontsize=6, ncol=4, loc="center right")
     for h in r.hall.values:
         a2.plot(t, r.throttle_min.sel(hall=h).values, lw=1)
     a2.set_ylabel("GPU clock factor")
