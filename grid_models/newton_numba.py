@@ -33,7 +33,7 @@ from numba import njit
 __all__ = [
     "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "turn", "newton_island", "ref_pickup",
     "solve_snapshot",
-    "branch_factors", "branch_flows", "timeseries", "add_element_columns",
+    "branch_factors", "branch_end", "branch_flows", "timeseries", "add_element_columns",
 ]
 
 #: a mismatch above this [pu] is taken as divergence
@@ -447,6 +447,20 @@ def _loading(i_ka, pct):  # pragma: no cover
 
 
 @njit(cache=True)
+def branch_end(b, f, t, v, yff, yft, ytf, ytt):  # pragma: no cover
+    """Complex power into branch ``b`` at its from and to ends [pu], and the squared end currents.
+
+    ``I_f = y_ff V_f + y_ft V_t``, ``I_t = y_tf V_f + y_tt V_t``, ``S = V conj(I)`` at each end.
+    """
+    vf = v[f]
+    vt = v[t]
+    cf = yff[b] * vf + yft[b] * vt
+    ct = ytf[b] * vf + ytt[b] * vt
+    return (vf * cf.conjugate(), vt * ct.conjugate(), cf.real * cf.real + cf.imag * cf.imag,
+            ct.real * ct.real + ct.imag * ct.imag)
+
+
+@njit(cache=True)
 def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, base_mva, p_f, q_f, p_t, q_t, i_ka,
                  loading):  # pragma: no cover
     """Branch flows at both ends for one voltage vector.
@@ -472,18 +486,13 @@ def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, 
             i_ka[b] = 0.0
             loading[b] = 0.0
             continue
-        vf = v[f]
-        vt = v[t]
-        cf = yff[b] * vf + yft[b] * vt
-        ct = ytf[b] * vf + ytt[b] * vt
-        sf = vf * cf.conjugate()
-        st = vt * ct.conjugate()
+        sf, st, m_f, m_t = branch_end(b, f, t, v, yff, yft, ytf, ytt)
         p_f[b] = sf.real * base_mva
         q_f[b] = sf.imag * base_mva
         p_t[b] = st.real * base_mva
         q_t[b] = st.imag * base_mva
-        a_f = math.sqrt(cf.real * cf.real + cf.imag * cf.imag) * amp_f[b]
-        a_t = math.sqrt(ct.real * ct.real + ct.imag * ct.imag) * amp_t[b]
+        a_f = math.sqrt(m_f) * amp_f[b]
+        a_t = math.sqrt(m_t) * amp_t[b]
         i_ka[b] = max(a_f, a_t)
         loading[b] = max(_loading(a_f, pct_f[b]), _loading(a_t, pct_t[b]))
 
@@ -668,16 +677,9 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                         i_out[k, b] = 0.0
                     continue
                 # as branch_flows, written straight into the outputs
-                vf = v[fb]
-                vt = v[tb]
-                cf = yff[b] * vf + yft[b] * vt
-                ct = ytf[b] * vf + ytt[b] * vt
-                s_f = vf * cf.conjugate()
-                s_t = vt * ct.conjugate()
+                s_f, s_t, m_f, m_t = branch_end(b, fb, tb, v, yff, yft, ytf, ytt)
                 p_f_out[k, b] = s_f.real * base_mva
                 p_t_out[k, b] = s_t.real * base_mva
-                m_f = cf.real * cf.real + cf.imag * cf.imag
-                m_t = ct.real * ct.real + ct.imag * ct.imag
                 if full:
                     q_f_out[k, b] = s_f.imag * base_mva
                     q_t_out[k, b] = s_t.imag * base_mva

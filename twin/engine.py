@@ -630,14 +630,6 @@ class _Network:
         self._w_q = tuple(np.ascontiguousarray(x) for x in _triplets(w_q))
         self._agg_key = key
 
-    def _nominal_profiles(self):
-        t = self.t
-        gen_p = np.where(self.config.gen_in_service, t.gen_p_mw, 0.0)[None, :]
-        load_p = np.where(t.load_in_service, t.load_p_mw, 0.0)[None, :]
-        p = load_p @ -self._load_to_bus + gen_p @ self._gen_to_bus
-        q = (load_p * self.tan_phi[None, :]) @ -self._load_to_bus
-        return p, q
-
     def _profiles(self, out, rows: slice):
         """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]."""
         self._aggregation()
