@@ -23,11 +23,13 @@ Models (each cites PHYSICS.md; [E] = engineering estimate, a default to calibrat
   (§7).
 * **Turbines** (§3): a droop governor (R from the file) with a first-order lag ``T_gov = Tact + Tb =
   1 s`` and valve-rate limits ±0.10 pu/s (GGOV1 typical), within the ambient-derated capacity; the
-  plant PMS sets references each second, ramp-limited at the file's ramp rate, shared by available
+  plant PMS sets references each second, ramp-limited at the file's ramp rate
+  (:func:`twin.turbines.ramp_limit_mw`), shared by available
   capacity, with an integral (isochronous) trim that returns the frequency to 60 Hz [S2 (23)]. When
   the spinning reserve of an islanded island falls below its largest online unit the PMS starts a
   standby unit, online after the file's start time. A trip drops a unit's output at once.
-* **BESS** (§5): droop (R_b from the file, deadband ±0.036 Hz) plus a schedule by mode (``smoothing``:
+* **BESS** (§5): droop (R_b from the file, deadband ±0.036 Hz, :func:`twin.storage.droop_response_mw`)
+  plus a schedule by mode (``smoothing``:
   the high-pass part of the island load, τ = 60 s; ``import-cap``: what the grid tie cannot import;
   ``droop``: none), first-order lag at the file's response time, power derated to 0 over the last 5 %
   of SoC at each end (:func:`twin.storage.soc_power_limit_mw`), SoC advanced once per second with the
@@ -36,7 +38,8 @@ Models (each cites PHYSICS.md; [E] = engineering estimate, a default to calibrat
   ``dΔf/dt = f0/(2·H·S)·(ΣPm + P_bess − P_load − P_loss)`` with H·S summed over online turbines;
   load damping D = 0 for converter loads [E]. Islands with a closed grid tie are held at 60 Hz.
 * **Protection**: GPU power capping below 59.7 Hz (5 %/s down to 60 % of demand, released at
-  1 %/s above 59.9 Hz) [E]; UFLS at 59.3/59.1/58.9/58.7/58.5 Hz shedding 5/15/25/35/45 % of IT
+  1 %/s above 59.9 Hz, on the frequency at the end of each second: :func:`twin.protection.gpu_cap_step`)
+  [E]; UFLS at 59.3/59.1/58.9/58.7/58.5 Hz shedding 5/15/25/35/45 % of IT
   cumulatively (ERCOT set points and first three reliefs, PHYSICS.md §4 (39); the last two [E]); a
   stage is restored after 300 s above 59.95 Hz when the spinning reserve allows [E].
 """
@@ -56,10 +59,11 @@ from .plant import (
     P_C_FWS_MJ_PER_K, P_C_TCS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C,
     T_DERATE_PER_C, T_DROOP, T_GOV_S, T_H_S, T_ISLAND, T_P_ISO_MW, T_RAMP_MW_PER_S, T_S_MVA, T_START_S,
 )
-from .protection import UFLS_HZ, UFLS_RELIEF, ufls_shed_fraction
-from .storage import soc_power_limit_mw, soc_step
+from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, ufls_shed_fraction
+from .storage import DEADBAND_HZ as BESS_DEADBAND_HZ
+from .storage import droop_response_mw, soc_power_limit_mw, soc_step
 from .thermal import gpu_throttle_factor
-from .turbines import derate_factor
+from .turbines import derate_factor, ramp_limit_mw
 
 __all__ = ["F0_HZ", "step_segment", "STATE_COLUMNS"]
 
@@ -70,11 +74,8 @@ R_JC_K_PER_MW = 0.025e6  # junction-to-coolant resistance of one GPU [K/MW]
 CDU_DT_DESIGN_K = 8.0  # mean TCS-FWS difference at peak IT heat [K]
 CHILLER_TAU_S = 600.0  # set-point correction time constant of the chiller plant [s]
 VALVE_RATE_PU_S = 0.10  # valve opening/closing rate [pu/s] (GGOV1 Ropen/Rclose)
-BESS_DEADBAND_HZ = 0.036  # FERC 842 / IEEE 1547 default (PHYSICS.md §4)
 SMOOTH_TAU_S = 60.0  # BESS smoothing high-pass time constant [s]
 TRIM_KI = 0.05  # PMS isochronous trim gain [MW per MW·(Δf/f0)·s], slow compared with droop
-CAP_DOWN_PER_S, CAP_UP_PER_S, CAP_MIN = 0.05, 0.01, 0.6
-CAP_ON_HZ, CAP_OFF_HZ = 59.7, 59.9
 RESTORE_HZ, RESTORE_S = 59.95, 300.0
 #: Below this frequency an islanded island blacks out (generator under-frequency protection) [E].
 BLACKOUT_HZ = 57.0
@@ -85,7 +86,7 @@ BLACKOUT_HZ = 57.0
 (SH_TJ, SH_TTCS, SH_CAP, SH_NCOL) = range(4)
 (SP_TFWS, SP_NCOL) = range(2)
 (SC_OK, SC_DERATE, SC_NCOL) = range(3)
-(SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_CAPFLAG, SI_BLACKOUT, SI_NCOL) = range(10)
+(SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_NCOL) = range(9)
 (SG_CLOSED, SG_NCOL) = range(2)
 STATUS_STANDBY, STATUS_ONLINE, STATUS_STARTING, STATUS_TRIPPED = 0.0, 1.0, 2.0, 3.0
 
@@ -216,9 +217,6 @@ def step_segment(
         ideal[u] = turb[u, T_GOV_S] <= 0.0
     b_lim_dis = np.zeros(n_b)
     b_lim_ch = np.zeros(n_b)
-    b_k = np.empty(n_b)  # droop gain [MW/Hz]
-    for b in range(n_b):
-        b_k[b] = bess[b, B_P_MW] / (F0_HZ * bess[b, B_DROOP])
     pm_sum = np.zeros(n_t)
     pb_sum = np.zeros(n_b)
     a_ideal = np.zeros(n_i)
@@ -401,13 +399,7 @@ def step_segment(
             if pref_tot[i] < 0.0:
                 continue
             target = pref_tot[i] * p_av[u] / cap_on[i] if cap_on[i] > 0.0 else 0.0
-            step = turb[u, T_RAMP_MW_PER_S] * dt_s
-            d = target - s_turb[u, ST_PREF]
-            if d > step:
-                d = step
-            elif d < -step:
-                d = -step
-            s_turb[u, ST_PREF] += d
+            s_turb[u, ST_PREF] = ramp_limit_mw(s_turb[u, ST_PREF], target, turb[u, T_RAMP_MW_PER_S], turb[u, T_RAMP_MW_PER_S], dt_s)
         # -------- sub-steps: governors, batteries, swing equation, capping, UFLS
         for i in range(n_i):
             rocof[i] = 0.0
@@ -489,13 +481,7 @@ def step_segment(
                     pb_isl[i] += s_bess[b, SB_P]
                     pb_sum[b] += s_bess[b, SB_P]
                     continue
-                df = s_isl[i, SI_DF]
-                dfe = 0.0
-                if df > BESS_DEADBAND_HZ:
-                    dfe = df - BESS_DEADBAND_HZ
-                elif df < -BESS_DEADBAND_HZ:
-                    dfe = df + BESS_DEADBAND_HZ
-                tgt = bess_sched[b] - dfe * b_k[b]
+                tgt = bess_sched[b] + droop_response_mw(s_isl[i, SI_DF], bess[b, B_P_MW], bess[b, B_DROOP], BESS_DEADBAND_HZ, F0_HZ)
                 if tgt > b_lim_dis[b]:
                     tgt = b_lim_dis[b]
                 if tgt < -b_lim_ch[b]:
@@ -558,14 +544,6 @@ def step_segment(
                     load[i] -= (ufls_shed_fraction(st, UFLS_RELIEF) - old) * it_isl[i]
                     s_isl[i, SI_RESTORE] = 0.0
                 s_isl[i, SI_STAGE] = st
-                if not capping:
-                    s_isl[i, SI_CAPFLAG] = 0.0
-                elif f < CAP_ON_HZ:
-                    s_isl[i, SI_CAPFLAG] = -1.0
-                elif f > CAP_OFF_HZ:
-                    s_isl[i, SI_CAPFLAG] = 1.0
-                else:
-                    s_isl[i, SI_CAPFLAG] = 0.0
         for jj in range(n_sub_units):
             u = sub_units[jj]
             s_turb[u, ST_PM] = su_pm[jj]
@@ -584,12 +562,11 @@ def step_segment(
                     s_isl[i, SI_RESTORE] = 0.0
             else:
                 s_isl[i, SI_RESTORE] = 0.0
-        for h in range(n_h):
-            i = int(hall[h, H_ISLAND])
-            if s_isl[i, SI_CAPFLAG] < -0.5:
-                s_hall[h, SH_CAP] = max(s_hall[h, SH_CAP] - CAP_DOWN_PER_S * dt_s, CAP_MIN)
-            elif s_isl[i, SI_CAPFLAG] > 0.5:
-                s_hall[h, SH_CAP] = min(s_hall[h, SH_CAP] + CAP_UP_PER_S * dt_s, 1.0)
+        if capping:  # GPU power capping on the island's frequency at the end of the step
+            for h in range(n_h):
+                i = int(hall[h, H_ISLAND])
+                if s_isl[i, SI_BLACKOUT] < 0.5:
+                    s_hall[h, SH_CAP] = gpu_cap_step(s_hall[h, SH_CAP], F0_HZ + s_isl[i, SI_DF], dt_s=dt_s)
         # -------- outputs
         for u in range(n_t):  # step means over the sub-steps: the energy delivered in the step
             o_pm[k, u] = pm_sum[u] / n_sub if s_turb[u, ST_STATUS] == STATUS_ONLINE else 0.0
