@@ -35,7 +35,9 @@ Models (each cites PHYSICS.md; [E] = engineering estimate, a default to calibrat
   of SoC at each end (:func:`twin.storage.soc_power_limit_mw`), SoC advanced once per second with the
   step's mean power (:func:`twin.storage.soc_step`, η = √RTE).
 * **Frequency** (§4): one aggregate swing equation per islanded island,
-  ``dΔf/dt = f0/(2·H·S)·(ΣPm + P_bess − P_load − P_loss)`` with H·S summed over online turbines;
+  ``dΔf/dt = f0/(2·H·S)·(ΣPm + P_bess − P_load − P_loss)`` with H·S summed over online turbines,
+  advanced exactly over each sub-step (:func:`twin.frequency.swing_step`; ideal governors enter as
+  its droop stiffness);
   load damping D = 0 for converter loads [E]. Islands with a closed grid tie are held at 60 Hz.
 * **Protection**: GPU power capping below 59.7 Hz (5 %/s down to 60 % of demand, released at
   1 %/s above 59.9 Hz, on the frequency at the end of each second: :func:`twin.protection.gpu_cap_step`)
@@ -62,6 +64,7 @@ from .plant import (
 from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, ufls_shed_fraction
 from .storage import DEADBAND_HZ as BESS_DEADBAND_HZ
 from .storage import droop_response_mw, soc_power_limit_mw, soc_step
+from .frequency import swing_step
 from .thermal import gpu_throttle_factor
 from .turbines import derate_factor, ramp_limit_mw
 
@@ -222,6 +225,7 @@ def step_segment(
     a_ideal = np.zeros(n_i)
     b_ideal = np.zeros(n_i)
     sub_units = np.empty(n_t, dtype=np.int64)  # online units of islanded islands (rebuilt every step)
+    swing = np.zeros(3)  # swing_step's [Δf at the end, mean Δf, dΔf/dt at the start]
     su_pm = np.empty(n_t)
     su_pref = np.empty(n_t)
     su_pav = np.empty(n_t)
@@ -497,19 +501,12 @@ def step_segment(
                     s_isl[i, SI_DF] = 0.0
                     continue
                 df0 = s_isl[i, SI_DF]
-                a_tot = pm_isl[i] + a_ideal[i] + pb_isl[i] - load[i] - s_isl[i, SI_LOSS]
-                if hs[i] > 0.0:
-                    c = F0_HZ / (2.0 * hs[i])
-                    dfdt = c * (a_tot - b_ideal[i] * df0)
-                    if b_ideal[i] > 0.0:
-                        x = a_tot / b_ideal[i]
-                        e = np.exp(-c * b_ideal[i] * h_sub)
-                        df1 = x + (df0 - x) * e
-                        df_mean = x + (df0 - x) * (1.0 - e) / (c * b_ideal[i] * h_sub)
-                    else:
-                        df1 = df0 + h_sub * dfdt
-                        df_mean = 0.5 * (df0 + df1)
-                else:  # no spinning mass: the island collapses unless batteries alone balance it
+                # exact update with the inputs held over the sub-step; ideal governors are the stiffness
+                swing_step(df0, pm_isl[i] + a_ideal[i] + pb_isl[i], load[i] + s_isl[i, SI_LOSS], hs[i], b_ideal[i], 0.0,
+                           F0_HZ, h_sub, swing)
+                df1, df_mean, dfdt = swing[0], swing[1], swing[2]
+                if hs[i] <= 0.0:  # no spinning mass: the island collapses unless batteries alone balance it
+                    a_tot = pm_isl[i] + a_ideal[i] + pb_isl[i] - load[i] - s_isl[i, SI_LOSS]
                     dfdt = 0.0 if abs(a_tot) < 1e-6 else -F0_HZ
                     df1 = df0 + h_sub * dfdt
                     df_mean = df1
