@@ -42,7 +42,8 @@ Models (each cites PHYSICS.md; [E] = engineering estimate, a default to calibrat
 * **Protection**: GPU power capping below 59.7 Hz (5 %/s down to 60 % of demand, released at
   1 %/s above 59.9 Hz, on the frequency at the end of each second: :func:`twin.protection.gpu_cap_step`)
   [E]; UFLS at 59.3/59.1/58.9/58.7/58.5 Hz shedding 5/15/25/35/45 % of IT
-  cumulatively (ERCOT set points and first three reliefs, PHYSICS.md §4 (39); the last two [E]); a
+  cumulatively (ERCOT set points and first three reliefs, PHYSICS.md §4 (39); the last two [E];
+  :func:`twin.protection.ufls_step` on every sub-step, without relay delay [E]); a
   stage is restored after 300 s above 59.95 Hz when the spinning reserve allows [E].
 """
 
@@ -61,7 +62,7 @@ from .plant import (
     P_C_FWS_MJ_PER_K, P_C_TCS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C,
     T_DERATE_PER_C, T_DROOP, T_GOV_S, T_H_S, T_ISLAND, T_P_ISO_MW, T_RAMP_MW_PER_S, T_S_MVA, T_START_S,
 )
-from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, ufls_shed_fraction
+from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, ufls_shed_fraction, ufls_step
 from .storage import DEADBAND_HZ as BESS_DEADBAND_HZ
 from .storage import droop_response_mw, soc_power_limit_mw, soc_step
 from .frequency import swing_step
@@ -80,6 +81,8 @@ VALVE_RATE_PU_S = 0.10  # valve opening/closing rate [pu/s] (GGOV1 Ropen/Rclose)
 SMOOTH_TAU_S = 60.0  # BESS smoothing high-pass time constant [s]
 TRIM_KI = 0.05  # PMS isochronous trim gain [MW per MW·(Δf/f0)·s], slow compared with droop
 RESTORE_HZ, RESTORE_S = 59.95, 300.0
+#: UFLS relay delay [s]: stages trip on the sub-step their set point is crossed [E]
+UFLS_DELAY_S = 0.0
 #: Below this frequency an islanded island blacks out (generator under-frequency protection) [E].
 BLACKOUT_HZ = 57.0
 
@@ -226,6 +229,7 @@ def step_segment(
     b_ideal = np.zeros(n_i)
     sub_units = np.empty(n_t, dtype=np.int64)  # online units of islanded islands (rebuilt every step)
     swing = np.zeros(3)  # swing_step's [Δf at the end, mean Δf, dΔf/dt at the start]
+    ufls_timers = np.zeros((n_i, UFLS_HZ.shape[0]))  # relay pick-up timers (per segment: exact for UFLS_DELAY_S = 0)
     su_pm = np.empty(n_t)
     su_pref = np.empty(n_t)
     su_pav = np.empty(n_t)
@@ -532,14 +536,15 @@ def step_segment(
                 if abs(dfdt) > rocof[i]:
                     rocof[i] = abs(dfdt)
                 f = F0_HZ + s_isl[i, SI_DF]
-                # UFLS stages
+                # UFLS stages (relays without delay)
                 st = int(s_isl[i, SI_STAGE])
-                while ufls and st < UFLS_HZ.shape[0] and f < UFLS_HZ[st]:
-                    old = ufls_shed_fraction(st, UFLS_RELIEF)
-                    st += 1
-                    # shedding takes effect at once on the island load (per-second loads are refreshed next step)
-                    load[i] -= (ufls_shed_fraction(st, UFLS_RELIEF) - old) * it_isl[i]
-                    s_isl[i, SI_RESTORE] = 0.0
+                if ufls:
+                    st_new = ufls_step(f, st, ufls_timers[i], UFLS_HZ, UFLS_DELAY_S, h_sub)
+                    if st_new > st:
+                        # shedding takes effect at once on the island load (per-second loads are refreshed next step)
+                        load[i] -= (ufls_shed_fraction(st_new, UFLS_RELIEF) - ufls_shed_fraction(st, UFLS_RELIEF)) * it_isl[i]
+                        s_isl[i, SI_RESTORE] = 0.0
+                        st = st_new
                 s_isl[i, SI_STAGE] = st
         for jj in range(n_sub_units):
             u = sub_units[jj]
