@@ -291,14 +291,6 @@ def _register_serve() -> None:
 _register_serve()
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
-
-
 def main() -> None:
     """The ``twin`` console command: run the app, then leave without finalising every imported module.
 
@@ -318,3 +310,6 @@ def main() -> None:
     sys.stderr.flush()
     os._exit(code)
 
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -123,3 +123,13 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "lines[id=cable].to_bus: unknown bus 'nowhere'" in proc.stderr
+
+
+def test_console_command_exit_codes_and_output(tmp_path):
+    """twin.cli.main (the console script) leaves at once, with the command's code and its output flushed."""
+    ok = subprocess.run([sys.executable, "-m", "twin.cli", "sites"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "memphis" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "twin.cli", "show", "nosuchsite"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown site" in bad.stderr
+    usage = subprocess.run([sys.executable, "-m", "twin.cli", "--no-such-option"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "No such option" in usage.stderr
