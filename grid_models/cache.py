@@ -33,6 +33,8 @@ from .compile import GridArrays
 __all__ = ["NetTables", "NetConfig", "NetCache", "cache_dir", "code_fingerprint"]
 
 _FORMAT = 1
+#: Compilations kept per fingerprint (the most recent ones); a few kB each for a campus net.
+MAX_COMPILED = 256
 
 
 def cache_dir() -> Path | None:
@@ -195,6 +197,8 @@ class NetCache:
         config.apply(net)
         arrays = compile_net(net, distributed_slack=True)
         self._compiled[key] = arrays
+        while len(self._compiled) > MAX_COMPILED:  # forget the oldest configurations
+            self._compiled.pop(next(iter(self._compiled)))
         self._save()
         return arrays
 
@@ -223,5 +227,8 @@ class NetCache:
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, path)  # readers see the old or the new file, never half of one
-        except OSError:  # a read-only home: run without the disk cache
-            pass
+        except OSError:  # a read-only or full disk: run without the disk cache
+            try:
+                os.unlink(tmp)
+            except (OSError, UnboundLocalError):
+                pass

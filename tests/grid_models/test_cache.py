@@ -96,3 +96,19 @@ print("pandapower" in sys.modules, eng._net_cache.misses, min(f))
     assert cold[:2] == ["True", "2"]  # built, compiled before and after the trip
     assert warm[:2] == ["False", "0"]  # both compilations from the cache, pandapower never imported
     assert warm[2] == cold[2]  # and the same run
+
+
+def test_the_number_of_kept_compilations_is_bounded(site, tmp_path, monkeypatch):
+    import grid_models.cache as gc
+
+    monkeypatch.setattr(gc, "MAX_COMPILED", 2)
+    c = NetCache("bounded", lambda: build_net(site), tmp_path)
+    t = c.tables
+    configs = []
+    for k in range(3):
+        online = t.gen_in_service.copy()
+        online[k] = False
+        configs.append(_config(t, online))
+        c.compiled(configs[-1])
+    again = NetCache("bounded", _never, tmp_path)
+    assert len(again._compiled) == 2 and configs[0].key() not in again._compiled
