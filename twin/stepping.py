@@ -538,7 +538,8 @@ def step_segment(
                 f = F0_HZ + s_isl[i, SI_DF]
                 # UFLS stages (relays without delay)
                 st = int(s_isl[i, SI_STAGE])
-                if ufls:
+                # (relays only act below the next set point; without delay there is no timer to reset)
+                if ufls and st < UFLS_HZ.shape[0] and (f < UFLS_HZ[st] or UFLS_DELAY_S > 0.0):
                     st_new = ufls_step(f, st, ufls_timers[i], UFLS_HZ, UFLS_DELAY_S, h_sub)
                     if st_new > st:
                         # shedding takes effect at once on the island load (per-second loads are refreshed next step)
