@@ -538,10 +538,7 @@ class _Network:
             w = config.gen_slack_weight[self.gen_turb[units]]
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
-        br_bus = np.r_[t.line_from_bus, t.trafo_hv_bus]
-        branch_isl = self.bus_isl[t.bus_pos(br_bus)]
-        self._branch_island = np.zeros((len(branch_isl), p.n_island))
-        self._branch_island[np.arange(len(branch_isl)), branch_isl] = 1.0
+        self._branch_isl = self.bus_isl[t.bus_pos(np.r_[t.line_from_bus, t.trafo_hv_bus])]  # site island per branch
         self.state = None
         self._key = key
 
@@ -659,8 +656,8 @@ class _Network:
         self._lf_out = res
         n = len(pb)
         n_i = p.n_island
-        br_loss = np.nan_to_num(res.p_from_mw + res.p_to_mw)
-        loss = br_loss @ self._branch_island
+        loss = self.eng.buffers.get("p_loss", (n, n_i), zero=True)
+        island_losses(res.p_from_mw, res.p_to_mw, self._branch_isl, loss)
         slack = np.zeros((n, n_i))
         for i in range(n_i):
             k = self.lf_isl_of[i]
@@ -727,3 +724,17 @@ def scatter_columns(src, rows, cols, w, out):  # pragma: no cover - jitted
     for t in range(src.shape[0]):
         for k in range(len(w)):
             out[t, cols[k]] += w[k] * src[t, rows[k]]
+
+
+@njit(nogil=True)
+def island_losses(p_from_mw, p_to_mw, branch_island, out):  # pragma: no cover - jitted
+    """``out[t, i] += Σ (p_from + p_to)`` over the branches of island ``i``: its series and shunt losses [MW].
+
+    A branch of an island whose load flow failed (NaN) counts as lossless for that step.
+    """
+    for t in range(p_from_mw.shape[0]):
+        for b in range(len(branch_island)):
+            x = p_from_mw[t, b] + p_to_mw[t, b]
+            if x == x:
+                out[t, branch_island[b]] += x
+
