@@ -23,12 +23,14 @@ def make_settings(home: Path, **over) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(scope="session")
+# package scope: the app (worker pool, live twin stepping every 0.2 s) stops when the API tests are done,
+# instead of running in the background through the rest of the session (benchmarks included)
+@pytest.fixture(scope="package")
 def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("twin-home")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(home):
     """A running app (worker pool and live twin) shared by the tests."""
     app = create_app(make_settings(home))
@@ -53,7 +55,7 @@ def scenario(name: str = "api-test", horizon: float = 120, **extra) -> dict:
     return doc
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def finished_run(client) -> str:
     """A 10-minute run on the reference campus with a Southaven trip at 02:00, finished."""
     body = scenario("trip-test", 600, events=[{"at": "00:02:00", "do": "trip", "target": "southaven/titan350-01"}])
@@ -65,7 +67,7 @@ def finished_run(client) -> str:
     return run_id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_ready(client):
     """Wait until the live twin has a state."""
     t_end = time.monotonic() + 120
