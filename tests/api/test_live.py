@@ -91,6 +91,11 @@ def test_live_auth(live_ready):
 
 def test_metrics(live_ready, finished_run):
     live_ready.get("/live/state", headers=READ)
+    # the finished-runs counter is bumped by the pool's watcher just after the catalog says "done"
+    t_end = time.monotonic() + 30
+    while 'twin_runs_finished_total{status="done"}' not in live_ready.get("/metrics", headers=READ).text:
+        assert time.monotonic() < t_end, "the finished run never reached the metrics"
+        time.sleep(0.2)
     r = live_ready.get("/metrics", headers=READ)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
