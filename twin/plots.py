@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from .recorder import bin_stats  # noqa: E402
+
 __all__ = ["plot_run", "reduce_for_plots", "fig_power", "fig_frequency", "fig_bess", "fig_thermal", "PLOT_VARIABLES"]
 
 #: What the figures show; a variable recorded only per minute is read from its 1-min mean/min/max.
@@ -27,23 +29,6 @@ PLOT_VARIABLES = ("p_turbine_mw", "p_grid_mw", "p_bess_mw", "soc_bess", "p_it_mw
 MAX_BINS = 2000
 #: seconds of 1-s frequency shown before and after the first event
 EVENT_WINDOW_S = (30, 180)
-
-
-def _bin_stats(x: np.ndarray, w: int, stats: str = "mean,min,max") -> list[np.ndarray]:
-    """``stats`` over consecutive bins of ``w`` rows (a partial last bin over what is there; NaNs skipped)."""
-    n = len(x)
-    m = -(-n // w)
-    nan = m * w != n or bool(np.isnan(x).any())
-    if m * w != n:
-        x = np.concatenate([x, np.full((m * w - n,) + x.shape[1:], np.nan, dtype=x.dtype)])
-    x = x.reshape((m, w) + x.shape[1:])
-    if not nan:
-        return [getattr(x, s)(axis=1) for s in stats.split(",")]
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins (dead islands) stay NaN
-        return [getattr(np, "nan" + s)(x, axis=1) for s in stats.split(",")]
 
 
 def reduce_for_plots(ds: xr.Dataset, max_bins: int = MAX_BINS, block: int = 21600) -> xr.Dataset:
@@ -76,10 +61,10 @@ def reduce_for_plots(ds: xr.Dataset, max_bins: int = MAX_BINS, block: int = 2160
             for v in names:
                 x = ds[v].isel(sl).values
                 if dim == "minute" and f"{v}_min" in ds and f"{v}_max" in ds:  # 1-min mean, min and max
-                    parts[v].append((_bin_stats(x, w, "mean")[0], _bin_stats(ds[f"{v}_min"].isel(sl).values, w, "min")[0],
-                                     _bin_stats(ds[f"{v}_max"].isel(sl).values, w, "max")[0]))
+                    parts[v].append((bin_stats(x, w, "mean")[0], bin_stats(ds[f"{v}_min"].isel(sl).values, w, "min")[0],
+                                     bin_stats(ds[f"{v}_max"].isel(sl).values, w, "max")[0]))
                 else:
-                    parts[v].append(tuple(_bin_stats(x, w)))
+                    parts[v].append(tuple(bin_stats(x, w)))
         t = ds[dim].values[::w]
         for v in names:
             dims = ("time",) + ds[v].dims[1:]

@@ -28,7 +28,7 @@ import xarray as xr
 
 from .variables import VARIABLES
 
-__all__ = ["Recorder", "open_results", "STORE_NAME"]
+__all__ = ["Recorder", "open_results", "bin_stats", "STORE_NAME"]
 
 STORE_NAME = "results.zarr"
 _MINUTE_GROUP = "per_minute"
@@ -133,9 +133,9 @@ class Recorder:
             full[v] = (dims, block[v], {"units": units, "long_name": long_name})
         full.attrs.update(self.attrs)  # appends rewrite the group's attributes: keep them on every block
         encoding = None
+        t_units = "seconds since " + str(self.start.astype("datetime64[s]")).replace("T", " ")
         if first:
-            origin = str(self.start.astype("datetime64[s]")).replace("T", " ")
-            encoding = {"time": {"units": f"seconds since {origin}", "dtype": "float64", "chunks": (self.time_chunk,)}}
+            encoding = {"time": {"units": t_units, "dtype": "float64", "chunks": (self.time_chunk,)}}
             for v in self.full_rate:
                 encoding[v] = {"chunks": (self.time_chunk,) + block[v].shape[1:], "compressors": _compressors()}
         self._write(full, None, encoding, first)
@@ -144,21 +144,14 @@ class Recorder:
             mins = xr.Dataset(coords={**coords, "minute": self._times(written, m, self.spm)})
             for v in self.per_minute:
                 dims, units, long_name = VARIABLES[v]
-                x = block[v]
-                pad = m * self.spm - n
-                if pad:
-                    x = np.concatenate([x, np.full((pad,) + x.shape[1:], np.nan, np.float32)])
-                x = x.reshape((m, self.spm) + x.shape[1:])
+                mean, lo, hi = bin_stats(block[v], self.spm)
                 mdims = ("minute",) + dims[1:]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mins[v] = (mdims, np.nanmean(x, axis=1), {"units": units, "long_name": f"{long_name}, 1-min mean"})
-                    mins[f"{v}_min"] = (mdims, np.nanmin(x, axis=1), {"units": units, "long_name": f"{long_name}, 1-min minimum"})
-                    mins[f"{v}_max"] = (mdims, np.nanmax(x, axis=1), {"units": units, "long_name": f"{long_name}, 1-min maximum"})
+                mins[v] = (mdims, mean, {"units": units, "long_name": f"{long_name}, 1-min mean"})
+                mins[f"{v}_min"] = (mdims, lo, {"units": units, "long_name": f"{long_name}, 1-min minimum"})
+                mins[f"{v}_max"] = (mdims, hi, {"units": units, "long_name": f"{long_name}, 1-min maximum"})
             menc = None
             if first:
-                origin = str(self.start.astype("datetime64[s]")).replace("T", " ")
-                menc = {"minute": {"units": f"seconds since {origin}", "dtype": "float64"}}
+                menc = {"minute": {"units": t_units, "dtype": "float64"}}
                 for v in mins.data_vars:
                     menc[v] = {"compressors": _compressors()}
             self._write(mins, _MINUTE_GROUP, menc, first)
@@ -187,6 +180,25 @@ class Recorder:
             self.attrs.update({k: _attr(v) for k, v in extra_attrs.items()})
             zarr.open_group(str(self.path), mode="a").attrs.update(self.attrs)
         return self.path
+
+
+def bin_stats(x: np.ndarray, w: int, stats: str = "mean,min,max") -> list[np.ndarray]:
+    """``stats`` over consecutive bins of ``w`` rows (a partial last bin over what is there; NaNs skipped).
+
+    Used for the per-minute records and for the binned figures (:mod:`twin.plots`). All-NaN bins
+    (a dead island) stay NaN.
+    """
+    n = len(x)
+    m = -(-n // w)
+    nan = m * w != n or bool(np.isnan(x).any())
+    if m * w != n:
+        x = np.concatenate([x, np.full((m * w - n,) + x.shape[1:], np.nan, dtype=x.dtype)])
+    x = x.reshape((m, w) + x.shape[1:])
+    if not nan:
+        return [getattr(x, s)(axis=1) for s in stats.split(",")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return [getattr(np, "nan" + s)(x, axis=1) for s in stats.split(",")]
 
 
 def _attr(v: Any) -> Any:
