@@ -456,15 +456,14 @@ class _Network:
         self.load_hall = np.array([load_names.index(n) for n in p.names["hall"]], dtype=np.int64)
         self.load_chiller = np.array([load_names.index(n) for n in p.names["chiller"]], dtype=np.int64)
         self.load_fixed = np.nonzero((kinds == "load") | (kinds == "boundary"))[0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.tan_phi = np.where(t.load_p_mw > 0, t.load_q_mvar / np.where(t.load_p_mw > 0, t.load_p_mw, 1.0), 0.0)
-        self.tan_phi = np.nan_to_num(self.tan_phi)
+        self.tan_phi = np.where(t.load_p_mw > 0, t.load_q_mvar / np.where(t.load_p_mw > 0, t.load_p_mw, 1.0), 0.0)
         # power factor of zero-power loads (chillers at no load): from the site
         for row, c in zip(self.load_chiller, engine.site.chillers):
             self.tan_phi[row] = np.tan(np.arccos(c.pf))
         self.fixed_p = t.load_p_mw[self.load_fixed].copy()
         self.fixed_isl = self.bus_isl[t.bus_pos(t.load_bus[self.load_fixed])]
         self.inertia = p.turb[:, T_H_S] * p.turb[:, T_S_MVA]
+        self._branch_isl = self.bus_isl[t.bus_pos(np.r_[t.line_from_bus, t.trafo_hv_bus])]  # site island per branch
         self.line_in_service = t.line_in_service.copy()
         self.trafo_in_service = t.trafo_in_service.copy()
         self.arrays = None
@@ -518,7 +517,7 @@ class _Network:
         return NetConfig(in_service, slack, weight, eg, self.line_in_service.copy(), self.trafo_in_service.copy())
 
     def _compile(self, status: np.ndarray) -> None:
-        p, t = self.eng.plant, self.t
+        p = self.eng.plant
         config = self._config(status)
         key = config.key()
         if key == self._key:
@@ -538,7 +537,6 @@ class _Network:
             w = config.gen_slack_weight[self.gen_turb[units]]
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
-        self._branch_isl = self.bus_isl[t.bus_pos(np.r_[t.line_from_bus, t.trafo_hv_bus])]  # site island per branch
         self.state = None
         self._key = key
 
@@ -581,7 +579,7 @@ class _Network:
         return p, q
 
     def _aggregation(self) -> None:
-        """Source → bus weights of the injections, as sparse triplets (cached until chillers or units change).
+        """Source → bus weights of the injections, as sparse triplets (cached until the working chillers change).
 
         Sources, in the column order of :meth:`_profiles`: turbines, batteries, halls' IT, halls'
         cooling, islands' other load. A hall's cooling lands on the buses of its plant's working
@@ -590,7 +588,7 @@ class _Network:
         """
         t, e, p = self.t, self.eng, self.eng.plant
         ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
-        key = (self._key, ok.tobytes())
+        key = ok.tobytes()  # the weights depend on nothing else (dead buses are masked in _solve)
         if key == getattr(self, "_agg_key", None):
             return
         n_bus = len(t.bus_index)

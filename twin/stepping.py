@@ -171,13 +171,15 @@ def step_segment(
     for h in range(n_h):
         peak_plant[int(hall[h, H_PLANT])] += hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
     # per-hall thermal constants: GPU node τ = R·C, coolant loop UA and C, and their step decay factors
+    r_gpu = np.empty(n_h)  # junction-to-coolant resistance of the hall's GPUs in parallel [K/MW]
     e_gpu = np.empty(n_h)
     e_tcs = np.empty(n_h)
     ua_hall = np.empty(n_h)
     c_tcs_hall = np.empty(n_h)
     for h in range(n_h):
         n_gpu = hall[h, H_N_GPU]
-        e_gpu[h] = np.exp(-dt_s / ((R_JC_K_PER_MW / n_gpu) * (C_GPU_MJ_PER_K * n_gpu)))
+        r_gpu[h] = R_JC_K_PER_MW / n_gpu
+        e_gpu[h] = np.exp(-dt_s / (r_gpu[h] * (C_GPU_MJ_PER_K * n_gpu)))
         p_peak = hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
         ua_hall[h] = p_peak / CDU_DT_DESIGN_K
         c_tcs_hall[h] = plant[int(hall[h, H_PLANT]), P_C_TCS_MJ_PER_K] * p_peak / max(1e-9, peak_plant[int(hall[h, H_PLANT])])
@@ -268,7 +270,6 @@ def step_segment(
             it_isl[isl] += p_it
             # thermal: GPU node → TCS → FWS (exact exponential for the GPU node, semi-implicit loops)
             pl = int(hall[h, H_PLANT])
-            n_gpu = hall[h, H_N_GPU]
             p_gpu = p_it - hall[h, H_RACKS] * (hall[h, H_RACK_PEAK_KW] - hall[h, H_GPUS_PER_RACK] * hall[h, H_TDP_KW]) * 1e-3
             if p_gpu < 0.0:
                 p_gpu = 0.0
@@ -276,9 +277,8 @@ def step_segment(
             q_air = p_it - max(q_liq, p_gpu)
             if q_air < 0.0:
                 q_air = 0.0
-            r_hall = R_JC_K_PER_MW / n_gpu
             t_tcs = s_hall[h, SH_TTCS]
-            tj_ss = t_tcs + p_gpu * r_hall
+            tj_ss = t_tcs + p_gpu * r_gpu[h]
             s_hall[h, SH_TJ] = tj_ss + (s_hall[h, SH_TJ] - tj_ss) * e_gpu[h]
             ua = ua_hall[h]
             c_tcs = c_tcs_hall[h]
