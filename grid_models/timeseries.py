@@ -140,12 +140,15 @@ def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen
     return p, q
 
 
+#: The branch-flow fields of :class:`TimeSeriesResult`, in order.
+_FLOWS = ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")
+
+
 def _reusable(out: TimeSeriesResult, n_steps, n_pp, n_br, n_isl, with_flow, dtype) -> bool:
     """Whether ``out``'s arrays have the shapes and dtypes of the requested result."""
-    names = ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")
     if out.vm_pu.shape != (n_steps, n_pp) or out.vm_pu.dtype != dtype or out.slack_mw.shape != (n_steps, n_isl):
         return False
-    for k, want in zip(names, with_flow):
+    for k, want in zip(_FLOWS, with_flow):
         x = getattr(out, k)
         if want != (x is not None) or (want and (x.shape != (n_steps, n_br) or x.dtype != dtype)):
             return False
@@ -207,6 +210,7 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
     else:
         mode = 1 if branch_flows else 0
     lean = ("q_from_mvar", "q_to_mvar", "i_ka") if mode == 2 else ()
+    wanted = [bool(mode) and k not in lean for k in _FLOWS]
     p = np.ascontiguousarray(np.atleast_2d(np.asarray(p_mw, dtype=np.float64))) / arrays.base_mva
     q = np.ascontiguousarray(np.atleast_2d(np.asarray(q_mvar, dtype=np.float64))) / arrays.base_mva
     if p.shape != q.shape or p.shape[1] != arrays.n_pp_bus:
@@ -232,19 +236,17 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
                                     refactor_ratio, branch_flows)
         state.v[:] = state.vm_pu * np.exp(1j * state.va_rad)
         state.have_lu[:] = False
-        flows = [out[k].astype(dtype) if mode and k not in lean else None
-                 for k in ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")]
+        flows = [out[k].astype(dtype) if w else None for k, w in zip(_FLOWS, wanted)]
         return TimeSeriesResult(out["vm_pu"].astype(dtype), out["va_degree"].astype(dtype), out["converged"],
                                 out["iterations"], out["max_mismatch_mva"], out["slack_mw"], *flows,
                                 int(out["factorisations"]), state)
     if solver != "numba":
         raise ValueError(f"solver must be 'numba' or 'numpy', not {solver!r}")
 
-    names = ("p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar", "i_ka", "loading_percent")
-    if out is not None and _reusable(out, n_steps, n_pp, n_br, n_isl, [mode and k not in lean for k in names], dtype):
+    if out is not None and _reusable(out, n_steps, n_pp, n_br, n_isl, wanted, dtype):
         vm_out, va_out, conv, iters, norms, slack = out.vm_pu, out.va_degree, out.converged, out.iterations, \
             out.max_mismatch_mva, out.slack_mw
-        flows = [getattr(out, k) if mode and k not in lean else np.empty((0, n_br), dtype) for k in names]
+        flows = [getattr(out, k) if w else np.empty((0, n_br), dtype) for k, w in zip(_FLOWS, wanted)]
     else:
         vm_out = np.empty((n_steps, n_pp), dtype)
         va_out = np.empty((n_steps, n_pp), dtype)
@@ -252,7 +254,7 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         iters = np.zeros(n_steps, np.int64)
         norms = np.zeros(n_steps)
         slack = np.empty((n_steps, n_isl))
-        flows = [np.empty((n_steps, n_br) if mode and k not in lean else (0, n_br), dtype) for k in names]
+        flows = [np.empty((n_steps, n_br) if w else (0, n_br), dtype) for w in wanted]
     kv = arrays.bus_base_kv
     kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
     kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)
@@ -265,5 +267,5 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         arrays.branch_yff, arrays.branch_yft, arrays.branch_ytf, arrays.branch_ytt, kv_f, kv_t,
         arrays.branch_i_rated_from_ka, arrays.branch_i_rated_to_ka, mode, vm_out, va_out, conv, iters,
         norms, slack, *flows)
-    flows = [x if mode and k not in lean else None for k, x in zip(names, flows)]
+    flows = [x if w else None for x, w in zip(flows, wanted)]
     return TimeSeriesResult(vm_out, va_out, conv, iters, norms, slack, *flows, int(nfact), state)
