@@ -155,7 +155,7 @@ def pms_step(par, st, t_amb_c, load_mw, dt_s, p_av_mw, sched_mw, work, status_ou
             for u in range(n_t):
                 if int(par.turb[u, T_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE or st.turb[u, ST_TIMER] == _STOPPING:
                     continue
-                if pick < 0 or p_av_mw[u] < p_av_mw[pick]:
+                if pick < 0 or p_av_mw[u] <= p_av_mw[pick]:  # ties: the highest-numbered unit (starts take the lowest)
                     pick = u
             if pick >= 0 and cap_on[i] - p_av_mw[pick] - st.isl[i, SI_LPF] - st.isl[i, SI_LOSS] >= (1.0 + COMMIT_MARGIN) * big[i]:
                 st.turb[pick, ST_TIMER] = _STOPPING
