@@ -257,13 +257,35 @@ class TurbineModel(Component):
     droop_pct: float = Field(gt=0, le=10, description="governor droop [%]")
     t_gov_s: float = Field(1.0, ge=0, le=30, description="governor + turbine lag Tact + Tb [s] (GGOV1 typical 1 s; 0 = ideal)")
     start_time_s: float = Field(gt=0, description="standby start to full load [s]")
-    heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate, HHV [Btu/kWh]")
+    heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate at ISO conditions, on heat_rate_basis [Btu/kWh]")
+    heat_rate_basis: Literal["lhv", "hhv"] = Field(
+        description="heating value the heat rate is stated on: 'lhv' (makers' ISO ratings) or 'hhv'; "
+        "converted once to HHV by twin.turbines.hhv_heat_rate_btu_per_kwh"
+    )
+    heat_rate_rise_per_c: float = Field(
+        ge=0, lt=0.02, description="full-load heat-rate rise per K above 15 °C [1/K] (typically 0.002-0.003)"
+    )
     wfnl_frac: float = Field(0.2, ge=0, lt=1, description="no-load fuel flow (GGOV1 Wfnl) [-]")
     h_s: float = Field(gt=0, description="inertia constant on machine base [s]")
-    co2_kg_per_mmbtu: float = Field(gt=0)
-    nox_kg_per_mwh: float = Field(ge=0)
+    co2_kg_per_mmbtu: float = Field(gt=0, description="CO2 per MMBtu of fuel, HHV basis [kg/MMBtu]")
+    nox_kg_per_mmbtu: float = Field(
+        ge=0, description="NOx at or above the DLE minimum load p_min_frac, after any SCR, HHV basis [kg/MMBtu]"
+    )
+    nox_below_min_kg_per_mmbtu: float = Field(
+        ge=0, description="NOx below p_min_frac (combustor out of lean-premix mode), after any SCR, HHV basis [kg/MMBtu]"
+    )
     vn_kv: float = Field(gt=0, description="generator terminal voltage [kV]")
     pf: float = Field(0.85, gt=0, le=1, description="rated power factor [-]")
+
+    @property
+    def nox_kg_per_mwh(self) -> float:
+        """NOx per MWh at ISO full load [kg/MWh], derived: ``nox_kg_per_mmbtu`` × HHV heat rate.
+
+        For tables only; the KPIs use the per-fuel factors with the DLE turndown (twin.kpi).
+        """
+        from twin.turbines import hhv_heat_rate_btu_per_kwh
+
+        return self.nox_kg_per_mmbtu * hhv_heat_rate_btu_per_kwh(self.heat_rate_btu_per_kwh, self.heat_rate_basis) / 1000.0
 
 
 class Grouped(Component):

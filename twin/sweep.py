@@ -81,7 +81,7 @@ def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
     events = resolve_events(sc, site, origin=f"case {name!r}")
     t0 = time.perf_counter()
     eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
-    kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, permits=site.permits)
+    kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
     for seg in eng.segments():
         kpi.update(seg)
     out = kpi.result()
