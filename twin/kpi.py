@@ -10,8 +10,8 @@ Definitions (docs/physics.md §8):
 * ``t_gpu_max_c``, ``t_coolant_max_c``; ``time_to_gpu_limit_s``: seconds from the first event (from the
   start if none) until any hall's GPU temperature first reaches its slowdown threshold; None if never.
 * ``bess_soc_min``; ``turbine_starts``: standby units brought online.
-* ``fuel_mmbtu`` [MMBtu HHV]: per unit and second, the part-load fuel line
-  (:func:`twin.turbines.fuel_flow_mmbtu_per_s`) on the ambient-derated rating
+* ``fuel_mmbtu`` [MMBtu HHV]: per unit and second, the fuel line
+  (:func:`twin.turbines.fuel_flow_mmbtu_per_s`) up to the ambient-derated rating
   (:func:`twin.turbines.derate_factor`) with the full-load heat rate converted to HHV once
   (:func:`twin.turbines.hhv_heat_rate_btu_per_kwh`) and corrected for ambient
   (:func:`twin.turbines.heat_rate_ambient_factor`); ``turbine_energy_mwh`` and
@@ -73,7 +73,7 @@ def turbine_fuel_emissions(p_mw, t_amb_c, tab, dt_s, fuel_mmbtu, energy_mwh, co2
     ``p_mw`` (steps × units) is the recorded output, ``t_amb_c`` (steps,) the ambient, ``tab`` the
     :func:`turbine_fuel_table`. A unit burns fuel while it produces (``P > 1e-6`` MW). Per step and
     unit: available capacity ``P_av = P_ISO·k_T(T)`` (:func:`twin.turbines.derate_factor`), full-load
-    heat rate ``HR_HHV·(1 + b·(T − 15))`` (:func:`twin.turbines.heat_rate_ambient_factor`), fuel
+    heat-rate correction ``1 + b·(T − 15)`` (:func:`twin.turbines.heat_rate_ambient_factor`), fuel
     from :func:`twin.turbines.fuel_flow_mmbtu_per_s`, CO2 from :func:`twin.turbines.co2_kg`, NOx
     from :func:`twin.turbines.nox_kg` at the load fraction ``P/P_av``.
     """
@@ -83,8 +83,8 @@ def turbine_fuel_emissions(p_mw, t_amb_c, tab, dt_s, fuel_mmbtu, energy_mwh, co2
             pt = p_mw[t, u]
             if pt > 1e-6:
                 p_av = tab[u, F_P_ISO_MW] * derate_factor(ta, tab[u, F_DERATE_PER_C])
-                hr = tab[u, F_HR_HHV] * heat_rate_ambient_factor(ta, tab[u, F_HR_RISE_PER_C])
-                f = fuel_flow_mmbtu_per_s(pt, p_av, hr, tab[u, F_WFNL]) * dt_s
+                c_t = heat_rate_ambient_factor(ta, tab[u, F_HR_RISE_PER_C])
+                f = fuel_flow_mmbtu_per_s(pt, p_av, tab[u, F_P_ISO_MW], tab[u, F_HR_HHV], c_t, tab[u, F_WFNL]) * dt_s
                 load = pt / p_av if p_av > 0.0 else np.inf
                 fuel_mmbtu[u] += f
                 energy_mwh[u] += pt * dt_s / 3600.0

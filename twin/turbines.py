@@ -410,32 +410,49 @@ def heat_rate_ambient_factor(t_amb_c, hr_rise_per_c):  # pragma: no cover - jitt
 
 
 @njit
-def fuel_flow_mmbtu_per_s(p_mw, p_avail_mw, hr_full_btu_per_kwh, wfnl):  # pragma: no cover - jitted
+def fuel_flow_mmbtu_per_s(p_mw, p_avail_mw, p_iso_mw, hr_iso_btu_per_kwh, hr_ambient_factor,
+                          wfnl):  # pragma: no cover - jitted
     """Fuel flow of an online gas turbine from the GGOV1 fuel line [MMBtu/s].
 
-    ``F = HR_full·P_avail·(Wfnl + (1 − Wfnl)·p)`` with ``p = P/P_avail``, i.e.
+    Fuel is linear in output (GGOV1: ``Pmech = Kturb·(Wf − Wfnl)`` [P22]) between two anchors:
+
+    * no load: ``F0 = Wfnl·HR_ISO·P_ISO``, GGOV1's no-load fuel in per unit of the ISO MW base,
+      independent of ambient;
+    * full (ambient-derated) load ``P_avail``: ``F1 = HR_ISO·c_T·P_avail``, with the full-load heat
+      rate raised by the ambient correction ``c_T`` (:func:`heat_rate_ambient_factor`, [P30]).
+
+    ``F = F0 + (F1 − F0)·P/P_avail``. At ISO (``P_avail = P_ISO``, ``c_T = 1``) this is
     ``F = HR(p)·P`` with the part-load heat rate of :func:`part_load_heat_rate_btu_per_kwh`
-    (docs/physics.md §3 [E]); finite at zero output (no-load fuel ``Wfnl``). Negative output
-    (motoring) is taken as zero output. The fuel is on the basis of ``hr_full_btu_per_kwh``.
+    (docs/physics.md §3 [E]). On a hot day the no-load fuel stays while the full-load point moves
+    down in output and up in heat rate, so a given output costs more fuel, as on real units; a
+    no-load fuel scaled with the derated rating would make a hot day look more efficient.
+    Negative output (motoring) is taken as zero output; the fuel is on the basis of
+    ``hr_iso_btu_per_kwh``.
 
     Parameters
     ----------
     p_mw : float
         Electrical output [MW].
     p_avail_mw : float
-        Available (ambient-derated) rating the full-load heat rate refers to [MW]:
-        ``P_ISO·k_T(T_amb)`` (:func:`derate_factor`).
-    hr_full_btu_per_kwh : float
-        Full-load heat rate at the current ambient [Btu/kWh]: the ISO heat rate on the HHV basis
-        (:func:`hhv_heat_rate_btu_per_kwh`) times :func:`heat_rate_ambient_factor`, so that the
-        fuel is in MMBtu HHV as the emission factors expect.
+        Available (ambient-derated) rating ``P_ISO·k_T(T_amb)`` [MW] (:func:`derate_factor`).
+    p_iso_mw : float
+        ISO rating [MW].
+    hr_iso_btu_per_kwh : float
+        Full-load ISO heat rate on the HHV basis [Btu/kWh] (:func:`hhv_heat_rate_btu_per_kwh`), so
+        that the fuel is in MMBtu HHV as the emission factors expect.
+    hr_ambient_factor : float
+        Full-load heat-rate correction for ambient ``c_T`` [-] (:func:`heat_rate_ambient_factor`).
     wfnl : float
-        No-load fuel fraction [-] (GGOV1 0.2 [P22]).
+        No-load fuel as a fraction of ISO full-load fuel [-] (GGOV1 0.2 [P22]).
     """
     p = p_mw / p_avail_mw if p_avail_mw > 0.0 else 0.0
     if p < 0.0:
         p = 0.0
-    btu_per_h = hr_full_btu_per_kwh * p_avail_mw * 1e3 * (wfnl + (1.0 - wfnl) * p)
+    f0 = wfnl * hr_iso_btu_per_kwh * p_iso_mw
+    f1 = hr_iso_btu_per_kwh * hr_ambient_factor * p_avail_mw
+    if f1 < f0:  # derated below its no-load fuel (far outside the ambient range): no marginal fuel
+        f1 = f0
+    btu_per_h = (f0 + (f1 - f0) * p) * 1e3
     return btu_per_h * 1e-6 / 3600.0
 
 

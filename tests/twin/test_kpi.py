@@ -57,17 +57,25 @@ def _one_hour(plant, site, load_frac, t_amb):
     return k.result(), p_av
 
 
+WFNL = 0.2  # the schema's default, not set in minimal_site.toml
+
+
 def _hr_full_hhv(t_amb):
     """Full-load heat rate [MMBtu/MWh HHV] at ``t_amb`` from the file: LHV rating × 1.108 × ambient."""
     assert MODEL["heat_rate_basis"] == "lhv"
     return MODEL["heat_rate_btu_per_kwh"] * HHV_PER_LHV * (1.0 + MODEL["heat_rate_rise_per_c"] * (t_amb - 15.0)) / 1000.0
 
 
-def test_fuel_follows_the_part_load_line_on_the_hhv_basis(plant, site):
-    """Half the derated rating for an hour at 35 °C: fuel = HR_full(35 °C)·P_av·(Wfnl + (1 − Wfnl)/2)."""
+def _fuel_one_hour(load_frac, t_amb, p_av):
+    """Fuel [MMBtu HHV] of an hour on the fuel line: no-load Wfnl·HR_ISO·P_ISO, full HR_full(T)·P_av."""
+    f0 = WFNL * _hr_full_hhv(15.0) * MODEL["p_iso_mw"]["value"]
+    return f0 + (_hr_full_hhv(t_amb) * p_av - f0) * load_frac
+
+
+def test_fuel_follows_the_fuel_line_on_the_hhv_basis(plant, site):
+    """Half the derated rating for an hour at 35 °C."""
     r, p_av = _one_hour(plant, site, 0.5, 35.0)
-    wfnl = 0.2  # the schema's default, not set in minimal_site.toml
-    fuel = _hr_full_hhv(35.0) * p_av * (wfnl + (1 - wfnl) * 0.5)  # MMBtu/MWh · MW · h
+    fuel = _fuel_one_hour(0.5, 35.0, p_av)
     assert r["fuel_mmbtu"] == pytest.approx(fuel, rel=1e-9)
     assert r["turbine_energy_mwh"] == pytest.approx(0.5 * p_av, rel=1e-9)
 
@@ -97,9 +105,8 @@ def test_nox_below_and_above_the_dle_turndown(plant, site):
     above, p_av = _one_hour(plant, site, 0.5, 25.0)
     below, _ = _one_hour(plant, site, 0.3, 25.0)
     assert MODEL["p_min_frac"] == 0.4
-    wfnl = 0.2
-    fuel_above = _hr_full_hhv(25.0) * p_av * (wfnl + (1 - wfnl) * 0.5)
-    fuel_below = _hr_full_hhv(25.0) * p_av * (wfnl + (1 - wfnl) * 0.3)
+    fuel_above = _fuel_one_hour(0.5, 25.0, p_av)
+    fuel_below = _fuel_one_hour(0.3, 25.0, p_av)
     assert above["nox_t"] == pytest.approx(fuel_above * MODEL["nox_kg_per_mmbtu"] / 1000.0, rel=1e-9)
     assert below["nox_t"] == pytest.approx(fuel_below * MODEL["nox_below_min_kg_per_mmbtu"] / 1000.0, rel=1e-9)
     # less power, more NOx: the combustor is out of its lean-premix mode

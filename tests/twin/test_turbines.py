@@ -43,15 +43,30 @@ def test_part_load_heat_rate_factors(which, load, factor, tol):
 def test_fuel_flow_consistent_with_heat_rate_and_co2_per_mwh(which):
     """Fuel = HR(p)·P; at 9,500 Btu/kWh HHV full load CO2 ≈ 0.50 t/MWh (docs/physics.md §3 emissions table)."""
     fuel = impl(tb.fuel_flow_mmbtu_per_s, which)
-    p_av = 35.0
+    p_av = 35.0  # at ISO: available = ISO rating, no ambient correction
     for p in (0.3, 0.5, 0.9, 1.0):
-        f = fuel(p * p_av, p_av, 9500.0, 0.2)
+        f = fuel(p * p_av, p_av, p_av, 9500.0, 1.0, 0.2)
         hr = tb.part_load_heat_rate_btu_per_kwh(9500.0, p, 0.2)
         assert f == pytest.approx(hr * p * p_av * 1e3 / 1e6 / 3600.0)
-    mmbtu_per_mwh = fuel(p_av, p_av, 9500.0, 0.2) * 3600.0 / p_av
+    mmbtu_per_mwh = fuel(p_av, p_av, p_av, 9500.0, 1.0, 0.2) * 3600.0 / p_av
     assert mmbtu_per_mwh == pytest.approx(9.5)
     assert impl(tb.co2_kg, which)(mmbtu_per_mwh) / 1000.0 == pytest.approx(0.50, abs=0.005)
-    assert fuel(0.0, p_av, 9500.0, 0.2) == pytest.approx(0.2 * fuel(p_av, p_av, 9500.0, 0.2))  # no-load fuel
+    assert fuel(0.0, p_av, p_av, 9500.0, 1.0, 0.2) == pytest.approx(0.2 * fuel(p_av, p_av, p_av, 9500.0, 1.0, 0.2))
+
+
+@pytest.mark.parametrize("which", IMPLS)
+def test_fuel_line_on_a_hot_day(which):
+    """42 °C, derate 0.8 %/K, heat rate +0.25 %/K: no-load fuel stays at 0.2 of ISO full-load fuel, full
+    derated load burns HR·1.0675 per kWh, and any given output costs more fuel than at 15 °C."""
+    fuel = impl(tb.fuel_flow_mmbtu_per_s, which)
+    p_iso, hr = 38.0, 9000.0
+    k, c = 1.0 - 0.008 * 27.0, 1.0 + 0.0025 * 27.0
+    p_av = p_iso * k
+    to_btu_per_h = 3600.0 * 1e6
+    assert fuel(0.0, p_av, p_iso, hr, c, 0.2) * to_btu_per_h == pytest.approx(0.2 * hr * p_iso * 1e3)
+    assert fuel(p_av, p_av, p_iso, hr, c, 0.2) * to_btu_per_h == pytest.approx(hr * c * p_av * 1e3)
+    for p_mw in (5.0, 15.0, 25.0, p_av):
+        assert fuel(p_mw, p_av, p_iso, hr, c, 0.2) > fuel(p_mw, p_iso, p_iso, hr, 1.0, 0.2)
 
 
 @pytest.mark.parametrize("which", IMPLS)
