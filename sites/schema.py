@@ -1,9 +1,9 @@
 """Schema of site and campus files: pydantic models with units in field names.
 
 A site file is TOML. Every number in it carries provenance: a ``source`` (one or more IDs from
-``sites/data/sources.toml``, which mirrors SITES.md §10) or an ``assumption`` note. A component's
-own ``source``/``assumption`` covers all its plain numbers; a single field may override it with an
-inline table::
+``sites/data/sources.toml``; the physics sources ``P…`` are described in docs/references.md) or an
+``assumption`` note. A component's own ``source``/``assumption`` covers all its plain numbers; a single
+field may override it with an inline table::
 
     [[turbines]]
     id = "smt130"                       # a group: expands to smt130-01 … smt130-12
@@ -116,7 +116,7 @@ class Component(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="component id, unique in its site")
     description: str = ""
-    source: str | None = Field(None, description="source IDs (SITES.md §10) for all numbers of the component")
+    source: str | None = Field(None, description="source IDs (sites/data/sources.toml) for all numbers of the component")
     assumption: str | None = Field(None, description="assumption note covering all numbers of the component")
     provenance: dict[str, Note] = Field(default_factory=dict, description="per-field provenance (filled by the loader)")
 

@@ -49,8 +49,9 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
 def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pragma: no cover
     """Part-load heat rate from the GGOV1 fuel line.
 
-    ``HR(p) = HR_full·(Wfnl + (1 − Wfnl)·p)/p`` (PHYSICS.md §3, structure from GGOV1, IEEE PES TR1
-    2013). With ``Wfnl = 0.2`` this gives ×1.07 at 75 %, ×1.20 at 50 % and ×1.6 at 25 % load.
+    ``HR(p) = HR_full·(Wfnl + (1 − Wfnl)·p)/p`` (docs/physics.md §3, structure from GGOV1 [P22]).
+    With ``Wfnl = 0.2`` this gives ×1.07 at 75 %, ×1.20 at 50 % and ×1.6 at 25 % load. This is the
+    ISO case of :func:`fuel_flow_mmbtu_per_s` (no ambient correction, ``P_avail = P_ISO``).
 
     Parameters
     ----------
