@@ -1,6 +1,6 @@
 """Gas turbines: ambient derating, part-load heat rate, fuel and emissions.
 
-Model forms follow ``shared/PHYSICS.md`` §3. All functions are numba-compatible scalar kernels
+Model forms follow docs/physics.md §3. All functions are numba-compatible scalar kernels
 (``@njit``); their pure-Python twins are ``fn.py_func``.
 """
 
@@ -15,7 +15,7 @@ from ._jit import njit
 __all__ = ["T_ISO_C", "derate_factor", "part_load_heat_rate_btu_per_kwh"]
 
 #: ISO ambient temperature [°C] (ISO 3977-2: 15 °C, sea level, 60 % RH). Rotating-machinery.com,
-#: "Gas turbine ISO rating and site rating" (2021), PHYSICS.md source (30).
+#: "Gas turbine ISO rating and site rating" (2021), [P30].
 T_ISO_C = 15.0
 
 
@@ -31,7 +31,7 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
         Compressor-inlet (ambient dry-bulb) temperature [°C].
     derate_per_c : float
         Fractional output loss per kelvin above ISO, ``a`` [1/K] (0.006–0.008 industrial,
-        0.008–0.010 aeroderivative, PHYSICS.md §3).
+        0.008–0.010 aeroderivative, docs/physics.md §3).
 
     Returns
     -------
@@ -40,7 +40,7 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
 
     References
     ----------
-    Generic site-rating curve: power factor ≈1.25 at −19 °C, ≈0.83 at 40 °C (PHYSICS.md (30)).
+    Generic site-rating curve: power factor ≈1.25 at −19 °C, ≈0.83 at 40 °C ([P30]).
     """
     k = 1.0 - derate_per_c * (t_amb_c - T_ISO_C)
     return k if k > 0.0 else 0.0
@@ -69,7 +69,7 @@ def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pr
 
 
 # =====================================================================================================
-# GGOV1-reduced governor (PHYSICS.md §3), unit status, ramps, fuel and emissions
+# GGOV1-reduced governor (docs/physics.md §3), unit status, ramps, fuel and emissions
 # =====================================================================================================
 
 # ---- governor parameter vector, one row per unit whatever its governor kind (pandapower idx style).
@@ -129,7 +129,7 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
                  deadband_hz=0.0, f0_hz=60.0):
     """Parameter vector of the reduced GGOV1 governor, typical values by default.
 
-    Defaults are the IEC 61970-302 ``GovCT1``/GGOV1 typical values of PHYSICS.md §3 table (22) [S]
+    Defaults are the IEC 61970-302 ``GovCT1``/GGOV1 typical values of docs/physics.md §3 table [P22] [S]
     (R 0.04, Tpelec 1 s, Kpgov 10, Kigov 2, Tact 0.5 s, Kturb 1.5, Wfnl 0.2, Tb 0.5 s, Ropen/Rclose
     ±0.10 pu/s, Vmax/Vmin 1/0.15, Ldref 1, Tfload 3 s, Kpload 2, Kiload 0.67). ``max_err``/``min_err``
     (±0.05) are not in that table: they are the usual GGOV1 sample data, an assumption [E]. Kdgov,
@@ -147,7 +147,7 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
         Turbine gain and no-load fuel [pu].
     r_open_pu_per_s, r_close_pu_per_s : float
         Valve opening and closing rate limits [pu/s], both positive. A DLE unit's loading rate
-        (≈0.5 %/s of rating [S2] (23)) is ``Kturb·Ropen``.
+        (≈0.5 %/s of rating [S2] [P23]) is ``Kturb·Ropen``.
     v_max, v_min : float
         Valve limits [pu].
     ldref : float
@@ -156,7 +156,7 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
     max_err, min_err : float
         Governor error limits [pu].
     deadband_hz, f0_hz : float
-        Speed deadband of the governor [Hz] (±0.036 Hz, FERC 842 [S2] (31)) and nominal frequency.
+        Speed deadband of the governor [Hz] (±0.036 Hz, FERC 842 [S2] [P31]) and nominal frequency.
 
     Returns
     -------
@@ -222,8 +222,8 @@ def ggov1_init(x, par, p_pu):  # pragma: no cover - jitted
 def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: no cover - jitted
     """Advance the reduced GGOV1 governor-turbine by one internal sub-step ``h_s``; return Pmech [pu].
 
-    Structure from GGOV1 (IEEE PES TR1 2013 §3.1.2.3; IEC 61970-302 GovCT1, PHYSICS.md (22)),
-    reduced as in PHYSICS.md §3 [E]::
+    Structure from GGOV1 (IEEE PES TR1 2013 §3.1.2.3; IEC 61970-302 GovCT1, [P22]),
+    reduced as in docs/physics.md §3 [E]::
 
         Pe_f  = lag(Pe, Tpelec)
         Δω_d  = Δω outside the deadband ±db (non-step: 0 at the band edge)
@@ -239,7 +239,7 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: n
     integrators by forward Euler; the PI that is not selected by the low-value gate (or is clamped)
     tracks the gate output (back-calculation anti-windup, the usual GGOV1 implementation choice [E]).
     The speed factor on fuel flow and Kdgov, Tc, Teng, Dm and the acceleration limiter are omitted
-    (reduced form). Use sub-steps of 20–50 ms or less (PHYSICS.md step-size warning).
+    (reduced form). Use sub-steps of 20–50 ms or less (docs/physics.md §0).
 
     Parameters
     ----------
@@ -339,7 +339,7 @@ def unit_status_step(status, timer_s, start_cmd, trip_cmd, start_time_s, dt_s, o
     """Advance a turbine's status machine by ``dt_s``: standby → starting → online; trip.
 
     A standby unit told to start counts down ``start_time_s`` (aeroderivative ≈5–10 min, LMS100
-    10 min [S] (26); industrial ≈10–15 min [E], PHYSICS.md §3) and comes online at 0 output when the
+    10 min [S] [P26]; industrial ≈10–15 min [E], docs/physics.md §3) and comes online at 0 output when the
     timer runs out inside the step. A trip command sends a starting or online unit to ``TRIPPED``
     at once; a tripped unit stays there until the caller resets it to standby.
 
@@ -385,7 +385,7 @@ def ramp_limit_mw(p_prev_mw, p_target_mw, ramp_up_mw_per_s, ramp_down_mw_per_s, 
     """Move a set point toward its target within ramp limits [MW].
 
     Sustained ramps: aeroderivative ≈50 %/min (LMS100 50 MW/min), industrial ≈20–40 %/min
-    (PHYSICS.md §3, (26)(28) [S]; Titan [E]); DLE loading ≈0.5 %/s [S2] (23). Rates are positive.
+    (docs/physics.md §3, [P26][P28] [S]; Titan [E]); DLE loading ≈0.5 %/s [S2] [P23]. Rates are positive.
     """
     d = p_target_mw - p_prev_mw
     up = ramp_up_mw_per_s * dt_s
