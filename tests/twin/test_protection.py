@@ -115,8 +115,9 @@ def test_rocof_window_is_the_slope_over_the_window(which):
         ring[pos % RING_N] = 60.0 if pos < 30 else 59.9
     assert f(ring, 33, 5, h) == pytest.approx(-0.1 / 0.1)  # the step inside the 100 ms window
     assert f(ring, 33, 25, h) == pytest.approx(-0.1 / 0.5)
-    ring[34] = 59.9
-    assert f(ring, 34, 5, h) == 0.0  # and out of it 100 ms later
+    ring[34] = ring[35] = 59.9
+    assert f(ring, 34, 5, h) == pytest.approx(-1.0)  # five windows see it…
+    assert f(ring, 35, 5, h) == 0.0  # …and the sixth no longer
 
 
 @pytest.mark.parametrize("which", IMPLS)
