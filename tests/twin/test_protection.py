@@ -81,21 +81,26 @@ def test_ufls_deep_fall_trips_stages_in_order(which):
 
 @pytest.mark.parametrize("which", IMPLS)
 def test_ufls_restore(which):
-    """A shed stage comes back after RESTORE_S above RESTORE_HZ, if the reserve exceeds 10 % of IT."""
+    """A shed stage comes back after RESTORE_S with the step's lowest frequency above RESTORE_HZ, if the
+    reserve covers the load it brings back, (relief[s] − relief[s−1])·IT: by hand, stage 2 of 500 MW IT
+    brings back (0.15 − 0.05)·500 = 50 MW, stage 1 0.05·500 = 25 MW."""
     f = impl(pr.ufls_restore_step, which)
-    assert f(0, 12.0, 60.0, 100.0, 500.0, 1.0) == (0, 0.0)  # nothing shed: nothing to do
+    above, below = pr.RESTORE_HZ + 0.02, pr.RESTORE_HZ - 0.01
+    assert f(0, 12.0, 60.0, 100.0, 500.0, pr.UFLS_RELIEF, 1.0) == (0, 0.0)  # nothing shed: nothing to do
     stage, timer = 2, 0.0
-    for k in range(int(pr.RESTORE_S) - 1):
-        stage, timer = f(stage, timer, 59.97, 60.0, 500.0, 1.0)
+    for _ in range(int(pr.RESTORE_S) - 1):
+        stage, timer = f(stage, timer, above, 60.0, 500.0, pr.UFLS_RELIEF, 1.0)
         assert stage == 2
     assert timer == pytest.approx(pr.RESTORE_S - 1.0)
-    stage, timer = f(stage, timer, 59.97, 60.0, 500.0, 1.0)
+    stage, timer = f(stage, timer, above, 60.0, 500.0, pr.UFLS_RELIEF, 1.0)
     assert (stage, timer) == (1, 0.0)  # one stage per restore
-    # below the restore frequency the timer restarts
-    assert f(1, 250.0, 59.94, 60.0, 500.0, 1.0) == (1, 0.0)
-    # not enough reserve (≤ 10 % of IT): the stage stays shed, the timer keeps counting
-    stage, timer = f(1, 400.0, 59.97, 50.0, 500.0, 1.0)
-    assert stage == 1 and timer == 401.0
+    # a dip below the restore frequency restarts the timer
+    assert f(1, 250.0, below, 60.0, 500.0, pr.UFLS_RELIEF, 1.0) == (1, 0.0)
+    # reserve short of the load the stage brings back: the stage stays shed, the timer keeps counting
+    assert f(2, 400.0, above, 49.0, 500.0, pr.UFLS_RELIEF, 1.0) == (2, 401.0)
+    assert f(2, 400.0, above, 51.0, 500.0, pr.UFLS_RELIEF, 1.0) == (1, 0.0)
+    assert f(1, 400.0, above, 24.0, 500.0, pr.UFLS_RELIEF, 1.0) == (1, 401.0)
+    assert f(1, 400.0, above, 26.0, 500.0, pr.UFLS_RELIEF, 1.0) == (0, 0.0)
 
 
 @pytest.mark.parametrize("which", IMPLS)
