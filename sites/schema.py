@@ -427,7 +427,7 @@ class Chiller(Grouped):
     plant: str
     q_ref_mw: float = Field(gt=0, description="rated cooling capacity [MW thermal]")
     cop_ref: float = Field(gt=0, description="COP at the curve's reference point [-]")
-    curve: str = Field("york-ycal0033ee", description="curve set in twin.cooling.CHILLER_CURVES")
+    curve: str = Field("york-ycal0033ee", description="curve set in sites/data/chiller_curves.toml")
     pf: float = Field(0.95, gt=0, le=1)
 
 

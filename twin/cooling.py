@@ -1,8 +1,8 @@
 """Air-cooled chillers: the DOE-2 / EnergyPlus ``Chiller:Electric:EIR`` model.
 
-Forms and coefficients from docs/physics.md §6 (LBNL Modelica Buildings,
-``Buildings/Fluid/Chillers/Data/ElectricEIR.mo``; EnergyPlus Engineering Reference,
-Chiller:Electric:EIR). Scalar kernels are ``@njit``; pure-Python twins are ``fn.py_func``.
+Forms from docs/physics.md §6 (EnergyPlus Engineering Reference, Chiller:Electric:EIR [P46]); the
+curve sets a site names are data, in ``sites/data/chiller_curves.toml`` (:func:`sites.curves.chiller_curves`).
+Scalar kernels are ``@njit``; pure-Python twins are ``fn.py_func``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,6 @@ import numpy as np
 from ._jit import njit
 
 __all__ = [
-    "YORK_YCAL0033EE_CAPFT",
-    "YORK_YCAL0033EE_EIRFT",
-    "EIRFPLR_FLAT",
-    "EIRFPLR_DOE2_RECIP",
-    "CHILLER_CURVES",
     "biquadratic",
     "chiller_capacity_mw",
     "chiller_power_mw",
@@ -34,32 +29,6 @@ FAN_FRAC = 0.04
 #: CDU + facility-water pump power as a fraction of IT heat: CDU 0.6–1.2 % + facility 0.5–1 %
 #: (docs/physics.md §6/§7 "CDU + facility pumps 1–2 %", [E, derived]); 0.015 is the middle.
 PUMP_FRAC = 0.015
-
-#: Capacity modifier CAPFT(Tchw, Tc) of the York YCAL0033EE air-cooled chiller (100.6 kW, COP 3.1
-#: at Tchw 6.67 °C / Tc 35 °C); valid Tchw 4.4–10 °C, Tc 23.9–51.7 °C. [P46].
-YORK_YCAL0033EE_CAPFT = np.array(
-    [-0.2660645697, 0.0998714035, -0.0023814154, 0.0628316481, -0.0009644649, -0.0011249224]
-)
-#: Energy-input-ratio modifier EIRFT(Tchw, Tc) of the same chiller. [P46].
-YORK_YCAL0033EE_EIRFT = np.array(
-    [0.1807017787, 0.0271530312, -0.0004553574, 0.0188175079, 0.0002623276, -0.0012881189]
-)
-#: Flat part-load curve EIRFPLR = PLR (the York record). [P46].
-EIRFPLR_FLAT = np.array([0.0, 1.0, 0.0])
-#: DOE-2 reciprocating part-load curve. [P46].
-EIRFPLR_DOE2_RECIP = np.array([0.088065, 1.137742, -0.225806])
-
-#: Named curve sets a site file may reference: name -> (CAPFT, EIRFT, EIRFPLR, (Tchw range), (Tc range)).
-CHILLER_CURVES = {
-    "york-ycal0033ee": (
-        YORK_YCAL0033EE_CAPFT,
-        YORK_YCAL0033EE_EIRFT,
-        EIRFPLR_FLAT,
-        (4.4, 10.0),
-        (23.9, 51.7),
-    ),
-}
-
 
 @njit
 def biquadratic(c, x, y):  # pragma: no cover - jitted

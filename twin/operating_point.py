@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cooling import CHILLER_CURVES, chiller_capacity_mw, chiller_power_mw
+from sites.curves import chiller_curves
+
+from .cooling import chiller_capacity_mw, chiller_power_mw
 from .turbines import derate_factor
 
 __all__ = ["NOMINAL_GPU_POWER_FRAC", "IslandSummary", "OperatingPoint", "nominal_operating_point", "hall_it_mw"]
@@ -92,7 +94,7 @@ def _plant_cooling(site, plant, heat_mw: float, t_amb_c: float) -> tuple[dict[st
         return {}, heat_mw
     caps = []
     for c in chillers:
-        capft, _eirft, _plr, r_chw, r_amb = CHILLER_CURVES[c.curve]
+        capft, _eirft, _plr, r_chw, r_amb = chiller_curves()[c.curve]
         caps.append(chiller_capacity_mw(c.q_ref_mw, capft, plant.t_chw_c, t_amb_c, r_chw, r_amb))
     caps = np.asarray(caps)
     total_cap = float(caps.sum())
@@ -100,7 +102,7 @@ def _plant_cooling(site, plant, heat_mw: float, t_amb_c: float) -> tuple[dict[st
     extra = (plant.fan_frac + plant.pump_frac) * heat_mw / len(chillers)
     out = {}
     for c, cap in zip(chillers, caps):
-        capft, eirft, eirfplr, r_chw, r_amb = CHILLER_CURVES[c.curve]
+        capft, eirft, eirfplr, r_chw, r_amb = chiller_curves()[c.curve]
         p = chiller_power_mw(share * cap, c.q_ref_mw, c.cop_ref, capft, eirft, eirfplr, plant.t_chw_c, t_amb_c, r_chw, r_amb)
         out[c.id] = p + extra
     return out, max(heat_mw - total_cap, 0.0)

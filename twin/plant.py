@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cooling import CHILLER_CURVES
+from sites.curves import chiller_curves
+
 from .thermal import C_GPU_MJ_PER_K, cdu_conductance_mw_per_k, gpu_conductance_mw_per_k
 from .turbines import GG_NPAR, GOVERNOR_KINDS, GOV_GGOV1, GOV_TGOV1, ggov1_params, tgov1_params
 
@@ -140,7 +141,7 @@ def compile_plant(site) -> PlantArrays:
     curves = np.zeros((len(curve_names), 15))
     ranges = np.zeros((len(curve_names), 4))
     for k, n in enumerate(curve_names):
-        capft, eirft, eirfplr, r_chw, r_amb = CHILLER_CURVES[n]
+        capft, eirft, eirfplr, r_chw, r_amb = chiller_curves()[n]
         curves[k] = np.r_[capft, eirft, eirfplr]
         ranges[k] = [*r_chw, *r_amb]
     branches = [ln.id for ln in site.lines] + [t.id for t in site.transformers]

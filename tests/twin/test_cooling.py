@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sites.curves import chiller_curves
 from twin import cooling as co
 
 IMPLS = ["numba", "python"]
-CURVE = (co.YORK_YCAL0033EE_CAPFT, co.YORK_YCAL0033EE_EIRFT, co.EIRFPLR_FLAT)
+CURVE = tuple(chiller_curves()["york-ycal0033ee"][:3])
 RANGES = ((4.4, 10.0), (23.9, 51.7))
 T_CHW = 6.67
 COP_REF = 3.1
