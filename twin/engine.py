@@ -16,6 +16,7 @@ closed grid tie the tie is the slack. Island losses enter the kernel's power bal
 from __future__ import annotations
 
 import copy as _copy
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from .weather import AmbientProfile
 from .workload import hall_demand_mw
 
 __all__ = ["Engine", "N_SUB", "H_SUB_S", "substeps_per_step"]
+
+log = logging.getLogger(__name__)
 
 #: Sub-step of governors, batteries, the swing equation and the relays [s] (docs/physics.md: 20–50 ms).
 H_SUB_S = 0.05
@@ -798,6 +801,11 @@ class _Network:
             out["p_turbine_mw"][rows] = out["p_mech_mw"][rows] + self.turb_share[None, :] * slack[:, p.turb[:, T_ISLAND].astype(int)]
             out["p_grid_mw"][rows] = grid
             out["lf_converged"][rows] = res.converged
+            failed = np.size(res.converged) - int(np.count_nonzero(res.converged))
+            if failed:
+                t0 = (self.eng.k + a) * self.eng.step_s
+                log.warning("load flow did not converge in %d of %d steps from t = %.0f s (%s): voltages and flows of "
+                            "those steps are NaN, their losses are taken as zero", failed, b - a, t0, self.eng.site.label)
         last = out["p_loss_mw"][-1]
         self.eng.s_isl[:, SI_LOSS] = np.where(np.isfinite(last), last, self.eng.s_isl[:, SI_LOSS])
 
