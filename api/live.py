@@ -145,7 +145,7 @@ class LiveTwin:
     # ------------------------------------------------------------------ snapshot
     def _publish(self, seg: dict[str, np.ndarray], lag: int) -> None:
         from twin.margins import reserve_margins
-        from twin.stepping import STATUS_ONLINE
+        from twin.turbines import STATUS_ONLINE
 
         eng = self.engine
         names = eng.coords

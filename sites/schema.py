@@ -255,7 +255,6 @@ class TurbineModel(Component):
     p_min_frac: float = Field(ge=0, lt=1, description="minimum (emissions-compliant) load [-]")
     ramp_frac_per_min: float = Field(gt=0, description="sustained ramp from spinning [1/min of rating]")
     droop_pct: float = Field(gt=0, le=10, description="governor droop [%]")
-    t_gov_s: float = Field(1.0, ge=0, le=30, description="governor + turbine lag Tact + Tb [s] (GGOV1 typical 1 s; 0 = ideal)")
     start_time_s: float = Field(gt=0, description="standby start to full load [s]")
     heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate, HHV [Btu/kWh]")
     wfnl_frac: float = Field(0.2, ge=0, lt=1, description="no-load fuel flow (GGOV1 Wfnl) [-]")
@@ -264,6 +263,20 @@ class TurbineModel(Component):
     nox_kg_per_mwh: float = Field(ge=0)
     vn_kv: float = Field(gt=0, description="generator terminal voltage [kV]")
     pf: float = Field(0.85, gt=0, le=1, description="rated power factor [-]")
+    # ---- governor (twin.turbines): GGOV1 by default, TGOV1 for comparisons with tools that lack GGOV1,
+    #      or an ideal lag-free droop for closed-form checks
+    governor: Literal["ggov1", "tgov1", "ideal"] = Field(
+        "ggov1", description="governor-turbine model: GGOV1 (typical values [P22]), TGOV1, or ideal droop")
+    gov_deadband_hz: float = Field(0.036, ge=0, le=0.5, description="governor speed deadband [Hz] (±0.036 Hz, FERC 842 [P31])")
+    loading_rate_frac_per_s: float = Field(
+        0.15, gt=0, le=1, description="GGOV1 loading rate Kturb·Ropen [1/s of rating]: Kturb 1.5 × Ropen 0.10 pu/s typical "
+                                      "[P22]; DLE units ≈0.005 [P23]")
+    tgov1_t1_s: float = Field(0.5, gt=0, le=10, description="TGOV1 valve lag T1 [s]")
+    tgov1_t2_s: float = Field(1.0, ge=0, le=20, description="TGOV1 lead time constant T2 [s]")
+    tgov1_t3_s: float = Field(3.0, gt=0, le=30, description="TGOV1 lag time constant T3 [s]")
+    tgov1_dt_pu: float = Field(0.0, ge=0, le=10, description="TGOV1 turbine damping Dt [pu]")
+    tgov1_vmax_pu: float = Field(1.0, gt=0, le=2, description="TGOV1 valve upper limit [pu of MW base]")
+    tgov1_vmin_pu: float = Field(0.0, ge=0, lt=1, description="TGOV1 valve lower limit [pu of MW base]")
 
 
 class Grouped(Component):
@@ -316,7 +329,14 @@ class Bess(Component):
     soc_max_frac: float = Field(0.95, gt=0, le=1)
     soc_init_frac: float = Field(0.8, ge=0, le=1)
     droop_pct: float = Field(1.5, gt=0, le=10)
-    response_s: float = Field(0.2, ge=0)
+    response_s: float = Field(0.2, ge=0, description="first-order response time of the power control [s] (<200 ms [P44])")
+    deadband_hz: float = Field(0.036, ge=0, le=0.5, description="frequency-response deadband [Hz] (0.017-0.036 Hz [P31] [P41])")
+    eta_charge_frac: float | None = Field(None, gt=0, le=1, description="one-way charge efficiency [-] (default √RTE)")
+    eta_discharge_frac: float | None = Field(None, gt=0, le=1, description="one-way discharge efficiency [-] (default √RTE)")
+    inverter: Literal["grid-following", "grid-forming"] = Field(
+        "grid-following", description="grid-following (droop through a response lag) or grid-forming (virtual inertia, "
+                                      "lag-free droop) [P45]")
+    h_v_s: float = Field(0.0, ge=0, le=20, description="virtual inertia of a grid-forming inverter on its rating [s] (2-10 s [P45])")
     mode: Literal["smoothing", "droop", "import-cap"] = "smoothing"
 
     @model_validator(mode="after")
@@ -325,6 +345,8 @@ class Bess(Component):
             raise ValueError("soc_min_frac must be below soc_max_frac")
         if not self.soc_min_frac <= self.soc_init_frac <= self.soc_max_frac:
             raise ValueError("soc_init_frac must lie within [soc_min_frac, soc_max_frac]")
+        if self.inverter == "grid-forming" and self.h_v_s <= 0:
+            raise ValueError("a grid-forming inverter needs h_v_s > 0 [s] (virtual inertia)")
         return self
 
     @property

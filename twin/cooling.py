@@ -20,8 +20,8 @@ __all__ = [
     "biquadratic",
     "chiller_capacity_mw",
     "chiller_power_mw",
-    "chiller_cop",
     "cop_warm_water",
+    "compressor_power_mw",
     "FAN_FRAC",
     "PUMP_FRAC",
     "auxiliary_power_mw",
@@ -136,24 +136,6 @@ def chiller_power_mw(
 
 
 @njit
-def chiller_cop(q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
-                t_amb_range):  # pragma: no cover - jitted
-    """Compressor COP of an air-cooled chiller at a load, ``Q_served/P_comp`` [-].
-
-    Uses :func:`chiller_capacity_mw` and :func:`chiller_power_mw` (PHYSICS.md §6,
-    ``Chiller:Electric:EIR`` (46)); at full load with a flat EIRFPLR this is ``COP_ref/EIRFT``. Returns
-    0 when the chiller serves nothing.
-    """
-    cap = chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
-    q = q_load_mw if q_load_mw < cap else cap
-    p = chiller_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
-                         t_amb_range)
-    if p <= 0.0:
-        return 0.0
-    return q / p
-
-
-@njit
 def cop_warm_water(t_chw_c, t_amb_c, eta_ii=0.5, dt_evap_k=3.0, dt_cond_k=12.5):  # pragma: no cover - jitted
     """Second-law COP of a chiller on warm (12–25 °C) chilled water, where the EIR curves extrapolate.
 
@@ -200,19 +182,38 @@ def auxiliary_power_mw(q_cool_mw, p_it_mw, fan_frac=FAN_FRAC, pump_frac=PUMP_FRA
 
 
 @njit
+def compressor_power_mw(q_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_water_c, t_amb_c, t_chw_range,
+                        t_amb_range):  # pragma: no cover - jitted
+    """Compressor power of a chiller plant serving ``q_mw`` with water at ``t_water_c`` [MW].
+
+    Where the plant produces chilled water within the curve's range, the ``Chiller:Electric:EIR`` curves
+    (:func:`chiller_power_mw`); where it produces warm facility water above that range (liquid-cooled
+    halls, 12–25 °C and more), the second-law form :func:`cop_warm_water` at that water temperature,
+    because the EIR curves would only extrapolate there (PHYSICS.md §6). Free cooling (no lift) costs
+    no compressor power.
+    """
+    if q_mw <= 0.0:
+        return 0.0
+    if t_water_c > t_chw_range[1]:
+        cop = cop_warm_water(t_water_c, t_amb_c)
+        return q_mw / cop if cop < np.inf else 0.0
+    return chiller_power_mw(q_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_water_c, t_amb_c, t_chw_range, t_amb_range)
+
+
+@njit
 def cooling_plant_power_mw(q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c,
                            t_chw_range, t_amb_range, p_it_mw, fan_frac=FAN_FRAC,
                            pump_frac=PUMP_FRAC):  # pragma: no cover - jitted
     """Electric power of a chiller plant: compressors + condenser fans + pumps [MW].
 
-    The compressor power is :func:`chiller_power_mw` for the served load (capped at capacity); fans
-    and pumps are fractions (:func:`auxiliary_power_mw`). Arguments as in :func:`chiller_power_mw`
-    and :func:`auxiliary_power_mw`; ``q_ref_mw`` is the summed rating of the working chillers.
+    The compressor power is :func:`compressor_power_mw` for the served load (capped at capacity,
+    :func:`chiller_capacity_mw`); fans and pumps are fractions (:func:`auxiliary_power_mw`).
+    Arguments as in :func:`chiller_power_mw` and :func:`auxiliary_power_mw`; ``q_ref_mw`` is the
+    summed rating of the working chillers and ``t_chw_c`` the water the plant produces.
     """
     cap = chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
     q = q_load_mw if q_load_mw < cap else cap
     if q < 0.0:
         q = 0.0
-    p = chiller_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
-                         t_amb_range)
+    p = compressor_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
     return p + auxiliary_power_mw(q, p_it_mw, fan_frac, pump_frac)

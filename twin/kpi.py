@@ -5,7 +5,8 @@ Definitions (PHYSICS.md §8):
 * ``unserved_energy_mwh``: ∫ p_unserved dt over all islands.
 * ``gpu_hours_lost``: ∫ N_gpu·[(1 − g_T) + g_T·shed_frac] dt / 3600 per hall, where g_T is the throttle
   factor and shed_frac the share of the hall's demanded IT power that was shed.
-* ``f_min_hz``, ``f_max_hz``, ``rocof_max_hz_s``: per island.
+* ``f_min_hz``, ``f_max_hz`` (over the sub-steps), ``rocof_max_hz_s`` (100 ms window) and
+  ``rocof_500ms_max_hz_s`` (500 ms window): per island.
 * ``loading_max_pct``, ``vm_min_pu``, ``vm_max_pu``: over all branches and buses.
 * ``t_gpu_max_c``, ``t_coolant_max_c``; ``time_to_gpu_limit_s``: seconds from the first event (from the
   start if none) until any hall's GPU temperature first reaches its slowdown threshold; None if never.
@@ -40,7 +41,7 @@ from .turbines import derate_factor, fuel_flow_mmbtu_per_s
 __all__ = ["KpiAccumulator", "KPI_KEYS"]
 
 KPI_KEYS = (
-    "unserved_energy_mwh", "gpu_hours_lost", "f_min_hz", "f_max_hz", "rocof_max_hz_s", "loading_max_pct",
+    "unserved_energy_mwh", "gpu_hours_lost", "f_min_hz", "f_max_hz", "rocof_max_hz_s", "rocof_500ms_max_hz_s", "loading_max_pct",
     "vm_min_pu", "vm_max_pu", "t_gpu_max_c", "t_coolant_max_c", "time_to_gpu_limit_s", "bess_soc_min",
     "turbine_starts", "fuel_mmbtu", "co2_t", "nox_t", "pue", "permits",
 )
@@ -80,6 +81,7 @@ class KpiAccumulator:
         self.f_min = np.full(n_isl, np.inf)
         self.f_max = np.full(n_isl, -np.inf)
         self.rocof_max = np.zeros(n_isl)
+        self.rocof_long_max = np.zeros(n_isl)
         self.loading_max = -np.inf
         self.vm_min, self.vm_max = np.inf, -np.inf
         self.t_gpu_max = self.t_cool_max = -np.inf
@@ -105,9 +107,10 @@ class KpiAccumulator:
             shed_frac = np.where(demand > 0, shed / demand, 0.0)
         lost = (1.0 - thr) + thr * shed_frac
         self.gpu_h_lost += float((lost * p.hall[:, H_N_GPU]).sum()) * self.dt_h
-        self.f_min = np.minimum(self.f_min, seg["f_hz"].min(axis=0))
-        self.f_max = np.maximum(self.f_max, seg["f_hz"].max(axis=0))
+        self.f_min = np.minimum(self.f_min, seg["f_min_hz"].min(axis=0))  # sub-step extremes
+        self.f_max = np.maximum(self.f_max, seg["f_max_hz"].max(axis=0))
         self.rocof_max = np.maximum(self.rocof_max, np.abs(seg["rocof_hz_s"]).max(axis=0))
+        self.rocof_long_max = np.maximum(self.rocof_long_max, np.abs(seg["rocof_long_hz_s"]).max(axis=0))
         if seg["loading_pct"].size:
             self.loading_max = max(self.loading_max, float(np.nanmax(seg["loading_pct"])))
         self.vm_min = min(self.vm_min, float(np.nanmin(seg["vm_pu"])))
@@ -159,6 +162,7 @@ class KpiAccumulator:
             "f_min_hz": per_island(self.f_min),
             "f_max_hz": per_island(self.f_max),
             "rocof_max_hz_s": per_island(self.rocof_max),
+            "rocof_500ms_max_hz_s": per_island(self.rocof_long_max),
             "loading_max_pct": fin(self.loading_max),
             "vm_min_pu": fin(self.vm_min),
             "vm_max_pu": fin(self.vm_max),

@@ -69,6 +69,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "derate": ("turbines", "chillers", "bess"),
     "start": ("turbines",),
     "restore": ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties"),
+    "set": ("loads",),
 }
 
 
@@ -104,7 +105,7 @@ class EventSpec(_Strict):
     do: Literal["trip", "open", "close", "fail", "derate", "start", "restore"]
     target: str = Field(min_length=3, description="'site/component-id' or a glob such as 'colossus2/chiller-*'")
     count: int | None = Field(None, ge=1, description="with a glob: pick this many matches (seeded)")
-    value: float | None = Field(None, description="derate: the fraction of capacity kept [0-1]")
+    value: float | None = Field(None, description="derate: the fraction of capacity kept [0-1]; set: the load's new power [MW]")
 
     @field_validator("at")
     @classmethod
@@ -150,6 +151,22 @@ class WeatherSpec(_Strict):
         return self
 
 
+class SmoothingSpec(_Strict):
+    """NVIDIA GB200/GB300 GPU power smoothing (NVML; docs/physics.md §1, [P9] [P4])."""
+
+    floor_frac: float = Field(0.6, ge=0.2, le=0.9, description="power floor [fraction of TDP] (settable 20-90 %)")
+    ramp_up_frac_per_s: float = Field(0.5, gt=0, le=100, description="ramp-up rate [fraction of TDP per s]")
+    ramp_down_frac_per_s: float = Field(0.5, gt=0, le=100, description="ramp-down rate [fraction of TDP per s]")
+    hysteresis_s: float = Field(1.0, ge=0, le=60, description="ramp-down hysteresis [s]")
+
+
+class PsuStorageSpec(_Strict):
+    """GB300 rack PSU energy storage: a low-pass of rack power within an energy budget ([P2], [E])."""
+
+    tau_s: float = Field(0.5, gt=0, le=10, description="low-pass time constant [s] (0.1-1 s)")
+    energy_s: float = Field(3.0, gt=0, le=60, description="energy budget [s of rack peak power] (1-5 s)")
+
+
 class WorkloadSpec(_Strict):
     """Synthetic training/inference mix (seeded), or a measured trace (CSV: time_s, then MW per hall)."""
 
@@ -161,6 +178,8 @@ class WorkloadSpec(_Strict):
     checkpoint_duration_s: float = Field(30.0, ge=0)
     inference_share: float = Field(0.0, ge=0, le=1, description="share of IT serving inference with a daily shape")
     trace: str | None = None
+    smoothing: SmoothingSpec | None = Field(None, description="GPU power smoothing (off when absent)")
+    psu_storage: PsuStorageSpec | None = Field(None, description="rack PSU energy storage (off when absent)")
 
 
 class RecordSpec(_Strict):
@@ -280,7 +299,7 @@ def resolve_events(scenario: Scenario, site, *, origin: str | Path = "scenario")
     A glob with ``count = N`` picks N of its matches with ``numpy.random.default_rng(workload.seed)``,
     so the same scenario always picks the same components.
     """
-    kinds = {k: [c.id for c in getattr(site, k)] for k in ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties")}
+    kinds = {k: [c.id for c in getattr(site, k)] for k in ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties", "loads")}
     rng = np.random.default_rng(scenario.workload.seed)
     problems: list[tuple[str, str]] = []
     out: list[Event] = []

@@ -6,10 +6,11 @@ Model forms follow ``shared/PHYSICS.md`` §3. All functions are numba-compatible
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._jit import njit
-from .storage import lowpass_step as _lag  # exact first-order lag, u held over the step
 
 __all__ = ["T_ISO_C", "derate_factor", "part_load_heat_rate_btu_per_kwh"]
 
@@ -70,13 +71,19 @@ def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pr
 # GGOV1-reduced governor (PHYSICS.md §3), unit status, ramps, fuel and emissions
 # =====================================================================================================
 
-# ---- GGOV1 parameter vector (pandapower idx style): ggov1_params() builds it with the typical values
+# ---- governor parameter vector, one row per unit whatever its governor kind (pandapower idx style).
+# GGOV1 uses GG_R … GG_DB_PU; TGOV1 uses the TG_* slots (same vector). GG_A_* hold the exact lag decay
+# factors e^(−h/T) for the sub-step GG_HSUB, filled once per compilation by :func:`governor_prepare`.
 (GG_R, GG_TPELEC, GG_KPGOV, GG_KIGOV, GG_TACT, GG_KTURB, GG_WFNL, GG_TB, GG_ROPEN, GG_RCLOSE, GG_VMAX,
- GG_VMIN, GG_LDREF, GG_TFLOAD, GG_KPLOAD, GG_KILOAD, GG_MAXERR, GG_MINERR, GG_NPAR) = range(19)
-# ---- GGOV1 state vector
+ GG_VMIN, GG_LDREF, GG_TFLOAD, GG_KPLOAD, GG_KILOAD, GG_MAXERR, GG_MINERR, GG_DB_PU,
+ GG_A_PELEC, GG_A_TFLOAD, GG_A_TACT, GG_A_TB, GG_HSUB, GG_NPAR) = range(25)
+# ---- governor state vector
 (GX_PELEC, GX_INT, GX_LDINT, GX_TEX, GX_VALVE, GX_PMECH, GX_NSTATE) = range(7)
+#: Governor kinds (site file ``governor``): GGOV1 (default), TGOV1, and an ideal lag-free droop.
+GOV_GGOV1, GOV_TGOV1, GOV_IDEAL = 0, 1, 2
+GOVERNOR_KINDS = {"ggov1": GOV_GGOV1, "tgov1": GOV_TGOV1, "ideal": GOV_IDEAL}
 
-#: Unit status codes (same as :mod:`twin.stepping`).
+#: Unit status codes (state column ``ST_STATUS`` of :mod:`twin.stepping`).
 STATUS_STANDBY, STATUS_ONLINE, STATUS_STARTING, STATUS_TRIPPED = 0.0, 1.0, 2.0, 3.0
 
 #: CO2 emission factor of natural gas [kg/MMBtu HHV], EPA 40 CFR 98 Table C-1, PHYSICS.md (33) [S].
@@ -94,11 +101,12 @@ HR_RISE_PER_C = 0.0025
 __all__ += [
     "GG_R", "GG_TPELEC", "GG_KPGOV", "GG_KIGOV", "GG_TACT", "GG_KTURB", "GG_WFNL", "GG_TB", "GG_ROPEN",
     "GG_RCLOSE", "GG_VMAX", "GG_VMIN", "GG_LDREF", "GG_TFLOAD", "GG_KPLOAD", "GG_KILOAD", "GG_MAXERR",
-    "GG_MINERR", "GG_NPAR", "GX_PELEC", "GX_INT", "GX_LDINT", "GX_TEX", "GX_VALVE", "GX_PMECH",
-    "GX_NSTATE", "STATUS_STANDBY", "STATUS_ONLINE", "STATUS_STARTING", "STATUS_TRIPPED",
+    "GG_MINERR", "GG_DB_PU", "GG_HSUB", "GG_NPAR", "GX_PELEC", "GX_INT", "GX_LDINT", "GX_TEX", "GX_VALVE",
+    "GX_PMECH", "GX_NSTATE", "GOV_GGOV1", "GOV_TGOV1", "GOV_IDEAL", "GOVERNOR_KINDS",
+    "STATUS_STANDBY", "STATUS_ONLINE", "STATUS_STARTING", "STATUS_TRIPPED",
     "CO2_KG_PER_MMBTU", "NOX_LB_PER_MMBTU_LEAN_PREMIX", "NOX_LB_PER_MMBTU_UNCONTROLLED",
     "DLE_MIN_LOAD_FRAC", "HR_RISE_PER_C",
-    "ggov1_params", "ggov1_init", "ggov1_step", "ggov1_advance", "ggov1_steady_state_pu",
+    "ggov1_params", "ggov1_init", "ggov1_step", "governor_prepare", "governor_init", "governor_step",
     "unit_status_step", "ramp_limit_mw", "setpoint_limits_mw", "heat_rate_ambient_factor",
     "fuel_flow_mmbtu_per_s", "co2_kg", "nox_kg",
 ]
@@ -106,7 +114,8 @@ __all__ += [
 
 def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_turb=1.5, wfnl=0.2,
                  t_b_s=0.5, r_open_pu_per_s=0.10, r_close_pu_per_s=0.10, v_max=1.0, v_min=0.15,
-                 ldref=1.0, t_fload_s=3.0, kp_load=2.0, ki_load=0.67, max_err=0.05, min_err=-0.05):
+                 ldref=1.0, t_fload_s=3.0, kp_load=2.0, ki_load=0.67, max_err=0.05, min_err=-0.05,
+                 deadband_hz=0.0, f0_hz=60.0):
     """Parameter vector of the reduced GGOV1 governor, typical values by default.
 
     Defaults are the IEC 61970-302 ``GovCT1``/GGOV1 typical values of PHYSICS.md §3 table (22) [S]
@@ -126,26 +135,60 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
     k_turb, wfnl : float
         Turbine gain and no-load fuel [pu].
     r_open_pu_per_s, r_close_pu_per_s : float
-        Valve opening and closing rate limits [pu/s], both positive.
+        Valve opening and closing rate limits [pu/s], both positive. A DLE unit's loading rate
+        (≈0.5 %/s of rating [S2] (23)) is ``Kturb·Ropen``.
     v_max, v_min : float
         Valve limits [pu].
     ldref : float
-        Load-limiter reference [pu of MW base]; pass the ambient derate ``k_T`` here
-        (:func:`derate_factor`) so that ``Pmech ≤ k_T`` (exhaust-temperature limit).
+        Load-limiter reference [pu of MW base] (exhaust-temperature limit); the engine passes the
+        ambient-derated availability ``k_T`` per step (:func:`ggov1_step` ``ldref_pu``).
     max_err, min_err : float
         Governor error limits [pu].
+    deadband_hz, f0_hz : float
+        Speed deadband of the governor [Hz] (±0.036 Hz, FERC 842 [S2] (31)) and nominal frequency.
 
     Returns
     -------
     ndarray(float, GG_NPAR)
     """
-    p = np.empty(GG_NPAR)
+    p = np.zeros(GG_NPAR)
     p[GG_R], p[GG_TPELEC], p[GG_KPGOV], p[GG_KIGOV] = r, t_pelec_s, kp_gov, ki_gov
     p[GG_TACT], p[GG_KTURB], p[GG_WFNL], p[GG_TB] = t_act_s, k_turb, wfnl, t_b_s
     p[GG_ROPEN], p[GG_RCLOSE], p[GG_VMAX], p[GG_VMIN] = r_open_pu_per_s, r_close_pu_per_s, v_max, v_min
     p[GG_LDREF], p[GG_TFLOAD], p[GG_KPLOAD], p[GG_KILOAD] = ldref, t_fload_s, kp_load, ki_load
     p[GG_MAXERR], p[GG_MINERR] = max_err, min_err
+    p[GG_DB_PU] = deadband_hz / f0_hz
+    p[GG_HSUB] = -1.0  # no decay factors cached
     return p
+
+
+@njit
+def _decay(par, slot, tau_s, h_s):  # pragma: no cover - jitted
+    """``e^(−h/τ)`` (0 for τ ≤ 0), from the cache in ``par`` when it was prepared for this ``h``."""
+    if par[GG_HSUB] == h_s:
+        return par[slot]
+    return math.exp(-h_s / tau_s) if tau_s > 0.0 else 0.0
+
+
+@njit
+def _lag_a(y, u, a):  # pragma: no cover - jitted
+    """Exact first-order lag with ``u`` held, given its decay factor ``a = e^(−h/τ)``."""
+    return u + (y - u) * a
+
+
+@njit
+def governor_prepare(kind, par, h_s):  # pragma: no cover - jitted
+    """Cache the exact lag decay factors of a governor for the sub-step ``h_s`` in its parameter row.
+
+    Only GGOV1 has cached factors (its four lags are the inner loop's cost); other kinds compute theirs.
+    """
+    if kind != GOV_GGOV1:
+        return
+    par[GG_A_PELEC] = math.exp(-h_s / par[GG_TPELEC]) if par[GG_TPELEC] > 0.0 else 0.0
+    par[GG_A_TFLOAD] = math.exp(-h_s / par[GG_TFLOAD]) if par[GG_TFLOAD] > 0.0 else 0.0
+    par[GG_A_TACT] = math.exp(-h_s / par[GG_TACT]) if par[GG_TACT] > 0.0 else 0.0
+    par[GG_A_TB] = math.exp(-h_s / par[GG_TB]) if par[GG_TB] > 0.0 else 0.0
+    par[GG_HSUB] = h_s
 
 
 @njit
@@ -165,26 +208,27 @@ def ggov1_init(x, par, p_pu):  # pragma: no cover - jitted
 
 
 @njit
-def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s):  # pragma: no cover - jitted
+def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: no cover - jitted
     """Advance the reduced GGOV1 governor-turbine by one internal sub-step ``h_s``; return Pmech [pu].
 
     Structure from GGOV1 (IEEE PES TR1 2013 §3.1.2.3; IEC 61970-302 GovCT1, PHYSICS.md (22)),
     reduced as in PHYSICS.md §3 [E]::
 
         Pe_f  = lag(Pe, Tpelec)
-        err   = clamp(R·P_set − R·Pe_f − Δω, minerr, maxerr)
+        Δω_d  = Δω outside the deadband ±db (non-step: 0 at the band edge)
+        err   = clamp(R·P_set − R·Pe_f − Δω_d, minerr, maxerr)
         fsrn  = Kpgov·err + Kigov·∫err                          (governor PI)
         fsrt  = Kpload·e_l + Kiload·∫e_l,  e_l = Ldref/Kturb + Wfnl − lag(Wf, Tfload)   (load limiter)
         fsr   = clamp(min(fsrn, fsrt), Vmin, Vmax)
         valve = lag(fsr, Tact), rate within [−Rclose, +Ropen], within [Vmin, Vmax];  Wf = valve
         Pmech = lag(Kturb·(Wf − Wfnl), Tb)
 
-    In steady state ``err = 0`` gives the droop line ``Pe = P_set − Δω/R``. Lags are updated exactly
-    with their inputs held over the sub-step, integrators by forward Euler; the PI that is not
-    selected by the low-value gate (or is clamped) tracks the gate output (back-calculation
-    anti-windup, the usual GGOV1 implementation choice [E]). The speed factor on fuel flow and
-    Kdgov, Tc, Teng, Dm and the acceleration limiter are omitted (reduced form). Use sub-steps of
-    20–50 ms or less (PHYSICS.md step-size warning).
+    In steady state ``err = 0`` gives the droop line ``Pe = P_set − Δω_d/R``. Lags are updated exactly
+    with their inputs held over the sub-step (decay factors cached by :func:`governor_prepare`),
+    integrators by forward Euler; the PI that is not selected by the low-value gate (or is clamped)
+    tracks the gate output (back-calculation anti-windup, the usual GGOV1 implementation choice [E]).
+    The speed factor on fuel flow and Kdgov, Tc, Teng, Dm and the acceleration limiter are omitted
+    (reduced form). Use sub-steps of 20–50 ms or less (PHYSICS.md step-size warning).
 
     Parameters
     ----------
@@ -200,6 +244,9 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s):  # pragma: no cover - jitte
         Speed deviation Δω = Δf/f0 [pu].
     h_s : float
         Sub-step [s].
+    ldref_pu : float
+        Load-limiter reference for this sub-step [pu] (ambient-derated availability); < 0 takes
+        ``par[GG_LDREF]``.
 
     Returns
     -------
@@ -207,16 +254,24 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s):  # pragma: no cover - jitte
         Mechanical power at the end of the sub-step [pu].
     """
     r = par[GG_R]
-    x[GX_PELEC] = _lag(x[GX_PELEC], pe_pu, par[GG_TPELEC], h_s)
-    err = r * p_set_pu - r * x[GX_PELEC] - dw_pu
+    ldref = par[GG_LDREF] if ldref_pu < 0.0 else ldref_pu
+    x[GX_PELEC] = _lag_a(x[GX_PELEC], pe_pu, _decay(par, GG_A_PELEC, par[GG_TPELEC], h_s))
+    db = par[GG_DB_PU]
+    if dw_pu > db:
+        dw = dw_pu - db
+    elif dw_pu < -db:
+        dw = dw_pu + db
+    else:
+        dw = 0.0
+    err = r * p_set_pu - r * x[GX_PELEC] - dw
     if err > par[GG_MAXERR]:
         err = par[GG_MAXERR]
     elif err < par[GG_MINERR]:
         err = par[GG_MINERR]
     x[GX_INT] += par[GG_KIGOV] * err * h_s
     fsrn = par[GG_KPGOV] * err + x[GX_INT]
-    x[GX_TEX] = _lag(x[GX_TEX], x[GX_VALVE], par[GG_TFLOAD], h_s)
-    e_l = par[GG_LDREF] / par[GG_KTURB] + par[GG_WFNL] - x[GX_TEX]
+    x[GX_TEX] = _lag_a(x[GX_TEX], x[GX_VALVE], _decay(par, GG_A_TFLOAD, par[GG_TFLOAD], h_s))
+    e_l = ldref / par[GG_KTURB] + par[GG_WFNL] - x[GX_TEX]
     x[GX_LDINT] += par[GG_KILOAD] * e_l * h_s
     fsrt = par[GG_KPLOAD] * e_l + x[GX_LDINT]
     fsr = fsrn if fsrn < fsrt else fsrt
@@ -229,7 +284,7 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s):  # pragma: no cover - jitte
     if fsrt != fsr:
         x[GX_LDINT] = fsr - par[GG_KPLOAD] * e_l
     v0 = x[GX_VALVE]
-    v = _lag(v0, fsr, par[GG_TACT], h_s)
+    v = _lag_a(v0, fsr, _decay(par, GG_A_TACT, par[GG_TACT], h_s))
     if v - v0 > par[GG_ROPEN] * h_s:
         v = v0 + par[GG_ROPEN] * h_s
     elif v0 - v > par[GG_RCLOSE] * h_s:
@@ -239,38 +294,33 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s):  # pragma: no cover - jitte
     elif v < par[GG_VMIN]:
         v = par[GG_VMIN]
     x[GX_VALVE] = v
-    x[GX_PMECH] = _lag(x[GX_PMECH], par[GG_KTURB] * (v - par[GG_WFNL]), par[GG_TB], h_s)
+    x[GX_PMECH] = _lag_a(x[GX_PMECH], par[GG_KTURB] * (v - par[GG_WFNL]), _decay(par, GG_A_TB, par[GG_TB], h_s))
     return x[GX_PMECH]
 
 
 @njit
-def ggov1_advance(x, par, p_set_pu, pe_pu, dw_pu, dt_s, n_sub):  # pragma: no cover - jitted
-    """Advance the governor by ``dt_s`` in ``n_sub`` sub-steps with inputs held; return mean Pmech [pu].
-
-    For a unit whose electrical output and speed are set from outside (grid-tied island, where the
-    grid holds frequency and ``pe_pu`` follows Pmech). The mean over the sub-steps is the energy
-    delivered in the step divided by ``dt_s``.
-    """
-    h = dt_s / n_sub
-    acc = 0.0
-    for _ in range(n_sub):
-        acc += ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h)
-    return acc / n_sub
+def governor_init(kind, x, par, p_pu):  # pragma: no cover - jitted
+    """Steady state of a unit's governor at output ``p_pu`` and Δω = 0, whatever its kind."""
+    if kind == GOV_GGOV1:
+        ggov1_init(x, par, p_pu)
+    elif kind == GOV_TGOV1:
+        tgov1_init(x, par, p_pu)
+    else:
+        x[GX_PMECH] = p_pu
 
 
 @njit
-def ggov1_steady_state_pu(par, p_set_pu, dw_pu):  # pragma: no cover - jitted
-    """Steady output of the governor: the droop line ``P_set − Δω/R`` within the limits [pu].
+def governor_step(kind, x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu):  # pragma: no cover - jitted
+    """Advance a lagged governor (GGOV1 or TGOV1) by one sub-step; return Pmech [pu of its MW base].
 
-    Upper limit: the load limiter, ``Ldref``; lower: ``Kturb·(Vmin − Wfnl)``.
+    The ideal (lag-free) droop is not stepped: the swing equation solves it as a stiffness
+    (:func:`twin.frequency.island_step`). TGOV1 has no load limiter: its mechanical power is
+    capped at ``ldref_pu`` (the ambient-derated availability) on the way out.
     """
-    p = p_set_pu - dw_pu / par[GG_R]
-    p_hi = par[GG_LDREF]
-    p_vmax = par[GG_KTURB] * (par[GG_VMAX] - par[GG_WFNL])
-    if p_vmax < p_hi:
-        p_hi = p_vmax
-    p_lo = par[GG_KTURB] * (par[GG_VMIN] - par[GG_WFNL])
-    return min(max(p, p_lo), p_hi)
+    if kind == GOV_GGOV1:
+        return ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu)
+    pm = tgov1_step(x, par, p_set_pu, dw_pu, h_s)
+    return pm if pm < ldref_pu else ldref_pu
 
 
 @njit
@@ -421,8 +471,6 @@ def nox_kg(fuel_mmbtu, load_frac, dle_min_load_frac=DLE_MIN_LOAD_FRAC,
 # TGOV1 steam/gas turbine-governor (PSS/E TGOV1, as implemented by ANDES)
 # =====================================================================================================
 
-import math  # noqa: E402  (kept with the section that uses it)
-
 # ---- TGOV1 parameter vector: the first slots of a GG_NPAR row (one row fits any governor kind)
 (TG_R, TG_T1, TG_T2, TG_T3, TG_DT, TG_VMAX, TG_VMIN) = range(7)
 # ---- TGOV1 state (in a GX_NSTATE vector): valve (lag output), lead-lag state; Pmech in GX_PMECH
@@ -430,11 +478,12 @@ TGX_VALVE, TGX_LL = GX_VALVE, GX_INT
 
 __all__ += [
     "TG_R", "TG_T1", "TG_T2", "TG_T3", "TG_DT", "TG_VMAX", "TG_VMIN", "TGX_VALVE", "TGX_LL",
-    "tgov1_params", "tgov1_init", "tgov1_step", "tgov1_steady_state_pu",
+    "tgov1_params", "tgov1_init", "tgov1_step", "tgov1_steady_state_pu", "speed_deadband",
 ]
 
 
-def tgov1_params(r=0.05, t1_s=0.1, t2_s=0.2, t3_s=10.0, dt=0.0, vmax_pu=1.2, vmin_pu=0.0):
+def tgov1_params(r=0.05, t1_s=0.1, t2_s=0.2, t3_s=10.0, dt=0.0, vmax_pu=1.2, vmin_pu=0.0, deadband_hz=0.0,
+                 f0_hz=60.0):
     """Parameter vector of TGOV1 (length ``GG_NPAR``; unused slots are 0), ANDES defaults by default.
 
     All per-unit values are on the unit's MW base (``p_iso_mw``): with ANDES, give the TGOV1 device
@@ -453,6 +502,10 @@ def tgov1_params(r=0.05, t1_s=0.1, t2_s=0.2, t3_s=10.0, dt=0.0, vmax_pu=1.2, vmi
         Turbine damping ``Dt`` [pu power per pu speed].
     vmax_pu, vmin_pu : float
         Valve limits [pu of MW base].
+    deadband_hz : float
+        Speed deadband ±db [Hz] (non-step, as ANDES's ``TGOV1DB`` with ``dbL = −dbU``); 0 = TGOV1.
+    f0_hz : float
+        Nominal frequency [Hz].
 
     Returns
     -------
@@ -461,7 +514,20 @@ def tgov1_params(r=0.05, t1_s=0.1, t2_s=0.2, t3_s=10.0, dt=0.0, vmax_pu=1.2, vmi
     p = np.zeros(GG_NPAR)
     p[TG_R], p[TG_T1], p[TG_T2], p[TG_T3] = r, t1_s, t2_s, t3_s
     p[TG_DT], p[TG_VMAX], p[TG_VMIN] = dt, vmax_pu, vmin_pu
+    p[GG_DB_PU] = deadband_hz / f0_hz
+    p[GG_HSUB] = -1.0  # no cached decay factors (governor_prepare caches GGOV1's only)
     return p
+
+
+@njit
+def speed_deadband(dw_pu, db_pu):  # pragma: no cover - jitted
+    """Speed deviation beyond a non-step deadband ±``db_pu``: 0 inside, ``Δω ∓ db`` outside [pu]
+    (ANDES ``DeadBand1``; the GGOV1 error uses the same band)."""
+    if dw_pu > db_pu:
+        return dw_pu - db_pu
+    if dw_pu < -db_pu:
+        return dw_pu + db_pu
+    return 0.0
 
 
 @njit
@@ -522,8 +588,8 @@ def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
     p_set_pu : float
         Load reference ``P_ref`` [pu of MW base] (the dispatch set point).
     dw_pu : float
-        Speed deviation Δω = Δf/f0 [pu]; pass it through the speed deadband first to model
-        ANDES's ``TGOV1DB`` (whose ``Dt`` term also sees the deadbanded signal).
+        Speed deviation Δω = Δf/f0 [pu]. With a deadband in ``par`` (``GG_DB_PU`` > 0) the model is
+        ANDES's ``TGOV1DB``: droop and ``Dt`` both act on the deviation beyond the band.
     h_s : float
         Sub-step [s], > 0.
 
@@ -539,6 +605,7 @@ def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
     """
     t1, t2, t3 = par[TG_T1], par[TG_T2], par[TG_T3]
     vmax, vmin = par[TG_VMAX], par[TG_VMIN]
+    dw_pu = speed_deadband(dw_pu, par[GG_DB_PU])
     u = p_set_pu - dw_pu / par[TG_R]
     y0 = x[TGX_VALVE]
     z0 = x[TGX_LL]
@@ -581,7 +648,9 @@ def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
 
 @njit
 def tgov1_steady_state_pu(par, p_set_pu, dw_pu):  # pragma: no cover - jitted
-    """Steady output of TGOV1: ``clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` [pu of MW base]."""
+    """Steady output of TGOV1: ``clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` [pu of MW base], Δω
+    beyond the deadband."""
+    dw_pu = speed_deadband(dw_pu, par[GG_DB_PU])
     u = p_set_pu - dw_pu / par[TG_R]
     u = min(max(u, par[TG_VMIN]), par[TG_VMAX])
     return u - par[TG_DT] * dw_pu

@@ -28,10 +28,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import njit
+from .plant import CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S, CT_SMOOTH_UP_PER_S
+from .state import SH_HOLD_S, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W
 
 __all__ = [
     "GB200_TDP_W", "IDLE_FRAC", "STATIC_SHARE", "UtilisationProfile", "utilisation_profile",
-    "static_power_mw", "it_power_mw", "power_smoothing_step", "power_smoothing", "psu_storage_step",
+    "power_smoothing_step", "psu_storage_step", "hall_demand_mw", "hall_it_substeps",
 ]
 
 #: GB200 TDP per GPU [W] (PHYSICS.md §1 (6)(14) [S]; Meta provisions 960 W = 80 % TDP).
@@ -49,13 +51,14 @@ class UtilisationProfile(NamedTuple):
     u_mean: np.ndarray
     u_min: np.ndarray
     u_max: np.ndarray
+    u_sub: np.ndarray | None = None  # (n_s, samples_per_s) the samples themselves, float32, when asked for
 
 
 def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0.7, u_compute=1.0,
                         u_comm=0.1, checkpoint_interval_s=(600.0, 3600.0),
                         checkpoint_duration_s=(5.0, 120.0), u_checkpoint=0.0, jobs_s=None, ramp_s=2.0,
                         inference_share=0.0, inference_mean=0.6, inference_amplitude=0.3,
-                        inference_peak_h=15.0, t0_s=0.0, samples_per_s=50, chunk_s=3600):
+                        inference_peak_h=15.0, t0_s=0.0, samples_per_s=50, chunk_s=3600, keep_samples=False):
     """Seeded synthetic utilisation ``u(t)`` of a hall, as per-second mean and envelope.
 
     PHYSICS.md §1 suggested load model [E]. Training: the hall runs jobs (``jobs_s``); within a job
@@ -100,6 +103,9 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
         Internal samples per second (50 = 20 ms) from which the per-second mean/min/max are taken.
     chunk_s : int
         Seconds evaluated at a time (bounds memory for long horizons).
+    keep_samples : bool
+        Also return the samples (``u_sub``, float32): the engine drives the swing equation with them,
+        sub-step by sub-step, when ``samples_per_s`` equals its sub-steps per second.
 
     Returns
     -------
@@ -139,6 +145,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
     u_min = np.empty(n_s)
     u_max = np.empty(n_s)
     sps = int(samples_per_s)
+    u_sub = np.empty((n_s, sps), dtype=np.float32) if keep_samples else None
     for c0 in range(0, n_s, int(chunk_s)):
         c1 = min(c0 + int(chunk_s), n_s)
         t = c0 + (np.arange((c1 - c0) * sps) + 0.5) / sps  # midpoints of the internal samples
@@ -166,35 +173,9 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
         u_mean[c0:c1] = u.mean(axis=1)
         u_min[c0:c1] = u.min(axis=1)
         u_max[c0:c1] = u.max(axis=1)
-    return UtilisationProfile(u_mean, u_min, u_max)
-
-
-def static_power_mw(n_gpu, p_peak_w=GB200_TDP_W, static_share=STATIC_SHARE):
-    """Flat non-GPU rack power [MW] when it is ``static_share`` of rack peak (20–30 %, [E]).
-
-    ``P_static = s/(1 − s)·N·P_peak``.
-    """
-    return static_share / (1.0 - static_share) * n_gpu * p_peak_w * 1e-6
-
-
-@njit
-def it_power_mw(u, n_gpu, p_idle_w, p_peak_w, g_t, p_static_mw):  # pragma: no cover - jitted
-    """IT power of a hall, ``N·[P_idle + (P_peak − P_idle)·u·g_T] + P_static`` [MW] (PHYSICS.md §1 [E]).
-
-    Parameters
-    ----------
-    u : float or ndarray
-        GPU utilisation [-] (per-second mean, or the envelope's min/max).
-    n_gpu : float
-        Number of GPUs.
-    p_idle_w, p_peak_w : float
-        Per-GPU idle (≈10–25 % TDP) and compute-phase (≈TDP) power [W].
-    g_t : float or ndarray
-        Thermal throttle (and power-cap) factor [-].
-    p_static_mw : float
-        Flat non-GPU power of the hall [MW] (:func:`static_power_mw`).
-    """
-    return n_gpu * (p_idle_w + (p_peak_w - p_idle_w) * u * g_t) * 1e-6 + p_static_mw
+        if u_sub is not None:
+            u_sub[c0:c1] = u
+    return UtilisationProfile(u_mean, u_min, u_max, u_sub)
 
 
 @njit
@@ -244,22 +225,6 @@ def power_smoothing_step(p_prev_w, hold_s, p_work_w, floor_frac, tdp_w, ramp_up_
 
 
 @njit
-def power_smoothing(p_work_w, floor_frac, tdp_w, ramp_up_w_per_s, ramp_down_w_per_s, hysteresis_s, dt_s,
-                    out):  # pragma: no cover - jitted
-    """Apply :func:`power_smoothing_step` along a trace ``p_work_w`` (n,) [W]; fill ``out`` (n,) [W].
-
-    The filter starts settled at ``max(p_work_w[0], floor·TDP)`` with its hold time full.
-    """
-    floor_w = floor_frac * tdp_w
-    p = p_work_w[0] if p_work_w[0] > floor_w else floor_w
-    hold = hysteresis_s
-    for k in range(p_work_w.shape[0]):
-        p, hold = power_smoothing_step(p, hold, p_work_w[k], floor_frac, tdp_w, ramp_up_w_per_s, ramp_down_w_per_s,
-                                       hysteresis_s, dt_s)
-        out[k] = p
-
-
-@njit
 def psu_storage_step(p_grid_w, e_j, p_rack_w, tau_s, e_max_j, dt_s):  # pragma: no cover - jitted
     """GB300 rack PSU energy storage: the grid sees a low-pass of rack power within an energy budget.
 
@@ -300,3 +265,54 @@ def psu_storage_step(p_grid_w, e_j, p_rack_w, tau_s, e_max_j, dt_s):  # pragma: 
         e_new = e_max_j
         p_new = p_rack_w + (e_max_j - e_j) / dt_s
     return p_new, e_new
+
+
+@njit
+def hall_it_substeps(demand_mw, g, p_idle_mw, p_static_mw, n_gpu, tdp_kw, p_peak_mw, state, ctrl, h_s,
+                     out_mw):  # pragma: no cover - jitted
+    """A hall's IT power on the sub-step grid of one step, as the grid sees it [MW].
+
+    For each sub-step of ``h_s``: the workload's demand ``demand_mw`` (PHYSICS.md §1 load model, on the
+    sub-step grid) is throttled and capped, ``P = P_idle + (P_demand − P_idle)·g`` (``g`` = thermal
+    factor × power cap, held over the step); with GPU power smoothing on (``ctrl`` ``CT_SMOOTH``), each
+    GPU's power goes through :func:`power_smoothing_step` (floor, ramp rates and hysteresis from the
+    scenario); with rack PSU storage on (``CT_PSU``), the hall's power goes through
+    :func:`psu_storage_step` (time constant and energy budget in seconds of peak power from the
+    scenario). ``state`` is the hall's state row (twin.state ``SH_*``), updated in place; fills
+    ``out_mw`` (n_sub,).
+    """
+    smooth = ctrl[CT_SMOOTH] > 0.5
+    psu = ctrl[CT_PSU] > 0.5
+    tdp_w = tdp_kw * 1e3
+    for j in range(demand_mw.shape[0]):
+        p = p_idle_mw + (demand_mw[j] - p_idle_mw) * g
+        if p < 0.0:
+            p = 0.0
+        if smooth:
+            w = (p - p_static_mw) * 1e6 / n_gpu
+            w, hold = power_smoothing_step(state[SH_P_GPU_W], state[SH_HOLD_S], w, ctrl[CT_SMOOTH_FLOOR], tdp_w,
+                                           ctrl[CT_SMOOTH_UP_PER_S] * tdp_w, ctrl[CT_SMOOTH_DOWN_PER_S] * tdp_w,
+                                           ctrl[CT_SMOOTH_HYST_S], h_s)
+            state[SH_P_GPU_W] = w
+            state[SH_HOLD_S] = hold
+            p = p_static_mw + n_gpu * w * 1e-6
+        if psu:
+            pg, e = psu_storage_step(state[SH_PSU_P_W], state[SH_PSU_E_J], p * 1e6, ctrl[CT_PSU_TAU_S],
+                                     ctrl[CT_PSU_E_S] * p_peak_mw * 1e6, h_s)
+            state[SH_PSU_P_W] = pg
+            state[SH_PSU_E_J] = e
+            p = pg * 1e-6
+        out_mw[j] = p
+
+
+@njit(nogil=True)
+def hall_demand_mw(u, site_of, p_idle_mw, p_compute_mw, out):  # pragma: no cover - jitted
+    """Demanded IT power of each hall from its site's utilisation, ``P_idle + (P_compute − P_idle)·u`` [MW].
+
+    PHYSICS.md §1 load model with the hall totals: ``u`` (n_sites, n_steps, n_sub) on the sub-step grid,
+    ``site_of`` (n_halls,) the site (job) each hall belongs to; fills ``out`` (n_steps, n_sub, n_halls).
+    """
+    for k in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            for hh in range(out.shape[2]):
+                out[k, j, hh] = p_idle_mw[hh] + (p_compute_mw[hh] - p_idle_mw[hh]) * u[site_of[hh], k, j]
