@@ -49,7 +49,7 @@ def test_params_layout_fits_a_governor_row(which):
     assert par.shape == (tb.GG_NPAR,)
     assert [par[i] for i in (tb.TG_R, tb.TG_T1, tb.TG_T2, tb.TG_T3, tb.TG_DT, tb.TG_VMAX, tb.TG_VMIN)] == [
         0.04, 0.5, 1.0, 5.0, 0.1, 1.0, 0.2]
-    assert np.all(par[7:] == 0.0)
+    assert np.all(np.delete(par, [tb.GG_DB_PU, tb.GG_HSUB])[7:] == 0.0) and par[tb.GG_DB_PU] == 0.0
     # state slots are distinct and Pmech sits where the GGOV1 state keeps it
     assert len({tb.TGX_VALVE, tb.TGX_LL, tb.GX_PMECH}) == 3
     assert max(tb.TGX_VALVE, tb.TGX_LL, tb.GX_PMECH) < tb.GX_NSTATE
@@ -166,3 +166,20 @@ def test_no_lag_and_bypassed_leadlag(which):
     par = tb.tgov1_params(0.05, 0.0, 2.0, 4.0, 0.0, 1.0, 0.0)  # algebraic valve, lead-lag on its step
     pm, _, t = run(which, par, 0.5, 0.7, 0.0, 10.0, 0.05)
     np.testing.assert_allclose(pm, 0.7 - 0.2 * (1 - 2.0 / 4.0) * np.exp(-t / 4.0), atol=1e-12)
+
+
+@pytest.mark.parametrize("which", IMPLS)
+def test_speed_deadband_is_non_step(which):
+    """TGOV1DB: inside ±0.036 Hz nothing moves; beyond it droop and Dt act on Δω − db (no step at the edge)."""
+    r, dt, db_hz = 0.04, 0.5, 0.036
+    par = tb.tgov1_params(r, 0.3, 1.5, 6.0, dt, 10.0, -10.0, deadband_hz=db_hz)
+    assert par[tb.GG_DB_PU] == pytest.approx(db_hz / 60.0)
+    pm, _, _ = run(which, par, 0.6, 0.6, -0.03 / 60.0, 5.0, 0.05)
+    assert np.all(pm == 0.6)
+    dw = -0.2 / 60.0
+    dwd = dw + db_hz / 60.0
+    pm, _, t = run(which, par, 0.6, 0.6, dw, 40.0, 0.05)
+    np.testing.assert_allclose(pm, 0.6 - dwd / r * lti_step(0.3, 1.5, 6.0, t) - dt * dwd, atol=1e-9)
+    assert impl(tb.tgov1_steady_state_pu, which)(par, 0.6, dw) == pytest.approx(0.6 - dwd / r - dt * dwd)
+    f = impl(tb.speed_deadband, which)
+    assert [f(x, 0.1) for x in (0.05, -0.1, 0.3, -0.25)] == pytest.approx([0.0, 0.0, 0.2, -0.15])
