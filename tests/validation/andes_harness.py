@@ -53,6 +53,8 @@ ANDES_NUMBA = 1
 TSTEP_S = 1.0 / 60.0
 #: Each of the minor lags of the BESS chain [s] (see the module docstring).
 BESS_MINOR_LAG_S = 0.01
+#: ANDES acts on no event at t = 0: a load step at t = 0 is applied at this time [s].
+T_EVENT_MIN_S = 1e-4
 #: ANDES system base [MVA].
 SB_MVA = 100.0
 #: Terminal reactance of a unit to the island bus [pu on SB_MVA] (lossless; shapes no COI dynamics).
@@ -221,7 +223,7 @@ def build_island(island: Island, dist: Disturbance, tf_s: float, tstep_s: float 
     ss.add("PQ", dict(idx="load", bus=1, Vn=vn, p0=island.p_load_mw / SB_MVA, q0=0.0))
     for k, (t_s, p_mw) in enumerate(dist.load_steps):
         ss.add("Alter", dict(idx=f"load-{k}", model="PQ", dev="load", src="Ppf", attr="v", method="=",
-                             amount=p_mw / SB_MVA, t=t_s))
+                             amount=p_mw / SB_MVA, t=max(t_s, T_EVENT_MIN_S)))
     if dist.t_trip_s is not None:
         ss.add("Toggle", dict(idx="trip", model="GENCLS", dev=_unit_id(dist.trip_group, 0), t=dist.t_trip_s))
     ss.setup()
@@ -338,11 +340,16 @@ def kundur_data() -> dict:
     return {"buses": buses, "lines": lines, "loads": loads, "gens": gens}
 
 
-def run_kundur(load_idx: str, delta_mw: float, t_s: float, tf_s: float, tstep_s: float = TSTEP_S):
+def run_kundur(load_idx: str, delta_mw: float, t_s: float, tf_s: float, tstep_s: float = TSTEP_S,
+               initial_step_mw: float = 0.0):
     """The bundled Kundur case (GENROU, EXDC2, TGOV1) with constant-power loads and a load step.
 
+    ``initial_step_mw`` is drawn right after the start by loads at the generators' terminals (shared by
+    rating), to give ANDES the same initial imbalance as a model whose initial set points fall short of
+    its load: at the terminals it changes no flow in the network, hence no loss.
+
     Returns ``(trajectory, p_elec_mw)``: the COI frequency and the generators' total electrical
-    output before the step (load plus losses, what our engine's island load must equal).
+    output before the step (load plus losses).
     """
     import time
 
@@ -350,6 +357,13 @@ def run_kundur(load_idx: str, delta_mw: float, t_s: float, tf_s: float, tstep_s:
     _configure(ss, tf_s, tstep_s)
     ss.add("Alter", dict(idx="step", model="PQ", dev=load_idx, src="Ppf", attr="v", method="+",
                          amount=delta_mw / SB_MVA, t=t_s))
+    if initial_step_mw:
+        sn = np.asarray(ss.GENROU.Sn.v, dtype=float)
+        vn = dict(zip(ss.Bus.idx.v, ss.Bus.Vn.v))
+        for k, bus in enumerate(ss.GENROU.bus.v):
+            ss.add("PQ", dict(idx=f"start-{k}", bus=bus, Vn=vn[bus], p0=0.0, q0=0.0))
+            ss.add("Alter", dict(idx=f"start-{k}", model="PQ", dev=f"start-{k}", src="Ppf", attr="v", method="=",
+                                 amount=initial_step_mw * sn[k] / sn.sum() / SB_MVA, t=T_EVENT_MIN_S))
     ss.setup()
     ss.PFlow.run()
     if not ss.PFlow.converged:
