@@ -33,7 +33,7 @@ class SiteError(InputError):
 
 @lru_cache(maxsize=1)
 def read_sources() -> dict[str, str]:
-    """Source IDs (SITES.md §10) → citation."""
+    """Source IDs (``sites/data/sources.toml``; docs/references.md) → citation."""
     with open(_SOURCES_FILE, "rb") as fh:
         return dict(tomllib.load(fh)["sources"])
 
@@ -162,7 +162,7 @@ def _check_provenance(doc: SiteFile, path: Path, problems: list) -> None:
             note = comp.note_for(field)
             if note is None:
                 problems.append(
-                    (f"{where}.{field}", "needs a `source` (IDs from SITES.md) or an `assumption` note, "
+                    (f"{where}.{field}", "needs a `source` (IDs from sites/data/sources.toml) or an `assumption` note, "
                      "on the component or as { value = …, source = \"S…\" }")
                 )
                 continue

@@ -1,9 +1,9 @@
 """Schema of site and campus files: pydantic models with units in field names.
 
 A site file is TOML. Every number in it carries provenance: a ``source`` (one or more IDs from
-``sites/data/sources.toml``, which mirrors SITES.md §10) or an ``assumption`` note. A component's
-own ``source``/``assumption`` covers all its plain numbers; a single field may override it with an
-inline table::
+``sites/data/sources.toml``; the physics sources ``P…`` are described in docs/references.md) or an
+``assumption`` note. A component's own ``source``/``assumption`` covers all its plain numbers; a single
+field may override it with an inline table::
 
     [[turbines]]
     id = "smt130"                       # a group: expands to smt130-01 … smt130-12
@@ -116,7 +116,7 @@ class Component(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="component id, unique in its site")
     description: str = ""
-    source: str | None = Field(None, description="source IDs (SITES.md §10) for all numbers of the component")
+    source: str | None = Field(None, description="source IDs (sites/data/sources.toml) for all numbers of the component")
     assumption: str | None = Field(None, description="assumption note covering all numbers of the component")
     provenance: dict[str, Note] = Field(default_factory=dict, description="per-field provenance (filled by the loader)")
 
@@ -256,11 +256,23 @@ class TurbineModel(Component):
     ramp_frac_per_min: float = Field(gt=0, description="sustained ramp from spinning [1/min of rating]")
     droop_pct: float = Field(gt=0, le=10, description="governor droop [%]")
     start_time_s: float = Field(gt=0, description="standby start to full load [s]")
-    heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate, HHV [Btu/kWh]")
+    heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate at ISO conditions, on heat_rate_basis [Btu/kWh]")
+    heat_rate_basis: Literal["lhv", "hhv"] = Field(
+        description="heating value the heat rate is stated on: 'lhv' (makers' ISO ratings) or 'hhv'; "
+        "converted once to HHV by twin.turbines.hhv_heat_rate_btu_per_kwh"
+    )
+    heat_rate_rise_per_c: float = Field(
+        ge=0, lt=0.02, description="full-load heat-rate rise per K above 15 °C [1/K] (typically 0.002-0.003)"
+    )
     wfnl_frac: float = Field(0.2, ge=0, lt=1, description="no-load fuel flow (GGOV1 Wfnl) [-]")
     h_s: float = Field(gt=0, description="inertia constant on machine base [s]")
-    co2_kg_per_mmbtu: float = Field(gt=0)
-    nox_kg_per_mwh: float = Field(ge=0)
+    co2_kg_per_mmbtu: float = Field(gt=0, description="CO2 per MMBtu of fuel, HHV basis [kg/MMBtu]")
+    nox_kg_per_mmbtu: float = Field(
+        ge=0, description="NOx at or above the DLE minimum load p_min_frac, after any SCR, HHV basis [kg/MMBtu]"
+    )
+    nox_below_min_kg_per_mmbtu: float = Field(
+        ge=0, description="NOx below p_min_frac (combustor out of lean-premix mode), after any SCR, HHV basis [kg/MMBtu]"
+    )
     vn_kv: float = Field(gt=0, description="generator terminal voltage [kV]")
     pf: float = Field(0.85, gt=0, le=1, description="rated power factor [-]")
     # ---- governor (twin.turbines): GGOV1 by default, TGOV1 for comparisons with tools that lack GGOV1,

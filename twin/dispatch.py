@@ -1,6 +1,6 @@
 """The plant's power-management system (PMS): commitment, turbine set points and battery schedules.
 
-Once per step (1 s), per island (PHYSICS.md §3-§5; island practice [S2] (23): droop on every unit with
+Once per step (1 s), per island (docs/physics.md §3-§5; island practice [S2] [P23]: droop on every unit with
 a slower isochronous trim by the PMS):
 
 * **Availability**: each unit's ambient-derated rating (:func:`twin.turbines.derate_factor`) times any

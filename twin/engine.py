@@ -47,7 +47,7 @@ from .workload import hall_demand_mw
 
 __all__ = ["Engine", "N_SUB", "H_SUB_S", "substeps_per_step"]
 
-#: Sub-step of governors, batteries, the swing equation and the relays [s] (PHYSICS.md: 20–50 ms).
+#: Sub-step of governors, batteries, the swing equation and the relays [s] (docs/physics.md: 20–50 ms).
 H_SUB_S = 0.05
 #: Sub-steps per 1-s step.
 N_SUB = 20
@@ -383,7 +383,7 @@ class _Buffers:
 class _Workload:
     """Demanded IT power per hall, generated a day at a time (bounded memory for any horizon).
 
-    Synthetic training (PHYSICS.md §1, :func:`twin.workload.utilisation_profile`): the halls of a
+    Synthetic training (docs/physics.md §1, :func:`twin.workload.utilisation_profile`): the halls of a
     site run one synchronous job, so they share a utilisation profile ``u`` (seeded by the
     scenario's seed and the site); a hall draws ``P = P_idle + (P_compute − P_idle)·u``, with
     ``P_compute`` its rack power at ``gpu_power_frac`` of TDP. The communication-phase utilisation

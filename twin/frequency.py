@@ -1,14 +1,14 @@
 """System frequency of an electrical island: the aggregate (centre-of-inertia) swing equation.
 
-Model form from ``shared/PHYSICS.md`` §4 (Kundur, *Power System Stability and Control*, (35))::
+Model form from docs/physics.md §4 (Kundur, *Power System Stability and Control*, [P35])::
 
     d(Δf)/dt = f0/(2·H_sys·S_sys) · [ΣPm_i + P_bess + P_grid − P_load·(1 + D·Δf/f0)]     (P in MW)
     H_sys·S_sys = Σ H_i·S_i   over online synchronous units (+ BESS virtual inertia if grid-forming)
     RoCoF = f0·ΔP/(2·H_sys·S_sys)
 
 Grid-tied islands: Δf is an exogenous trace and ``P_grid`` balances the island. Islanded: turbines
-(+ BESS) only. Governors and batteries run on internal sub-steps of 20–50 ms (PHYSICS.md step-size
-warning); rotor-angle and electromagnetic dynamics are not resolved: every unit sees the island's
+(+ BESS) only. Governors and batteries run on internal sub-steps of 20–50 ms (docs/physics.md
+§0); rotor-angle and electromagnetic dynamics are not resolved: every unit sees the island's
 centre-of-inertia frequency.
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
@@ -43,7 +43,7 @@ __all__ = [
 
 #: Nominal frequency [Hz].
 F0_HZ = 60.0
-#: Load damping of conventional load [%ΔP per %Δf], 1–2 (NEM ≈1.5) [S2] (35).
+#: Load damping of conventional load [%ΔP per %Δf], 1–2 (NEM ≈1.5) [S2] [P35].
 D_LOAD_CONVENTIONAL = 1.5
 #: Load damping of data-centre (constant-power converter/UPS, VFD chiller) load ≈0 [E].
 D_LOAD_DATACENTRE = 0.0
@@ -58,7 +58,7 @@ D_LOAD_DATACENTRE = 0.0
 def inertial_power_mw(hs_mw_s, dfdt_hz_per_s, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Power released by stored kinetic energy ``H·S`` (rotors, or a grid-forming inverter's virtual
     inertia) while the frequency changes, ``−2·H·S·(df/dt)/f0`` [MW] (linearised swing equation,
-    PHYSICS.md §4/§5; positive while the frequency falls)."""
+    docs/physics.md §4/§5; positive while the frequency falls)."""
     return -2.0 * hs_mw_s * dfdt_hz_per_s / f0_hz
 
 
@@ -73,7 +73,7 @@ def swing_step(df_hz, p_gen_mw, p_load_mw, hs_mw_s, k_mw_per_hz, d_load, f0_hz, 
     """Advance the aggregate swing equation by ``dt_s`` exactly, with inputs held and linear feedback.
 
     Solves ``M·dΔf/dt = A − B·Δf`` with ``M = 2·H·S/f0`` [MW·s/Hz], ``A = P_gen − P_load`` and
-    ``B = K + P_load·D/f0`` (PHYSICS.md §4): ``K`` is the stiffness of lag-free (ideal) droop
+    ``B = K + P_load·D/f0`` (docs/physics.md §4): ``K`` is the stiffness of lag-free (ideal) droop
     governors [MW/Hz] (:func:`droop_stiffness_mw_per_hz`; ``p_gen_mw`` then holds their output at
     Δf = 0) and ``P_load·D/f0`` the load damping. ``B > 0``: ``Δf(t) = A/B + (Δf0 − A/B)·e^(−B·t/M)``;
     ``B = 0``: a ramp.
@@ -124,7 +124,7 @@ def swing_step(df_hz, p_gen_mw, p_load_mw, hs_mw_s, k_mw_per_hz, d_load, f0_hz, 
 def grid_tied_balance_mw(p_gen_mw, p_load_mw, df_hz, d_load, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Grid import that balances a grid-tied island, ``P_load·(1 + D·Δf/f0) − P_gen`` [MW].
 
-    Positive = import from the grid (the grid is a source for the island, PHYSICS.md §4).
+    Positive = import from the grid (the grid is a source for the island, docs/physics.md §4).
     """
     return p_load_mw * (1.0 + d_load * df_hz / f0_hz) - p_gen_mw
 
@@ -141,7 +141,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Advance island ``i`` by one step of ``n_sub`` sub-steps of ``h_s``: governors, batteries, swing, relays.
 
-    Per sub-step (PHYSICS.md §4 and step-size warning):
+    Per sub-step (docs/physics.md §4 and step-size warning):
 
     1. sources at the start of the sub-step: each lagged governor's mechanical power (GGOV1/TGOV1,
        :func:`twin.turbines.governor_step`), ideal droop units as a stiffness, each battery's power

@@ -4,14 +4,14 @@ This is the state the grid model is built at and the one ``twin show`` summarise
 at its nominal GPU power, the cooling plant rejecting that heat at the design ambient temperature,
 online turbines sharing the load in proportion to their ambient-derated capacity, batteries idle.
 
-Model choices (see PHYSICS.md):
+Model choices (see docs/physics.md):
 
-* Nominal GPU power is 80 % of TDP, as Meta provisions GB200 (960 W of 1,200 W; PHYSICS.md §1,
-  source (6)); the non-GPU part of a rack is flat, so
+* Nominal GPU power is 80 % of TDP, as Meta provisions GB200 (960 W of 1,200 W; docs/physics.md §1,
+  [P6]); the non-GPU part of a rack is flat, so
   ``P_rack = P_rack_peak − n_gpu·TDP·(1 − 0.8)``.
 * All IT power becomes heat in the hall's cooling plant; the plant's chillers share it equally
   (``twin.cooling.chiller_power_mw``), condenser fans and pumps add ``fan_frac`` and ``pump_frac``
-  of the heat (PHYSICS.md §6-7). Cooling power is booked on the chillers' buses.
+  of the heat (docs/physics.md §6-7). Cooling power is booked on the chillers' buses.
 * In an island with a grid tie (or a standalone import boundary) the tie imports up to its limit and
   online turbines cover the rest; in an islanded microgrid the online turbines share the whole load.
 """
@@ -27,7 +27,7 @@ from .turbines import derate_factor
 
 __all__ = ["NOMINAL_GPU_POWER_FRAC", "IslandSummary", "OperatingPoint", "nominal_operating_point", "hall_it_mw"]
 
-#: Nominal GPU power as a fraction of TDP (Meta provisions 960 W of 1,200 W; PHYSICS.md §1 (6)).
+#: Nominal GPU power as a fraction of TDP (Meta provisions 960 W of 1,200 W; docs/physics.md §1 [P6]).
 NOMINAL_GPU_POWER_FRAC = 0.8
 
 

@@ -23,8 +23,8 @@ CP_PG25_MJ_PER_M3K = 3.9
 CP_WATER_MJ_PER_M3K = 4.18
 
 # ---- turbine columns
-(T_ISLAND, T_P_ISO_MW, T_DERATE_PER_C, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_DROOP, T_START_S, T_HR_FULL,
- T_WFNL, T_H_S, T_S_MVA, T_CO2_KG_PER_MMBTU, T_NOX_KG_PER_MWH, T_ONLINE0, T_GOV, T_NCOL) = range(16)
+(T_ISLAND, T_P_ISO_MW, T_DERATE_PER_C, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_DROOP, T_START_S, T_H_S, T_S_MVA,
+ T_ONLINE0, T_GOV, T_NCOL) = range(12)
 # ---- BESS columns
 (B_ISLAND, B_P_MW, B_E_MWH, B_ETA_C, B_ETA_D, B_SOC_MIN, B_SOC_MAX, B_SOC0, B_DROOP, B_MODE, B_RESPONSE_S,
  B_DEADBAND_HZ, B_GFM, B_H_V_S, B_NCOL) = range(15)
@@ -97,8 +97,8 @@ def compile_plant(site) -> PlantArrays:
     for i, t in enumerate(turbines):
         m = site.turbine_model(t)
         turb[i] = [isl_of_bus[t.bus], m.p_iso_mw, m.derate_per_c, m.p_min_frac, m.ramp_frac_per_min * m.p_iso_mw / 60.0,
-                   m.droop_pct / 100.0, m.start_time_s, m.heat_rate_btu_per_kwh, m.wfnl_frac, m.h_s, m.p_iso_mw / m.pf,
-                   m.co2_kg_per_mmbtu, m.nox_kg_per_mwh, 1.0 if t.state == "online" else 0.0, GOVERNOR_KINDS[m.governor]]
+                   m.droop_pct / 100.0, m.start_time_s, m.h_s, m.p_iso_mw / m.pf, 1.0 if t.state == "online" else 0.0,
+                   GOVERNOR_KINDS[m.governor]]
         gov[i] = governor_row(m)
     from .storage import efficiency_from_rte  # (twin.storage reads this module's columns)
 

@@ -1,6 +1,6 @@
 """Protection and emergency controls: under-frequency load shedding (UFLS) and GPU power capping.
 
-UFLS follows the ERCOT set points of ``shared/PHYSICS.md`` §4 (39) [S]: 59.3 / 59.1 / 58.9 / 58.7 /
+UFLS follows the ERCOT set points of docs/physics.md §4 [P39] [S]: 59.3 / 59.1 / 58.9 / 58.7 /
 58.5 Hz, with cumulative relief ≥5 / 15 / 25 % for the first three stages [S]; the reliefs of the last
 two (35 / 45 %) are an assumption [E]. Relays act on the sub-step frequency after a pick-up
 delay (:data:`UFLS_DELAY_S`). GPU power capping (the campus's own fast
@@ -21,11 +21,11 @@ __all__ = [
     "ufls_step", "ufls_shed_fraction", "ufls_restore_step", "rocof_window_hz_per_s", "gpu_cap_step",
 ]
 
-#: ERCOT UFLS set points [Hz], PHYSICS.md §4 (39) [S].
+#: ERCOT UFLS set points [Hz], docs/physics.md §4 [P39] [S].
 UFLS_HZ = np.array([59.3, 59.1, 58.9, 58.7, 58.5])
-#: Cumulative relief at each stage [fraction of load]: 5/15/25 % [S] (39); 35/45 % [E].
+#: Cumulative relief at each stage [fraction of load]: 5/15/25 % [S] [P39]; 35/45 % [E].
 UFLS_RELIEF = np.array([0.05, 0.15, 0.25, 0.35, 0.45])
-#: UFLS relay pick-up delay [s]: the 6-cycle minimum (0.1 s at 60 Hz) of ERCOT NOGRR 247 (PHYSICS.md §4 [P39]).
+#: UFLS relay pick-up delay [s]: the 6-cycle minimum (0.1 s at 60 Hz) of ERCOT NOGRR 247 (docs/physics.md §4 [P39]).
 UFLS_DELAY_S = 0.1
 #: Below this frequency an islanded island blacks out: generator under-frequency protection trips every unit
 #: at once (57 Hz, the bottom of the PRC-024 no-trip zone, taken as instantaneous [E]).
@@ -106,7 +106,7 @@ def gpu_cap_step(cap, f_hz, f_on_hz=CAP_ON_HZ, f_off_hz=CAP_OFF_HZ, down_per_s=C
     Below ``f_on_hz`` the cap on the dynamic GPU power falls at ``down_per_s`` to ``cap_min``; above
     ``f_off_hz`` it is released at ``up_per_s`` to 1; in between it holds. The cap multiplies ``u``
     like the thermal factor in ``P_IT = N·[P_idle + (P_peak − P_idle)·u·g_T·cap] + P_static``. All
-    thresholds and rates are assumptions [E] (PHYSICS.md lists GPU capping as a protection without
+    thresholds and rates are assumptions [E] (the sources name GPU capping as a protection but give no
     values; the NVML power-smoothing ramps of §1 bound how fast GPUs can follow).
 
     Returns

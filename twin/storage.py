@@ -1,13 +1,13 @@
 """Battery energy storage (Tesla Megapack yards): state of charge, limits and control modes.
 
-Model forms from ``shared/PHYSICS.md`` §5 (all [E] unless tagged)::
+Model forms from docs/physics.md §5 (all [E] unless tagged)::
 
     SoC(t+dt) = SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom          η_c = η_d = √RTE
     P_bess    = clip(P_sched − (Δf/f0)/R_b·P_rated − 2·H_v·P_rated·(df/dt)/f0 + P_smooth, ±P_avail(SoC))
     P_smooth  = HPF(P_IT; τ ≈ 30–120 s)
 
 ``P_avail`` is derated linearly to 0 over the last 5 % of SoC at each end. Sign: ``p_mw`` is
-positive when discharging (generation), negative when charging. The response (<200 ms, [S] (44)) is
+positive when discharging (generation), negative when charging. The response (<200 ms, [S] [P44]) is
 lag-free at 1 s; a first-order lag is available for sub-second work.
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
@@ -27,18 +27,18 @@ __all__ = [
     "lowpass_step", "smoothing_step", "import_cap_schedule_mw", "bess_power_mw", "bess_substep_mw", "lag_decay",
 ]
 
-#: Energy of one Megapack 2 XL [MWh] (LFP), PHYSICS.md §5 (42)(43) [S].
+#: Energy of one Megapack 2 XL [MWh] (LFP), docs/physics.md §5 [P42][P43] [S].
 MEGAPACK2XL_E_MWH = 3.9
-#: AC-AC round-trip efficiency incl. auxiliaries, 88–92 % for MP2XL (Megapack 3 ≈91 % [S2] (43)) [E].
+#: AC-AC round-trip efficiency incl. auxiliaries, 88–92 % for MP2XL (Megapack 3 ≈91 % [S2] [P43]) [E].
 RTE_DEFAULT = 0.90
-#: SoC band at each end over which available power is derated to 0 [-] (PHYSICS.md §5, [E]).
+#: SoC band at each end over which available power is derated to 0 [-] (docs/physics.md §5, [E]).
 SOC_BAND = 0.05
-#: Frequency-response deadband [Hz]: ±0.036 Hz (FERC 842 / IEEE 1547 default, [S2] (31)(41));
-#: PHYSICS.md §5 allows 0.017–0.036 Hz.
+#: Frequency-response deadband [Hz]: ±0.036 Hz (FERC 842 / IEEE 1547 default, [S2] [P31][P41]);
+#: docs/physics.md §5 allows 0.017–0.036 Hz.
 DEADBAND_HZ = 0.036
-#: BESS droop [pu], 1–2 % (stiffer than turbines), PHYSICS.md §5 [E]; middle of the range.
+#: BESS droop [pu], 1–2 % (stiffer than turbines), docs/physics.md §5 [E]; middle of the range.
 R_BESS = 0.015
-#: Load-smoothing high-pass time constant [s], 30–120 s (PHYSICS.md §5 [E]).
+#: Load-smoothing high-pass time constant [s], 30–120 s (docs/physics.md §5 [E]).
 SMOOTH_TAU_S = 60.0
 #: Nominal frequency [Hz].
 F0_HZ = 60.0
@@ -46,7 +46,7 @@ F0_HZ = 60.0
 
 @njit
 def efficiency_from_rte(rte):  # pragma: no cover - jitted
-    """One-way efficiency ``η_c = η_d = √RTE`` [-] (PHYSICS.md §5 [E])."""
+    """One-way efficiency ``η_c = η_d = √RTE`` [-] (docs/physics.md §5 [E])."""
     return math.sqrt(rte)
 
 
@@ -54,7 +54,7 @@ def efficiency_from_rte(rte):  # pragma: no cover - jitted
 def soc_step(soc, p_mw, e_nom_mwh, eta_c, eta_d, dt_s):  # pragma: no cover - jitted
     """State of charge after ``dt_s`` at constant battery power ``p_mw`` (positive = discharging).
 
-    ``SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom`` with ``dt`` in hours (PHYSICS.md §5 [E]).
+    ``SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom`` with ``dt`` in hours (docs/physics.md §5 [E]).
 
     Parameters
     ----------
@@ -78,7 +78,7 @@ def soc_step(soc, p_mw, e_nom_mwh, eta_c, eta_d, dt_s):  # pragma: no cover - ji
 def soc_power_limit_mw(soc, soc_min, soc_max, p_rated_mw, discharging, band=SOC_BAND):  # pragma: no cover
     """Available power toward one end of the SoC window, derated to 0 over the last ``band`` [MW].
 
-    PHYSICS.md §5 [E]: usable window 5–95 % (20–80 % to keep FFR headroom); power falls linearly to
+    docs/physics.md §5 [E]: usable window 5–95 % (20–80 % to keep FFR headroom); power falls linearly to
     0 between ``soc_min + band`` and ``soc_min`` when discharging (``soc_max − band`` and ``soc_max``
     when charging).
 
@@ -109,7 +109,7 @@ def droop_response_mw(df_hz, p_rated_mw, r_b=R_BESS, deadband_hz=DEADBAND_HZ, f0
     """Droop frequency response ``−(Δf_e/f0)/R_b·P_rated`` outside a deadband [MW].
 
     ``Δf_e`` is the deviation beyond the deadband (non-step deadband: the response starts from 0 at
-    the band edge) [E]. Droop 1–2 %, deadband 0.017–0.036 Hz (PHYSICS.md §5, [E]; 0.036 Hz FERC 842
+    the band edge) [E]. Droop 1–2 %, deadband 0.017–0.036 Hz (docs/physics.md §5, [E]; 0.036 Hz FERC 842
     [S2]). Positive result = discharge (under-frequency).
     """
     if df_hz > deadband_hz:
@@ -129,7 +129,7 @@ def lowpass_step(y, u, tau_s, dt_s):  # pragma: no cover - jitted
 
 @njit
 def smoothing_step(lpf_mw, p_it_mw, tau_s, dt_s):  # pragma: no cover - jitted
-    """Load smoothing: the BESS takes the high-pass part of the IT power (PHYSICS.md §5 [E]).
+    """Load smoothing: the BESS takes the high-pass part of the IT power (docs/physics.md §5 [E]).
 
     ``LPF ← lowpass(LPF, P_IT, τ)``, ``P_smooth = P_IT − LPF``; turbines follow ``LPF`` within their
     ramp limits.
@@ -175,7 +175,7 @@ def bess_power_mw(p_sched_mw, df_hz, soc, p_rated_mw, soc_min, soc_max, r_b, dea
     """Commanded BESS power: schedule + droop, within SoC and current limits [MW].
 
     ``P = clip(P_sched + droop(Δf), −P_ch,avail(SoC), +P_dis,avail(SoC))`` with the inverter limit
-    ``i_max_pu·P_rated`` (PHYSICS.md §5). The virtual inertia of a grid-forming inverter is not part of
+    ``i_max_pu·P_rated`` (docs/physics.md §5). The virtual inertia of a grid-forming inverter is not part of
     the command: it is the inverter's share of the island's kinetic power
     (:func:`twin.frequency.inertial_power_mw`, in :func:`twin.frequency.island_step`).
 

@@ -1,6 +1,6 @@
 """Lumped thermal RC network of a data hall: GPU → coolant loop (TCS) → facility water (FWS) → chillers.
 
-Model forms from PHYSICS.md §6 (well-mixed nodes, all values [E] unless tagged); one model, three
+Model forms from docs/physics.md §6 (well-mixed nodes, all values [E] unless tagged); one model, three
 nodes: per hall a GPU node and a coolant-loop node, per cooling plant one facility-water node shared by
 its halls::
 
@@ -9,7 +9,7 @@ its halls::
     C_fws·dT_fws/dt = Σ_halls [UA_cdu·(T_tcs − T_fws) + Q_air] − Q_rej
 
 The GPU node feeds the coolant loop through ``R_jc``; the loop's input is the liquid-captured heat
-(PHYSICS.md writes it as ``Q_liq``), which in steady state equals what the GPU node passes on. The
+(docs/physics.md writes it as ``Q_liq``), which in steady state equals what the GPU node passes on. The
 air-cooled share ``Q_air`` reaches the facility water through the CRAHs without an air node of its own:
 the hall air's capacity (≈60 MJ/K for 50,000 m³) is small beside the facility water's (GJ/K), so at a
 1 s step it only delays ``Q_air`` by about a minute (an assumption [E]; the 4-node form with an air node
@@ -37,7 +37,7 @@ __all__ = [
     "chiller_heat_rejection_mw", "CHILLER_TAU_S", "CHILLER_RAMP_FRAC_PER_S",
 ]
 
-# ---- defaults, PHYSICS.md §6 (all [E] unless stated)
+# ---- defaults, docs/physics.md §6 (all [E] unless stated)
 #: Heat capacity of one GPU package + cold plate [MJ/K]; 0.1–0.3 kJ/K [E].
 C_GPU_MJ_PER_K = 0.2e-3
 #: Junction-to-coolant resistance of one 1–1.2 kW GPU [K/W]; 0.02–0.035 K/W [E] (τ_j = 5 s with C above).
@@ -48,29 +48,29 @@ C_TCS_MJ_PER_K_PER_MW = 4.0
 C_FWS_MJ_PER_K_PER_MW = 140.0
 #: CDU heat-exchanger effectiveness ε; 0.7–0.85 [E].
 CDU_EFFECTIVENESS = 0.8
-#: TCS temperature rise at design flow (1.5 L/min per kW, PG25) [K]; [S2] (47), ΔT check [E].
+#: TCS temperature rise at design flow (1.5 L/min per kW, PG25) [K]; [S2] [P47], ΔT check [E].
 TCS_DT_FLOW_K = 10.0
 #: GPU thermal thresholds [°C]: SW throttling starts (B200 assumption 85 °C [E]); HW slowdown 89 °C and
-#: shutdown 92 °C from ``nvidia-smi -q`` on an H800 SXM [S] (14), assumed the same for H100/GB200 [E].
+#: shutdown 92 °C from ``nvidia-smi -q`` on an H800 SXM [S] [P14], assumed the same for H100/GB200 [E].
 T_THROTTLE_C = 85.0
 T_SLOWDOWN_C = 89.0
 T_SHUTDOWN_C = 92.0
 #: Clock factor at the HW-slowdown threshold (end of the linear SW ramp) and beyond it [E] (§6: 0.6;
-#: 0.4–0.5, HW slowdown "reduces core clocks by a factor of 2 or more" [S] (52)).
+#: 0.4–0.5, HW slowdown "reduces core clocks by a factor of 2 or more" [S] [P52]).
 G_SLOWDOWN = 0.6
 G_HW_SLOWDOWN = 0.45
 #: Set-point correction time constant of the chiller plant's heat-rejection controller [s] [E].
 CHILLER_TAU_S = 600.0
 #: Loading rate of a chiller plant [fraction of its rated capacity per s]: 1 %/s, i.e. no load to full in
 #: under two minutes, the order of a screw chiller's capacity control (an assumption [E]; restart after a
-#: trip takes minutes, PHYSICS.md §6, and is a separate matter).
+#: trip takes minutes, docs/physics.md §6, and is a separate matter).
 CHILLER_RAMP_FRAC_PER_S = 0.01
 
 
 @njit
 def gpu_throttle_factor(t_j_c, t_throttle_c=T_THROTTLE_C, t_slowdown_c=T_SLOWDOWN_C,
                         t_shutdown_c=T_SHUTDOWN_C, g_slowdown=G_SLOWDOWN, g_hw=G_HW_SLOWDOWN):  # pragma: no cover
-    """GPU thermal throttle factor g_T(T_j) on the dynamic power (PHYSICS.md §6, [E]).
+    """GPU thermal throttle factor g_T(T_j) on the dynamic power (docs/physics.md §6, [E]).
 
     ``g_T = 1`` below ``t_throttle_c``; linear from 1 to ``g_slowdown`` between ``t_throttle_c`` and
     ``t_slowdown_c`` (software thermal slowdown); ``g_hw`` from ``t_slowdown_c`` (hardware slowdown);
@@ -82,7 +82,7 @@ def gpu_throttle_factor(t_j_c, t_throttle_c=T_THROTTLE_C, t_slowdown_c=T_SLOWDOW
     t_j_c : float
         GPU junction temperature [°C].
     t_throttle_c, t_slowdown_c, t_shutdown_c : float
-        Start of SW throttling (85), HW slowdown (89, [S] (14)) and shutdown (92, [S] (14)) [°C].
+        Start of SW throttling (85), HW slowdown (89, [S] [P14]) and shutdown (92, [S] [P14]) [°C].
     g_slowdown, g_hw : float
         Factor at the end of the SW ramp (0.6) and during HW slowdown (0.4–0.5, default 0.45) [-].
 
@@ -93,7 +93,7 @@ def gpu_throttle_factor(t_j_c, t_throttle_c=T_THROTTLE_C, t_slowdown_c=T_SLOWDOW
 
     Notes
     -----
-    The DVFS boost loss below 85 °C (≈1–2 % per 5 K, PHYSICS.md §6, Llama-3 (5)) is not modelled. A
+    The DVFS boost loss below 85 °C (≈1–2 % per 5 K, docs/physics.md §6, Llama-3 [P5]) is not modelled. A
     tripped GPU stays at idle in reality until reset; latching is left to the caller.
     """
     if t_j_c >= t_shutdown_c:
@@ -109,16 +109,16 @@ def gpu_throttle_factor(t_j_c, t_throttle_c=T_THROTTLE_C, t_slowdown_c=T_SLOWDOW
 def gpu_conductance_mw_per_k(n_gpu, r_jc_k_per_w=R_JC_K_PER_W):  # pragma: no cover - jitted
     """Junction-to-coolant conductance of ``n_gpu`` identical GPUs in parallel [MW/K].
 
-    ``G = n/R_jc`` with ``R_jc`` per GPU [K/W] (PHYSICS.md §6, 0.02–0.035 K/W [E]).
+    ``G = n/R_jc`` with ``R_jc`` per GPU [K/W] (docs/physics.md §6, 0.02–0.035 K/W [E]).
     """
     return n_gpu / r_jc_k_per_w * 1e-6
 
 
 @njit
 def cdu_conductance_mw_per_k(q_design_mw, effectiveness=CDU_EFFECTIVENESS, dt_flow_k=TCS_DT_FLOW_K):  # pragma: no cover
-    """CDU heat-exchanger conductance ``UA = ε·ṁc_min`` [MW/K] (PHYSICS.md §6, [E]).
+    """CDU heat-exchanger conductance ``UA = ε·ṁc_min`` [MW/K] (docs/physics.md §6, [E]).
 
-    The TCS flow is sized by the design rule 1.5 L/min per kW (OCP, [S2] (47)), which gives a loop
+    The TCS flow is sized by the design rule 1.5 L/min per kW (OCP, [S2] [P47]), which gives a loop
     temperature rise ``dt_flow_k`` ≈ 10 K at design heat (PG25), so ``ṁc = Q_design/ΔT_flow``.
 
     Parameters
@@ -152,7 +152,7 @@ def chiller_heat_rejection_mw(q_in_mw, t_fws_c, t_set_c, c_fws_mj_per_k, tau_s, 
     The plant follows the heat entering the FWS plus a proportional correction of the set-point
     error, ``Q = Q_in + C_fws·(T_fws − T_set)/τ``, limited to ``[0, Q_cap]`` where ``Q_cap`` is the
     ambient-derated capacity of the working chillers (:func:`twin.cooling.chiller_capacity_mw`,
-    PHYSICS.md §6). The controller form and τ (≈600 s) are assumptions [E].
+    docs/physics.md §6). The controller form and τ (≈600 s) are assumptions [E].
 
     Parameters
     ----------
@@ -228,7 +228,7 @@ def gpu_heat_split_mw(p_it_mw, p_static_mw, liquid_frac):  # pragma: no cover - 
     """Split a hall's IT heat into GPU heat, liquid-captured heat and air heat [MW].
 
     GPU heat is IT less the flat non-GPU rack power; the liquid loop captures ``liquid_frac`` of IT,
-    and at least the GPU heat (cold plates); the rest goes to air (PHYSICS.md §6: 80–90 % to liquid).
+    and at least the GPU heat (cold plates); the rest goes to air (docs/physics.md §6: 80–90 % to liquid).
     Returns ``(p_gpu, q_liq, q_air)``.
     """
     p_gpu = p_it_mw - p_static_mw

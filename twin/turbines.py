@@ -1,6 +1,6 @@
 """Gas turbines: ambient derating, part-load heat rate, fuel and emissions.
 
-Model forms follow ``shared/PHYSICS.md`` §3. All functions are numba-compatible scalar kernels
+Model forms follow docs/physics.md §3. All functions are numba-compatible scalar kernels
 (``@njit``); their pure-Python twins are ``fn.py_func``.
 """
 
@@ -15,7 +15,7 @@ from ._jit import njit
 __all__ = ["T_ISO_C", "derate_factor", "part_load_heat_rate_btu_per_kwh"]
 
 #: ISO ambient temperature [°C] (ISO 3977-2: 15 °C, sea level, 60 % RH). Rotating-machinery.com,
-#: "Gas turbine ISO rating and site rating" (2021), PHYSICS.md source (30).
+#: "Gas turbine ISO rating and site rating" (2021), [P30].
 T_ISO_C = 15.0
 
 
@@ -31,7 +31,7 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
         Compressor-inlet (ambient dry-bulb) temperature [°C].
     derate_per_c : float
         Fractional output loss per kelvin above ISO, ``a`` [1/K] (0.006–0.008 industrial,
-        0.008–0.010 aeroderivative, PHYSICS.md §3).
+        0.008–0.010 aeroderivative, docs/physics.md §3).
 
     Returns
     -------
@@ -40,7 +40,7 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
 
     References
     ----------
-    Generic site-rating curve: power factor ≈1.25 at −19 °C, ≈0.83 at 40 °C (PHYSICS.md (30)).
+    Generic site-rating curve: power factor ≈1.25 at −19 °C, ≈0.83 at 40 °C ([P30]).
     """
     k = 1.0 - derate_per_c * (t_amb_c - T_ISO_C)
     return k if k > 0.0 else 0.0
@@ -50,8 +50,9 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
 def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pragma: no cover
     """Part-load heat rate from the GGOV1 fuel line.
 
-    ``HR(p) = HR_full·(Wfnl + (1 − Wfnl)·p)/p`` (PHYSICS.md §3, structure from GGOV1, IEEE PES TR1
-    2013). With ``Wfnl = 0.2`` this gives ×1.07 at 75 %, ×1.20 at 50 % and ×1.6 at 25 % load.
+    ``HR(p) = HR_full·(Wfnl + (1 − Wfnl)·p)/p`` (docs/physics.md §3, structure from GGOV1 [P22]).
+    With ``Wfnl = 0.2`` this gives ×1.07 at 75 %, ×1.20 at 50 % and ×1.6 at 25 % load. This is the
+    ISO case of :func:`fuel_flow_mmbtu_per_s` (no ambient correction, ``P_avail = P_ISO``).
 
     Parameters
     ----------
@@ -68,7 +69,7 @@ def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pr
 
 
 # =====================================================================================================
-# GGOV1-reduced governor (PHYSICS.md §3), unit status, ramps, fuel and emissions
+# GGOV1-reduced governor (docs/physics.md §3), unit status, ramps, fuel and emissions
 # =====================================================================================================
 
 # ---- governor parameter vector, one row per unit whatever its governor kind (pandapower idx style).
@@ -86,17 +87,26 @@ GOVERNOR_KINDS = {"ggov1": GOV_GGOV1, "tgov1": GOV_TGOV1, "ideal": GOV_IDEAL}
 #: Unit status codes (state column ``ST_STATUS`` of :mod:`twin.stepping`).
 STATUS_STANDBY, STATUS_ONLINE, STATUS_STARTING, STATUS_TRIPPED = 0.0, 1.0, 2.0, 3.0
 
-#: CO2 emission factor of natural gas [kg/MMBtu HHV], EPA 40 CFR 98 Table C-1, PHYSICS.md (33) [S].
+#: CO2 emission factor of pipeline natural gas [kg/MMBtu HHV], EPA 40 CFR 98 Table C-1 [P33] [S].
 CO2_KG_PER_MMBTU = 53.06
-#: NOx emission factors [lb/MMBtu], EPA AP-42 Table 3.1-1 (PHYSICS.md (34), [S2]): lean-premix (DLE)
-#: and uncontrolled.
+KG_PER_LB = 0.45359237
+#: NOx emission factors of natural-gas turbines [lb/MMBtu HHV], EPA AP-42 Table 3.1-1 [P34] [S2]:
+#: lean-premix (DLE) and uncontrolled (diffusion flame), and the same in kg/MMBtu HHV.
 NOX_LB_PER_MMBTU_LEAN_PREMIX = 0.099
 NOX_LB_PER_MMBTU_UNCONTROLLED = 0.32
-KG_PER_LB = 0.45359237
-#: Minimum emissions-compliant load of a DLE unit [-], 40–50 % (PHYSICS.md §3, [E]).
+NOX_KG_PER_MMBTU_LEAN_PREMIX = NOX_LB_PER_MMBTU_LEAN_PREMIX * KG_PER_LB
+NOX_KG_PER_MMBTU_UNCONTROLLED = NOX_LB_PER_MMBTU_UNCONTROLLED * KG_PER_LB
+#: Minimum emissions-compliant load of a DLE unit [-], 40–50 % (docs/physics.md §3, [E]); a site
+#: file gives its own as ``p_min_frac``.
 DLE_MIN_LOAD_FRAC = 0.45
-#: Full-load heat-rate rise per kelvin above ISO [1/K], ≈0.2–0.3 %/K (PHYSICS.md §3, [E] from (30)).
+#: Full-load heat-rate rise per kelvin above ISO [1/K], ≈0.2–0.3 %/K: a linear fit of the generic
+#: site-rating heat-rate correction (≈0.92 at −29 °C to ≈1.10 at 45 °C, [P30]) gives 0.24 %/K [E].
+#: A typical value for docs and tests; the product takes each model's ``heat_rate_rise_per_c``.
 HR_RISE_PER_C = 0.0025
+#: Ratio of the higher to the lower heating value of pipeline natural gas [-]: 1,089 / 983 Btu/scf
+#: (Argonne GREET fuel specifications, as tabulated by the DOE Alternative Fuels Data Center,
+#: [P58]; values recalled, not re-fetched: [S2]). Pure methane gives 1,010 / 909 = 1.11 [E].
+HHV_PER_LHV_NATURAL_GAS = 1.108
 
 __all__ += [
     "GG_R", "GG_TPELEC", "GG_KPGOV", "GG_KIGOV", "GG_TACT", "GG_KTURB", "GG_WFNL", "GG_TB", "GG_ROPEN",
@@ -104,8 +114,9 @@ __all__ += [
     "GG_MINERR", "GG_DB_PU", "GG_HSUB", "GG_NPAR", "GX_PELEC", "GX_INT", "GX_LDINT", "GX_TEX", "GX_VALVE",
     "GX_PMECH", "GX_NSTATE", "GOV_GGOV1", "GOV_TGOV1", "GOV_IDEAL", "GOVERNOR_KINDS",
     "STATUS_STANDBY", "STATUS_ONLINE", "STATUS_STARTING", "STATUS_TRIPPED",
-    "CO2_KG_PER_MMBTU", "NOX_LB_PER_MMBTU_LEAN_PREMIX", "NOX_LB_PER_MMBTU_UNCONTROLLED",
-    "DLE_MIN_LOAD_FRAC", "HR_RISE_PER_C",
+    "CO2_KG_PER_MMBTU", "KG_PER_LB", "NOX_LB_PER_MMBTU_LEAN_PREMIX", "NOX_LB_PER_MMBTU_UNCONTROLLED",
+    "NOX_KG_PER_MMBTU_LEAN_PREMIX", "NOX_KG_PER_MMBTU_UNCONTROLLED", "DLE_MIN_LOAD_FRAC", "HR_RISE_PER_C",
+    "HHV_PER_LHV_NATURAL_GAS", "HEAT_RATE_BASES", "hhv_heat_rate_btu_per_kwh",
     "ggov1_params", "ggov1_init", "ggov1_step", "governor_prepare", "governor_init", "governor_step",
     "unit_status_step", "ramp_limit_mw", "setpoint_limits_mw", "heat_rate_ambient_factor",
     "fuel_flow_mmbtu_per_s", "co2_kg", "nox_kg",
@@ -118,7 +129,7 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
                  deadband_hz=0.0, f0_hz=60.0):
     """Parameter vector of the reduced GGOV1 governor, typical values by default.
 
-    Defaults are the IEC 61970-302 ``GovCT1``/GGOV1 typical values of PHYSICS.md §3 table (22) [S]
+    Defaults are the IEC 61970-302 ``GovCT1``/GGOV1 typical values of docs/physics.md §3 table [P22] [S]
     (R 0.04, Tpelec 1 s, Kpgov 10, Kigov 2, Tact 0.5 s, Kturb 1.5, Wfnl 0.2, Tb 0.5 s, Ropen/Rclose
     ±0.10 pu/s, Vmax/Vmin 1/0.15, Ldref 1, Tfload 3 s, Kpload 2, Kiload 0.67). ``max_err``/``min_err``
     (±0.05) are not in that table: they are the usual GGOV1 sample data, an assumption [E]. Kdgov,
@@ -136,7 +147,7 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
         Turbine gain and no-load fuel [pu].
     r_open_pu_per_s, r_close_pu_per_s : float
         Valve opening and closing rate limits [pu/s], both positive. A DLE unit's loading rate
-        (≈0.5 %/s of rating [S2] (23)) is ``Kturb·Ropen``.
+        (≈0.5 %/s of rating [S2] [P23]) is ``Kturb·Ropen``.
     v_max, v_min : float
         Valve limits [pu].
     ldref : float
@@ -145,7 +156,7 @@ def ggov1_params(r=0.04, t_pelec_s=1.0, kp_gov=10.0, ki_gov=2.0, t_act_s=0.5, k_
     max_err, min_err : float
         Governor error limits [pu].
     deadband_hz, f0_hz : float
-        Speed deadband of the governor [Hz] (±0.036 Hz, FERC 842 [S2] (31)) and nominal frequency.
+        Speed deadband of the governor [Hz] (±0.036 Hz, FERC 842 [S2] [P31]) and nominal frequency.
 
     Returns
     -------
@@ -211,8 +222,8 @@ def ggov1_init(x, par, p_pu):  # pragma: no cover - jitted
 def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: no cover - jitted
     """Advance the reduced GGOV1 governor-turbine by one internal sub-step ``h_s``; return Pmech [pu].
 
-    Structure from GGOV1 (IEEE PES TR1 2013 §3.1.2.3; IEC 61970-302 GovCT1, PHYSICS.md (22)),
-    reduced as in PHYSICS.md §3 [E]::
+    Structure from GGOV1 (IEEE PES TR1 2013 §3.1.2.3; IEC 61970-302 GovCT1, [P22]),
+    reduced as in docs/physics.md §3 [E]::
 
         Pe_f  = lag(Pe, Tpelec)
         Δω_d  = Δω outside the deadband ±db (non-step: 0 at the band edge)
@@ -228,7 +239,7 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: n
     integrators by forward Euler; the PI that is not selected by the low-value gate (or is clamped)
     tracks the gate output (back-calculation anti-windup, the usual GGOV1 implementation choice [E]).
     The speed factor on fuel flow and Kdgov, Tc, Teng, Dm and the acceleration limiter are omitted
-    (reduced form). Use sub-steps of 20–50 ms or less (PHYSICS.md step-size warning).
+    (reduced form). Use sub-steps of 20–50 ms or less (docs/physics.md §0).
 
     Parameters
     ----------
@@ -328,7 +339,7 @@ def unit_status_step(status, timer_s, start_cmd, trip_cmd, start_time_s, dt_s, o
     """Advance a turbine's status machine by ``dt_s``: standby → starting → online; trip.
 
     A standby unit told to start counts down ``start_time_s`` (aeroderivative ≈5–10 min, LMS100
-    10 min [S] (26); industrial ≈10–15 min [E], PHYSICS.md §3) and comes online at 0 output when the
+    10 min [S] [P26]; industrial ≈10–15 min [E], docs/physics.md §3) and comes online at 0 output when the
     timer runs out inside the step. A trip command sends a starting or online unit to ``TRIPPED``
     at once; a tripped unit stays there until the caller resets it to standby.
 
@@ -374,7 +385,7 @@ def ramp_limit_mw(p_prev_mw, p_target_mw, ramp_up_mw_per_s, ramp_down_mw_per_s, 
     """Move a set point toward its target within ramp limits [MW].
 
     Sustained ramps: aeroderivative ≈50 %/min (LMS100 50 MW/min), industrial ≈20–40 %/min
-    (PHYSICS.md §3, (26)(28) [S]; Titan [E]); DLE loading ≈0.5 %/s [S2] (23). Rates are positive.
+    (docs/physics.md §3, [P26][P28] [S]; Titan [E]); DLE loading ≈0.5 %/s [S2] [P23]. Rates are positive.
     """
     d = p_target_mw - p_prev_mw
     up = ramp_up_mw_per_s * dt_s
@@ -398,73 +409,140 @@ def setpoint_limits_mw(p_target_mw, p_min_mw, p_max_avail_mw):  # pragma: no cov
     return p if p < p_max_avail_mw else p_max_avail_mw
 
 
+#: Heating-value bases a site file may state a heat rate on.
+HEAT_RATE_BASES = ("lhv", "hhv")
+
+
+def hhv_heat_rate_btu_per_kwh(heat_rate_btu_per_kwh, basis):
+    """A natural-gas heat rate on the higher-heating-value basis [Btu/kWh HHV].
+
+    The one place a heat rate changes basis. Gas-turbine makers quote ISO heat rates and
+    efficiencies on the lower heating value (LHV); the emission factors (:data:`CO2_KG_PER_MMBTU`
+    [P33], AP-42 NOx [P34]) and fuel bills are per MMBtu of higher heating value (HHV). Fuel burnt
+    is the same gas either way, so ``HR_HHV = HR_LHV·HHV/LHV`` with :data:`HHV_PER_LHV_NATURAL_GAS`
+    (1.108 [P58]).
+
+    Parameters
+    ----------
+    heat_rate_btu_per_kwh : float
+        Heat rate on ``basis`` [Btu/kWh].
+    basis : {"lhv", "hhv"}
+        Heating value the heat rate is stated on.
+
+    Returns
+    -------
+    float
+        Heat rate on the HHV basis [Btu/kWh].
+    """
+    if basis == "hhv":
+        return float(heat_rate_btu_per_kwh)
+    if basis == "lhv":
+        return float(heat_rate_btu_per_kwh) * HHV_PER_LHV_NATURAL_GAS
+    raise ValueError(f"heat-rate basis must be one of {HEAT_RATE_BASES}, got {basis!r}")
+
+
 @njit
-def heat_rate_ambient_factor(t_amb_c, hr_rise_per_c=HR_RISE_PER_C):  # pragma: no cover - jitted
+def heat_rate_ambient_factor(t_amb_c, hr_rise_per_c):  # pragma: no cover - jitted
     """Full-load heat-rate correction for ambient, ``1 + b·(T_amb − 15 °C)`` [-].
 
-    ``b`` ≈ 0.2–0.3 %/K (PHYSICS.md §3 [E], from the site-rating curve (30): ≈0.92 at −29 °C to
-    ≈1.10 at 45 °C).
+    A hot compressor inlet lowers the pressure ratio and mass flow, so a unit burns more fuel per
+    kWh at its (derated) full load; a cold one less. ``b`` ≈ 0.2–0.3 %/K (docs/physics.md §3 [E],
+    from the generic site-rating curve [P30]: ≈0.92 at −29 °C to ≈1.10 at 45 °C).
+
+    Parameters
+    ----------
+    t_amb_c : float
+        Compressor-inlet (ambient dry-bulb) temperature [°C].
+    hr_rise_per_c : float
+        Fractional heat-rate rise per kelvin above ISO, ``b`` [1/K] (the model's
+        ``heat_rate_rise_per_c``; typical :data:`HR_RISE_PER_C`).
     """
     return 1.0 + hr_rise_per_c * (t_amb_c - T_ISO_C)
 
 
 @njit
-def fuel_flow_mmbtu_per_s(p_mw, p_avail_mw, hr_full_btu_per_kwh, wfnl):  # pragma: no cover - jitted
+def fuel_flow_mmbtu_per_s(p_mw, p_avail_mw, p_iso_mw, hr_iso_btu_per_kwh, hr_ambient_factor,
+                          wfnl):  # pragma: no cover - jitted
     """Fuel flow of an online gas turbine from the GGOV1 fuel line [MMBtu/s].
 
-    ``F = HR_full·P_avail·(Wfnl + (1 − Wfnl)·p)`` with ``p = P/P_avail``, i.e.
+    Fuel is linear in output (GGOV1: ``Pmech = Kturb·(Wf − Wfnl)`` [P22]) between two anchors:
+
+    * no load: ``F0 = Wfnl·HR_ISO·P_ISO``, GGOV1's no-load fuel in per unit of the ISO MW base,
+      independent of ambient;
+    * full (ambient-derated) load ``P_avail``: ``F1 = HR_ISO·c_T·P_avail``, with the full-load heat
+      rate raised by the ambient correction ``c_T`` (:func:`heat_rate_ambient_factor`, [P30]).
+
+    ``F = F0 + (F1 − F0)·P/P_avail``. At ISO (``P_avail = P_ISO``, ``c_T = 1``) this is
     ``F = HR(p)·P`` with the part-load heat rate of :func:`part_load_heat_rate_btu_per_kwh`
-    (PHYSICS.md §3 [E]); finite at zero output (no-load fuel ``Wfnl``). Negative output (motoring)
-    is taken as zero output.
+    (docs/physics.md §3 [E]). On a hot day the no-load fuel stays while the full-load point moves
+    down in output and up in heat rate, so a given output costs more fuel, as on real units; a
+    no-load fuel scaled with the derated rating would make a hot day look more efficient.
+    Negative output (motoring) is taken as zero output; the fuel is on the basis of
+    ``hr_iso_btu_per_kwh``.
 
     Parameters
     ----------
     p_mw : float
         Electrical output [MW].
     p_avail_mw : float
-        Available (ambient-derated) rating the full-load heat rate refers to [MW].
-    hr_full_btu_per_kwh : float
-        Full-load heat rate [Btu/kWh HHV] (8,200–10,500 simple cycle [E]); multiply by
-        :func:`heat_rate_ambient_factor` for ambient.
+        Available (ambient-derated) rating ``P_ISO·k_T(T_amb)`` [MW] (:func:`derate_factor`).
+    p_iso_mw : float
+        ISO rating [MW].
+    hr_iso_btu_per_kwh : float
+        Full-load ISO heat rate on the HHV basis [Btu/kWh] (:func:`hhv_heat_rate_btu_per_kwh`), so
+        that the fuel is in MMBtu HHV as the emission factors expect.
+    hr_ambient_factor : float
+        Full-load heat-rate correction for ambient ``c_T`` [-] (:func:`heat_rate_ambient_factor`).
     wfnl : float
-        No-load fuel fraction [-] (GGOV1 0.2).
+        No-load fuel as a fraction of ISO full-load fuel [-] (GGOV1 0.2 [P22]).
     """
     p = p_mw / p_avail_mw if p_avail_mw > 0.0 else 0.0
     if p < 0.0:
         p = 0.0
-    btu_per_h = hr_full_btu_per_kwh * p_avail_mw * 1e3 * (wfnl + (1.0 - wfnl) * p)
+    f0 = wfnl * hr_iso_btu_per_kwh * p_iso_mw
+    f1 = hr_iso_btu_per_kwh * hr_ambient_factor * p_avail_mw
+    if f1 < f0:  # derated below its no-load fuel (far outside the ambient range): no marginal fuel
+        f1 = f0
+    btu_per_h = (f0 + (f1 - f0) * p) * 1e3
     return btu_per_h * 1e-6 / 3600.0
 
 
 @njit
-def co2_kg(fuel_mmbtu, kg_per_mmbtu=CO2_KG_PER_MMBTU):  # pragma: no cover - jitted
-    """CO2 from burnt natural gas [kg]: 53.06 kg/MMBtu HHV (EPA Part 98 Table C-1, PHYSICS.md (33) [S])."""
-    return kg_per_mmbtu * fuel_mmbtu
+def co2_kg(fuel_mmbtu_hhv, kg_per_mmbtu_hhv=CO2_KG_PER_MMBTU):  # pragma: no cover - jitted
+    """CO2 from burnt natural gas [kg]: fuel [MMBtu HHV] times the factor [kg/MMBtu HHV].
+
+    Pipeline natural gas: 53.06 kg/MMBtu HHV (EPA 40 CFR 98 Table C-1 [P33] [S]). The factor is
+    per MMBtu of *higher* heating value: the fuel must be on that basis too
+    (:func:`hhv_heat_rate_btu_per_kwh`), or CO2 comes out ≈10 % low.
+    """
+    return kg_per_mmbtu_hhv * fuel_mmbtu_hhv
 
 
 @njit
-def nox_kg(fuel_mmbtu, load_frac, dle_min_load_frac=DLE_MIN_LOAD_FRAC,
-           lb_per_mmbtu_dle=NOX_LB_PER_MMBTU_LEAN_PREMIX,
-           lb_per_mmbtu_uncontrolled=NOX_LB_PER_MMBTU_UNCONTROLLED):  # pragma: no cover - jitted
-    """NOx from a DLE gas turbine [kg].
+def nox_kg(fuel_mmbtu_hhv, load_frac, min_load_frac, kg_per_mmbtu_hhv,
+           below_min_kg_per_mmbtu_hhv):  # pragma: no cover - jitted
+    """NOx from a dry-low-emissions (DLE, lean-premix) gas turbine [kg].
 
-    Lean-premix factor (AP-42 Table 3.1-1 ≈0.099 lb/MMBtu, [S2] (34)) at or above the DLE
-    minimum emissions-compliant load; below it "NOx/CO rise sharply" (PHYSICS.md §3 [E]), taken
-    here as the uncontrolled factor (≈0.32 lb/MMBtu [S2] (34)) — a step is an assumption [E].
+    At or above the DLE minimum emissions-compliant load ``min_load_frac`` (40–50 %, [E]) the
+    combustor runs lean-premixed and emits ``kg_per_mmbtu_hhv`` (AP-42 Table 3.1-1 lean-premix
+    ≈0.099 lb/MMBtu [P34] [S2], ≈25 ppm). Below it the unit leaves premix mode (pilot/diffusion
+    flame) and "NOx/CO rise sharply" (docs/physics.md §3 [E]): ``below_min_kg_per_mmbtu_hhv``,
+    e.g. the AP-42 uncontrolled factor ≈0.32 lb/MMBtu [P34]. The switch is taken as a step at the
+    turndown, an assumption [E]. A unit with SCR states both factors after the catalyst (lower).
 
     Parameters
     ----------
-    fuel_mmbtu : float
-        Fuel burnt [MMBtu].
+    fuel_mmbtu_hhv : float
+        Fuel burnt [MMBtu HHV].
     load_frac : float
-        Output as a fraction of the available rating [-].
-    dle_min_load_frac : float
-        DLE turndown limit, 0.40–0.50 [-] [E].
-    lb_per_mmbtu_dle, lb_per_mmbtu_uncontrolled : float
-        Emission factors [lb/MMBtu].
+        Output as a fraction of the available (ambient-derated) rating [-].
+    min_load_frac : float
+        DLE turndown limit [-] (the model's ``p_min_frac``).
+    kg_per_mmbtu_hhv, below_min_kg_per_mmbtu_hhv : float
+        NOx factors at/above and below the turndown [kg/MMBtu HHV].
     """
-    ef = lb_per_mmbtu_dle if load_frac >= dle_min_load_frac else lb_per_mmbtu_uncontrolled
-    return ef * KG_PER_LB * fuel_mmbtu
+    ef = kg_per_mmbtu_hhv if load_frac >= min_load_frac else below_min_kg_per_mmbtu_hhv
+    return ef * fuel_mmbtu_hhv
 
 
 # =====================================================================================================

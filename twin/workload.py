@@ -1,16 +1,16 @@
 """AI training and inference load of a data hall, and the GPU power-smoothing filters.
 
-Model from ``shared/PHYSICS.md`` §1 ("Suggested load model", [E])::
+Model from docs/physics.md §1 ("Suggested load model", [E])::
 
     P_IT(t) = N_gpu·[P_idle + (P_peak − P_idle)·u(t)·g_T(T_j)] + P_static
 
 ``u(t)`` is a square wave between ≈1 (compute) and ≈0–0.3 (communication), period 1–10 s with
-jitter, synchronised across the hall (tens of thousands of GPUs in lockstep (1)(2)(3) [S]);
-checkpoints every 10–60 min lasting 5–120 s with ``u → 0`` (mechanism [S] (5), durations [E]); job
-start/stop as near-steps (<1–few s) [S] (2)(5); an inference share with a daily shape [E]. ``g_T`` is
+jitter, synchronised across the hall (tens of thousands of GPUs in lockstep [P1][P2][P3] [S]);
+checkpoints every 10–60 min lasting 5–120 s with ``u → 0`` (mechanism [S] [P5], durations [E]); job
+start/stop as near-steps (<1–few s) [S] [P2][P5]; an inference share with a daily shape [E]. ``g_T`` is
 the thermal throttle (:func:`twin.thermal.gpu_throttle_factor`).
 
-**Step size** (PHYSICS.md step-size warning): a 1 s record cannot carry 0.2–3 Hz swings as samples.
+**Step size** (docs/physics.md §0): a 1 s record cannot carry 0.2–3 Hz swings as samples.
 :func:`utilisation_profile` therefore evaluates ``u`` on a fine internal grid and returns, per
 second, its **mean** (what energy, thermal and the swing equation see) and its **min/max envelope**
 (for compliance checks). Band-limited RMS per band is not computed here.
@@ -36,9 +36,9 @@ __all__ = [
     "power_smoothing_step", "psu_storage_step", "hall_demand_mw", "hall_it_substeps",
 ]
 
-#: GB200 TDP per GPU [W] (PHYSICS.md §1 (6)(14) [S]; Meta provisions 960 W = 80 % TDP).
+#: GB200 TDP per GPU [W] (docs/physics.md §1 [P6][P14] [S]; Meta provisions 960 W = 80 % TDP).
 GB200_TDP_W = 1200.0
-#: Idle / communication-phase GPU power as a fraction of TDP, 10–25 % (H800: 75 W at 700 W) [S] (14),
+#: Idle / communication-phase GPU power as a fraction of TDP, 10–25 % (H800: 75 W at 700 W) [S] [P14],
 #: range [E]; middle value.
 IDLE_FRAC = 0.15
 #: Non-GPU (CPU, NIC, switch, PSU loss) share of rack peak, ≈flat, 20–30 % [E].
@@ -61,7 +61,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
                         inference_peak_h=15.0, t0_s=0.0, samples_per_s=50, chunk_s=3600, keep_samples=False):
     """Seeded synthetic utilisation ``u(t)`` of a hall, as per-second mean and envelope.
 
-    PHYSICS.md §1 suggested load model [E]. Training: the hall runs jobs (``jobs_s``); within a job
+    docs/physics.md §1 suggested load model [E]. Training: the hall runs jobs (``jobs_s``); within a job
     a synchronous square wave alternates compute (``u_compute``) for ``duty`` of each iteration and
     communication (``u_comm``) for the rest; the iteration period is drawn once per job, uniform in
     ``period_s``, and each iteration jitters by a relative normal ``jitter``. Checkpoints every
@@ -77,7 +77,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
     seed : int
         Seed of ``numpy.random.default_rng``; the same seed gives the same profile.
     period_s : tuple(float, float)
-        Range of the iteration period [s], 1–10 s ("every second or two" [S2] (8)).
+        Range of the iteration period [s], 1–10 s ("every second or two" [S2] [P8]).
     jitter : float
         Relative standard deviation of each iteration's period [-] [E].
     duty : float
@@ -92,7 +92,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
         Job start and stop times [s] from the profile start; ``None`` = one job running throughout
         (no ramps).
     ramp_s : float
-        Duration of the start/stop ramp [s] (<1–few s unless rate-limited [S] (2)(5)).
+        Duration of the start/stop ramp [s] (<1–few s unless rate-limited [S] [P2][P5]).
     inference_share : float
         Share of the hall serving inference [-] [E].
     inference_mean, inference_amplitude, inference_peak_h : float
@@ -183,7 +183,7 @@ def power_smoothing_step(p_prev_w, hold_s, p_work_w, floor_frac, tdp_w, ramp_up_
                          hysteresis_s, dt_s):  # pragma: no cover - jitted
     """One step of the NVIDIA GB200/GB300 per-GPU power-smoothing filter.
 
-    NVML power smoothing (PHYSICS.md §1 (9) [S]; floor 20–90 % of TDP [S2] (4)), modelled as
+    NVML power smoothing (docs/physics.md §1 [P9] [S]; floor 20–90 % of TDP [S2] [P4]), modelled as
     ``P_cmd = max(P_work, floor·TDP)``, then ``P = rate_limit(P_cmd, +r_up, −r_dn)``, with a
     ramp-down only after ``P_cmd`` has stayed below ``P`` for the hysteresis time. A step that
     straddles the end of the hold ramps down for the remainder of the step.
@@ -228,7 +228,7 @@ def power_smoothing_step(p_prev_w, hold_s, p_work_w, floor_frac, tdp_w, ramp_up_
 def psu_storage_step(p_grid_w, e_j, p_rack_w, tau_s, e_max_j, dt_s):  # pragma: no cover - jitted
     """GB300 rack PSU energy storage: the grid sees a low-pass of rack power within an energy budget.
 
-    PHYSICS.md §1 [E] (mechanism [S] (2)): rack low-pass ``τ ≈ 0.1–1 s`` with an energy budget of
+    docs/physics.md §1 [E] (mechanism [S] [P2]): rack low-pass ``τ ≈ 0.1–1 s`` with an energy budget of
     ≈1–5 s of rack power. The grid-side power relaxes toward the rack power with ``τ`` (exact
     update); the storage supplies the difference; if that would empty or overfill it, the grid-side
     power follows the rack so that the store ends the step at its bound.
@@ -272,7 +272,7 @@ def hall_it_substeps(demand_mw, g, p_idle_mw, p_static_mw, n_gpu, tdp_kw, p_peak
                      out_mw):  # pragma: no cover - jitted
     """A hall's IT power on the sub-step grid of one step, as the grid sees it [MW].
 
-    For each sub-step of ``h_s``: the workload's demand ``demand_mw`` (PHYSICS.md §1 load model, on the
+    For each sub-step of ``h_s``: the workload's demand ``demand_mw`` (docs/physics.md §1 load model, on the
     sub-step grid) is throttled and capped, ``P = P_idle + (P_demand − P_idle)·g`` (``g`` = thermal
     factor × power cap, held over the step); with GPU power smoothing on (``ctrl`` ``CT_SMOOTH``), each
     GPU's power goes through :func:`power_smoothing_step` (floor, ramp rates and hysteresis from the
@@ -309,7 +309,7 @@ def hall_it_substeps(demand_mw, g, p_idle_mw, p_static_mw, n_gpu, tdp_kw, p_peak
 def hall_demand_mw(u, site_of, p_idle_mw, p_compute_mw, out):  # pragma: no cover - jitted
     """Demanded IT power of each hall from its site's utilisation, ``P_idle + (P_compute − P_idle)·u`` [MW].
 
-    PHYSICS.md §1 load model with the hall totals: ``u`` (n_sites, n_steps, n_sub) on the sub-step grid,
+    docs/physics.md §1 load model with the hall totals: ``u`` (n_sites, n_steps, n_sub) on the sub-step grid,
     ``site_of`` (n_halls,) the site (job) each hall belongs to; fills ``out`` (n_steps, n_sub, n_halls).
     """
     for k in range(out.shape[0]):

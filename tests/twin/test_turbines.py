@@ -16,7 +16,7 @@ def impl(fn, which):
 
 @pytest.mark.parametrize("which", IMPLS)
 def test_derating_against_site_rating_curve(which):
-    """(e) PHYSICS.md §3: power correction ≈0.83 at 40 °C and ≈1.25 at −19 °C (generic curve (30)).
+    """(e) docs/physics.md §3: power correction ≈0.83 at 40 °C and ≈1.25 at −19 °C (generic curve (30)).
 
     The linear model with a in the industrial range 0.6–0.8 %/K brackets 0.83 at 40 °C; a = 0.68 %/K
     hits it and gives ≈1.23 at −19 °C (the real curve bends, so ±0.03 there).
@@ -41,28 +41,63 @@ def test_part_load_heat_rate_factors(which, load, factor, tol):
 
 @pytest.mark.parametrize("which", IMPLS)
 def test_fuel_flow_consistent_with_heat_rate_and_co2_per_mwh(which):
-    """Fuel = HR(p)·P; at 9,500 Btu/kWh full load CO2 ≈ 0.50 t/MWh (PHYSICS.md §3 emissions table)."""
+    """Fuel = HR(p)·P; at 9,500 Btu/kWh HHV full load CO2 ≈ 0.50 t/MWh (docs/physics.md §3 emissions table)."""
     fuel = impl(tb.fuel_flow_mmbtu_per_s, which)
-    p_av = 35.0
+    p_av = 35.0  # at ISO: available = ISO rating, no ambient correction
     for p in (0.3, 0.5, 0.9, 1.0):
-        f = fuel(p * p_av, p_av, 9500.0, 0.2)
+        f = fuel(p * p_av, p_av, p_av, 9500.0, 1.0, 0.2)
         hr = tb.part_load_heat_rate_btu_per_kwh(9500.0, p, 0.2)
         assert f == pytest.approx(hr * p * p_av * 1e3 / 1e6 / 3600.0)
-    mmbtu_per_mwh = fuel(p_av, p_av, 9500.0, 0.2) * 3600.0 / p_av
+    mmbtu_per_mwh = fuel(p_av, p_av, p_av, 9500.0, 1.0, 0.2) * 3600.0 / p_av
     assert mmbtu_per_mwh == pytest.approx(9.5)
     assert impl(tb.co2_kg, which)(mmbtu_per_mwh) / 1000.0 == pytest.approx(0.50, abs=0.005)
-    # NOx lean-premix ≈0.43 kg/MWh at 9.5 MMBtu/MWh (AP-42, PHYSICS.md §3)
-    assert impl(tb.nox_kg, which)(9.5, 1.0) == pytest.approx(0.43, abs=0.005)
-    assert tb.nox_kg(9.5, 0.3) > 3.0 * tb.nox_kg(9.5, 1.0)  # below DLE turndown
-    assert fuel(0.0, p_av, 9500.0, 0.2) == pytest.approx(0.2 * fuel(p_av, p_av, 9500.0, 0.2))  # no-load fuel
+    assert fuel(0.0, p_av, p_av, 9500.0, 1.0, 0.2) == pytest.approx(0.2 * fuel(p_av, p_av, p_av, 9500.0, 1.0, 0.2))
+
+
+@pytest.mark.parametrize("which", IMPLS)
+def test_fuel_line_on_a_hot_day(which):
+    """42 °C, derate 0.8 %/K, heat rate +0.25 %/K: no-load fuel stays at 0.2 of ISO full-load fuel, full
+    derated load burns HR·1.0675 per kWh, and any given output costs more fuel than at 15 °C."""
+    fuel = impl(tb.fuel_flow_mmbtu_per_s, which)
+    p_iso, hr = 38.0, 9000.0
+    k, c = 1.0 - 0.008 * 27.0, 1.0 + 0.0025 * 27.0
+    p_av = p_iso * k
+    to_btu_per_h = 3600.0 * 1e6
+    assert fuel(0.0, p_av, p_iso, hr, c, 0.2) * to_btu_per_h == pytest.approx(0.2 * hr * p_iso * 1e3)
+    assert fuel(p_av, p_av, p_iso, hr, c, 0.2) * to_btu_per_h == pytest.approx(hr * c * p_av * 1e3)
+    for p_mw in (5.0, 15.0, 25.0, p_av):
+        assert fuel(p_mw, p_av, p_iso, hr, c, 0.2) > fuel(p_mw, p_iso, p_iso, hr, 1.0, 0.2)
+
+
+@pytest.mark.parametrize("which", IMPLS)
+def test_nox_steps_up_below_the_dle_turndown(which):
+    """AP-42 lean-premix 0.099 lb/MMBtu ≈ 0.43 kg/MWh at 9.5 MMBtu/MWh (docs/physics.md §3); below the
+    turndown the uncontrolled 0.32 lb/MMBtu; an SCR unit's own (lower) factors are used as given."""
+    nox = impl(tb.nox_kg, which)
+    dle, low = 0.099 * 0.45359237, 0.32 * 0.45359237
+    assert tb.NOX_KG_PER_MMBTU_LEAN_PREMIX == pytest.approx(dle)
+    assert nox(9.5, 1.0, 0.4, dle, low) == pytest.approx(0.43, abs=0.005)
+    assert nox(9.5, 0.4, 0.4, dle, low) == pytest.approx(9.5 * dle)  # at the turndown: still premix
+    assert nox(9.5, 0.39, 0.4, dle, low) == pytest.approx(9.5 * low)
+    assert nox(9.5, 0.39, 0.4, dle * 0.08, low * 0.08) == pytest.approx(9.5 * low * 0.08)  # SCR 2 of 25 ppm
 
 
 @pytest.mark.parametrize("which", IMPLS)
 def test_heat_rate_ambient_factor_brackets_curve(which):
     """≈0.2–0.3 %/K: the range brackets ≈1.10 at 45 °C loosely (linear fit of a curved correction)."""
     f = impl(tb.heat_rate_ambient_factor, which)
-    assert f(15.0) == 1.0
+    assert f(15.0, tb.HR_RISE_PER_C) == 1.0
     assert f(45.0, 0.002) <= 1.10 <= f(45.0, 0.0035)
+    assert f(42.0, 0.0025) == pytest.approx(1.0 + 0.0025 * 27.0)
+    assert f(0.0, 0.0025) < 1.0  # a cold day burns less per kWh
+
+
+def test_hhv_conversion_of_heat_rate():
+    """LHV → HHV by 1.108 for pipeline gas (GREET/AFDC [P58]); HHV passes; anything else is refused."""
+    assert tb.hhv_heat_rate_btu_per_kwh(9700.0, "lhv") == pytest.approx(9700.0 * 1.108)
+    assert tb.hhv_heat_rate_btu_per_kwh(9700.0, "hhv") == 9700.0
+    with pytest.raises(ValueError, match="lhv"):
+        tb.hhv_heat_rate_btu_per_kwh(9700.0, "gross")
 
 
 def run_gov(which, p_set, dw, n_s, h=0.02, p0=0.6, par=None, pe_follows=True):
