@@ -8,7 +8,7 @@ Three cases (issue acceptance):
     and both Megapack yards in droop mode, for the trip of one unit and for an 85 MW checkpoint drop
     (hall IT set between ``advance`` calls). The reference site files are copied and changed in two
     documented ways only: the Titan 350 model gets ``governor = "tgov1"`` with
-    :data:`TITAN_TGOV1` (the GGOV1 typical lags of PHYSICS.md (22): valve Tact = 0.5 s, turbine
+    :data:`TITAN_TGOV1` (the GGOV1 typical lags [P22]: valve Tact = 0.5 s, turbine
     Tb = 0.5 s as the lead-lag's lag, no lead), and Colossus 1 (its own grid-tied island) is left
     out of the campus.
 (c) The Kundur two-area case bundled with ANDES: our site is written from the case's data
@@ -63,7 +63,7 @@ TITAN_TGOV1 = {
     "gov_deadband_hz": "0.0",
 }
 TITAN_NOTE = ("TGOV1 for the ANDES comparison: valve lag = GGOV1 Tact 0.5 s, lead-lag lag = GGOV1 Tb 0.5 s, "
-              "no lead (P22); valve 0-1 pu; no speed deadband (the engine's TGOV1 row carries none yet)")
+              "no lead [P22]; valve 0-1 pu; no speed deadband (the engine's TGOV1 row carries none yet)")
 #: Hall IT dropped in case (b) [MW] (a checkpoint), spread evenly over the island's halls.
 CHECKPOINT_DROP_MW = 85.0
 #: Kundur's TGOV1 VMAX is 33 pu (no limit); our schema caps the valve at 2 pu, never reached here (≈0.8 pu).
@@ -112,7 +112,8 @@ def kundur_site_toml() -> str:
     for key, g in models.items():
         out += [f"[turbine_models.{key}]", f'id = "{key}"', f"p_iso_mw = {g['s_mva']}", "derate_per_c = 0.0",
                 "p_min_frac = 0.0", "ramp_frac_per_min = 0.2", f"droop_pct = {100.0 * g['r']}", "start_time_s = 600.0",
-                "heat_rate_btu_per_kwh = 9000.0", f"h_s = {g['h_s']}", "co2_kg_per_mmbtu = 53.06", "nox_kg_per_mwh = 0.1",
+                "heat_rate_btu_per_kwh = 9000.0", 'heat_rate_basis = "hhv"', "heat_rate_rise_per_c = 0.0025", f"h_s = {g['h_s']}",
+                "co2_kg_per_mmbtu = 53.06", "nox_kg_per_mmbtu = 0.01", "nox_below_min_kg_per_mmbtu = 0.03",
                 "vn_kv = 20.0", "pf = 1.0", 'governor = "tgov1"', f"tgov1_t1_s = {g['t1_s']}", f"tgov1_t2_s = {g['t2_s']}",
                 f"tgov1_t3_s = {g['t3_s']}", f"tgov1_dt_pu = {g['dt']}", f"tgov1_vmax_pu = {min(g['vmax_pu'], KUNDUR_VMAX_PU)}",
                 f"tgov1_vmin_pu = {g['vmin_pu']}", "gov_deadband_hz = 0.0",
