@@ -297,7 +297,7 @@ def case_a(tmp_dir: Path) -> tuple[EngineRun, ah.Trajectory]:
 ISLAND_B = "colossus2+southaven"
 
 
-def build_case_b(tmp_dir: Path, which: str):
+def build_case_b(tmp_dir: Path, which: str, horizon_s: float = HORIZON_S):
     """The engine of case (b) with its disturbance: ``(engine, hall IT at the event or None, group
     of the tripped unit or None)``; ``which = "trip"`` (the first online Titan 350) or ``"checkpoint"``
     (−85 MW IT)."""
@@ -308,8 +308,9 @@ def build_case_b(tmp_dir: Path, which: str):
         site = load_site(path)
         isl = next(i for i in site.islands() if i.name == ISLAND_B)
         first = next(t for t in site.turbines if t.id in isl.turbines and t.state == "online" and t.model.endswith("/titan350"))
-        return make_engine(path, [{"at": "00:00:05", "do": "trip", "target": first.id}]), None, group_name(first.model)
-    eng = make_engine(path)
+        return (make_engine(path, [{"at": "00:00:05", "do": "trip", "target": first.id}], horizon_s), None,
+                group_name(first.model))
+    eng = make_engine(path, horizon_s=horizon_s)
     halls = eng.island_members()[ISLAND_B]["hall"]
     return eng, {h: eng.op.p_it_mw[h] - CHECKPOINT_DROP_MW / len(halls) for h in halls}, None
 
