@@ -2,8 +2,8 @@
 
 Case (b) (:mod:`tests.validation.cases`): the Colossus 2 + Southaven island, its online Titan 350 units
 on TGOV1 and both Megapack yards in droop, one unit tripped 5 s in, 35 s simulated. Both tools run the
-same island in one fresh process, after a warm-up run of each (numba compilation: the engine's kernels
-and ANDES's model equations):
+same island in one fresh process, after a short warm-up run of each (numba compilation: the engine's
+kernels and ANDES's model equations):
 
 * ours: :class:`twin.engine.Engine` with sub-steps recorded, 1 s steps of 20 sub-steps (50 ms), every
   model of the site coupled (workload, thermal/cooling, dispatch, protection, the AC load flow of the
@@ -11,10 +11,11 @@ and ANDES's model equations):
 * ANDES: its time-domain simulation (implicit trapezoidal, fixed step ``TSTEP_S`` = 1/60 s) of the same island,
   one GENCLS + TGOV1 per unit and the REGCA1/REECA1/REPCA1 battery chain.
 
-``test_bench_engine_case_b`` times our side alone with pytest-benchmark;
-``test_engine_vs_andes_case_b`` runs both side by side in a fresh process. Reported: simulated seconds per wall second of each, for the stepping alone (engine ``advance`` vs.
-``TDS.run``) and end to end (construction, power flow and initialisation included), and their ratios;
-written to ``benchmarks/results/andes.json``. No absolute time is asserted.
+``test_bench_engine_case_b`` times our side alone with pytest-benchmark; ``test_engine_vs_andes_case_b``
+runs both side by side in a fresh process and reports simulated seconds per wall second of each, for
+the stepping alone (engine ``advance`` vs. ``TDS.run``) and end to end (construction, power flow and
+initialisation included), and their ratios, written to ``benchmarks/results/andes.json``. No absolute
+time is asserted.
 """
 
 from __future__ import annotations
