@@ -11,7 +11,8 @@ a slower isochronous trim by the PMS):
   unit's minimum (DLE) load and availability (:func:`twin.turbines.setpoint_limits_mw`) and moved at
   the unit's sustained ramp rate (:func:`twin.turbines.ramp_limit_mw`).
 * **Commitment** (with ``auto_start``): an islanded island whose spinning reserve falls below its
-  largest online unit starts a standby unit, online after its start time; one whose slow load (the
+  largest online unit (plus the load its UFLS stages keep shed, so that it can come back) starts a
+  standby unit, online after its start time; one whose slow load (the
   low-pass of its load) has sat below the units' summed minimum load for :data:`COMMIT_DWELL_S` (so that
   a checkpoint dip stops nothing), with reserve to spare without the smallest unit (the largest unit plus :data:`COMMIT_MARGIN`
   of it), unloads that unit at its ramp rate and stops it (so units run above their DLE minimum load).
@@ -58,10 +59,11 @@ _STOPPING = -1.0
 
 
 @njit
-def pms_step(par, st, t_amb_c, load_mw, dt_s, p_av_mw, sched_mw, work, status_out):  # pragma: no cover - jitted
+def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, status_out):  # pragma: no cover - jitted
     """One PMS step: availability, start timers, commitment, set points (``ST_PREF``) and battery schedules.
 
-    ``load_mw`` (n_island,) is each island's served load this step (IT + cooling + other) [MW]. Fills
+    ``load_mw`` (n_island,) is each island's served load this step (IT + cooling + other) [MW] and
+    ``shed_mw`` the IT its UFLS stages keep off, which the commitment adds to the reserve it wants. Fills
     ``p_av_mw`` (n_turbine,) with each unit's available power and ``sched_mw`` (n_bess,) with each
     battery's schedule [MW]; ``work`` is scratch of shape (7, n_island) (rows 0 and 5 keep each island's
     online capacity and set-point total for the slow controls), ``status_out`` scratch of shape (3,). Returns ``(units that came
@@ -139,7 +141,7 @@ def pms_step(par, st, t_amb_c, load_mw, dt_s, p_av_mw, sched_mw, work, status_ou
         # ---- commitment of islanded islands
         if not auto_start or tied or st.isl[i, SI_BLACKOUT] > 0.5 or pref_tot[i] < 0.0:
             continue
-        if cap_on[i] - pref_tot[i] < big[i] and any_starting[i] < 0.5:
+        if cap_on[i] - pref_tot[i] < big[i] + shed_mw[i] and any_starting[i] < 0.5:
             for u in range(n_t):
                 if int(par.turb[u, T_ISLAND]) == i and st.turb[u, ST_STATUS] == STATUS_STANDBY:
                     st.turb[u, ST_STATUS] = STATUS_STARTING

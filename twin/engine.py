@@ -596,22 +596,25 @@ class _Network:
         if key == self._key:
             return
         self.config = config
+        self.state = None
+        self._key = key
+        self.turb_share = np.zeros(len(p.turb))
+        self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
+        if not (config.gen_slack.any() or config.ext_grid_in_service.any()):  # the whole site is dark
+            self.arrays = None
+            return
         self.arrays = a = self.cache.compiled(config)
         online = status == STATUS_ONLINE
         # LF island of each site island (via any energised bus of it), and weights per unit
-        self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
         for b, i in enumerate(self.bus_isl):
             k = a.pp_bus_internal[b]
             if k >= 0:
                 self.lf_isl_of[i] = a.bus_island[k]
-        self.turb_share = np.zeros(len(p.turb))
         for i in range(p.n_island):
             units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & online)[0]
             w = config.gen_slack_weight[self.gen_turb[units]]
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
-        self.state = None
-        self._key = key
 
     def loads_changed(self, p_by_load: dict[str, float]) -> None:
         """Fixed loads now draw ``p_by_load`` [MW] (by load id): the island's other load is spread by them."""
@@ -726,6 +729,8 @@ class _Network:
 
         pb, qb = profiles
         a, t, p = self.arrays, self.t, self.eng.plant
+        if a is None:  # no energised island: nothing flows, nothing is lost
+            return self._dark(len(pb))
         live = np.zeros(len(t.bus_index), dtype=bool)
         live[a.pp_bus_internal >= 0] = True
         pb[:, ~live] = 0.0  # a dead island (blackout) injects nothing
@@ -759,6 +764,14 @@ class _Network:
                 tt = np.r_[t.line_to_bus == bus, t.trafo_lv_bus == bus]
                 grid[:, g] = res.p_from_mw[:, tf].sum(axis=1) + res.p_to_mw[:, tt].sum(axis=1) - pb[:, bpos]
         return loss, slack, grid, res
+
+    def _dark(self, n: int):
+        """Load-flow results of a site with no energised island: no losses, no flows, voltages 0."""
+        from types import SimpleNamespace
+
+        n_bus, n_br, p = len(self.t.bus_index), len(self.t.line_name) + len(self.t.trafo_name), self.eng.plant
+        res = SimpleNamespace(vm_pu=np.zeros((n, n_bus)), loading_percent=np.zeros((n, n_br)), converged=np.ones(n, bool))
+        return np.zeros((n, p.n_island)), np.zeros((n, p.n_island)), np.zeros((n, len(self.eg_tie))), res
 
     def solve_segment(self, out: dict[str, np.ndarray]) -> None:
         """Run the load flow over a segment; add vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw."""

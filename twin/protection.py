@@ -30,8 +30,10 @@ UFLS_DELAY_S = 0.1
 #: Below this frequency an islanded island blacks out: generator under-frequency protection trips every unit
 #: at once (57 Hz, the bottom of the PRC-024 no-trip zone, taken as instantaneous [E]).
 BLACKOUT_HZ = 57.0
-#: A shed UFLS stage is restored after RESTORE_S above RESTORE_HZ when the spinning reserve allows [E].
-RESTORE_HZ = 59.95
+#: A shed UFLS stage is restored once the island's frequency has not fallen below RESTORE_HZ for RESTORE_S
+#: (its lowest sub-step value in each step; training swings of ±0.2 Hz would keep a 59.95 Hz rule on the
+#: end-of-step value from ever restoring) and the spinning reserve covers it [E].
+RESTORE_HZ = 59.5
 RESTORE_S = 300.0
 #: RoCoF measuring windows [s]: 100 ms and 500 ms, as relays measure it (IEEE 1547-2018 / ENTSO-E practice
 #: of averaging over several cycles [P36] [P37]; the two windows are an assumption [E]).
@@ -124,16 +126,20 @@ def gpu_cap_step(cap, f_hz, f_on_hz=CAP_ON_HZ, f_off_hz=CAP_OFF_HZ, down_per_s=C
 
 
 @njit
-def ufls_restore_step(stage, timer_s, f_hz, reserve_mw, it_mw, dt_s, f_restore_hz=RESTORE_HZ, delay_s=RESTORE_S):  # pragma: no cover
-    """Restore one shed UFLS stage after ``delay_s`` above ``f_restore_hz`` when reserve allows [E].
+def ufls_restore_step(stage, timer_s, f_hz, reserve_mw, it_mw, relief, dt_s, f_restore_hz=RESTORE_HZ,
+                      delay_s=RESTORE_S):  # pragma: no cover - jitted
+    """Restore the last shed UFLS stage after ``delay_s`` above ``f_restore_hz`` when the reserve covers it [E].
 
-    The PMS brings back the last stage when the frequency has stayed above 59.95 Hz for 300 s and the
-    spinning reserve exceeds 10 % of the island's IT load (assumptions [E]). Returns ``(stage, timer_s)``.
+    The PMS brings back the last stage when the frequency (``f_hz``: the step's lowest) has stayed above
+    :data:`RESTORE_HZ` for :data:`RESTORE_S` and the
+    island's spinning reserve exceeds the load that stage brings back, ``(relief[s] − relief[s−1])·IT``
+    (assumptions [E]). Returns ``(stage, timer_s)``.
     """
     if stage <= 0 or f_hz <= f_restore_hz:
         return stage, 0.0
     t = timer_s + dt_s
-    if t >= delay_s and reserve_mw > 0.1 * it_mw:
+    back = (relief[stage - 1] - (relief[stage - 2] if stage >= 2 else 0.0)) * it_mw
+    if t >= delay_s and reserve_mw > back:
         return stage - 1, 0.0
     return stage, t
 

@@ -102,7 +102,7 @@ class EventSpec(_Strict):
     """One event: at a time, do an action to a target (a component id or a glob)."""
 
     at: str | float = Field(description="'HH:MM:SS' from the start, or seconds")
-    do: Literal["trip", "open", "close", "fail", "derate", "start", "restore"]
+    do: Literal["trip", "open", "close", "fail", "derate", "start", "restore", "set"]
     target: str = Field(min_length=3, description="'site/component-id' or a glob such as 'colossus2/chiller-*'")
     count: int | None = Field(None, ge=1, description="with a glob: pick this many matches (seeded)")
     value: float | None = Field(None, description="derate: the fraction of capacity kept [0-1]; set: the load's new power [MW]")
@@ -125,6 +125,9 @@ class EventSpec(_Strict):
         if self.do == "derate":
             if self.value is None or not 0.0 <= self.value <= 1.0:
                 raise ValueError("derate needs value = the fraction of capacity kept, between 0 and 1")
+        elif self.do == "set":
+            if self.value is None or not 0.0 <= self.value < 1e5:
+                raise ValueError("set needs value = the load's new active power [MW], between 0 and 100,000")
         elif self.value is not None:
             raise ValueError(f"'{self.do}' takes no value")
         return self

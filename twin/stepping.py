@@ -71,7 +71,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
     b_list, b_lo, b_a = _battery_lists(par, n_i, h, dt_s)
     it_sub, it_isl = np.zeros((n_h, n_sub)), np.zeros((n_i, n_sub))
     keep, isl_out, gfac, it_hall = np.ones((n_i, n_sub)), np.zeros((n_i, ISL_NOUT)), np.zeros(n_h), np.zeros((n_h, 3))
-    fixed, load_est, it_mean_isl = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
+    fixed, load_est, it_mean_isl, shed_mw = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
     units, counts, lo, rep = np.zeros(n_t, np.int64), np.zeros(n_t), np.zeros(n_i + 1, np.int64), np.zeros(n_t, np.int64)
     chill = _chiller_aggregates(par, st)  # chiller availability changes only at events, between segments
     regroup = True
@@ -92,7 +92,8 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         for i in range(n_i):
             shed0 = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
             load_est[i] = it_mean_isl[i] * (1.0 - shed0) + fixed[i]
-        started, changed = pms_step(par, st, ta, load_est, dt_s, p_av, sched, work, tmp3)
+            shed_mw[i] = it_mean_isl[i] * shed0
+        started, changed = pms_step(par, st, ta, load_est, shed_mw, dt_s, p_av, sched, work, tmp3)
         out.starts[k] = started
         if changed or regroup:
             _group_units(par, st, units, counts, lo, rep)
@@ -111,7 +112,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
                 st.gov[u] = st.gov[rep[u]]
                 pm_mean[u] = pm_mean[rep[u]]
         # 5. slow controls
-        _slow_controls(dt_s, par, st, work, it_mean_isl)
+        _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out)
         _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
 
 
@@ -272,7 +273,7 @@ def _same_unit(par, st, a, b):  # pragma: no cover - jitted
 
 
 @njit
-def _slow_controls(dt_s, par, st, work, it_mean_isl):  # pragma: no cover - jitted
+def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out):  # pragma: no cover - jitted
     """Once per step: isochronous trim and UFLS restoration (PMS), then GPU power capping on frequency."""
     secondary = par.ctrl[CT_SECONDARY] > 0.5
     for i in range(st.isl.shape[0]):
@@ -280,8 +281,8 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl):  # pragma: no cover - jitt
             continue
         trim_step(st, i, work[0, i], work[5, i], work[2, i], dt_s, F0_HZ)
         if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
-            stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], F0_HZ + st.isl[i, SI_DF],
-                                             work[0, i] - work[5, i], it_mean_isl[i], dt_s)
+            stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
+                                             work[0, i] - work[5, i], it_mean_isl[i], UFLS_RELIEF, dt_s)
             st.isl[i, SI_STAGE], st.isl[i, SI_RESTORE] = stage, timer
     if par.ctrl[CT_CAPPING] > 0.5:
         for hh in range(par.hall.shape[0]):

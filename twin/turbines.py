@@ -237,7 +237,10 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: n
     In steady state ``err = 0`` gives the droop line ``Pe = P_set − Δω_d/R``. Lags are updated exactly
     with their inputs held over the sub-step (decay factors cached by :func:`governor_prepare`),
     integrators by forward Euler; the PI that is not selected by the low-value gate (or is clamped)
-    tracks the gate output (back-calculation anti-windup, the usual GGOV1 implementation choice [E]).
+    tracks the gate output (back-calculation anti-windup, the usual GGOV1 implementation choice [E]),
+    and the governor's integrator holds while the valve is rate-limited in the direction of its error
+    (conditional integration [E]: without it a slow loading rate, e.g. a DLE unit's 0.5 %/s, winds the
+    integrator up into a growing oscillation).
     The speed factor on fuel flow and Kdgov, Tc, Teng, Dm and the acceleration limiter are omitted
     (reduced form). Use sub-steps of 20–50 ms or less (docs/physics.md §0).
 
@@ -298,8 +301,12 @@ def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: n
     v = _lag_a(v0, fsr, _decay(par, GG_A_TACT, par[GG_TACT], h_s))
     if v - v0 > par[GG_ROPEN] * h_s:
         v = v0 + par[GG_ROPEN] * h_s
+        if err > 0.0 and fsr == fsrn:  # the valve cannot follow: hold the integrator (conditional integration)
+            x[GX_INT] -= par[GG_KIGOV] * err * h_s
     elif v0 - v > par[GG_RCLOSE] * h_s:
         v = v0 - par[GG_RCLOSE] * h_s
+        if err < 0.0 and fsr == fsrn:
+            x[GX_INT] -= par[GG_KIGOV] * err * h_s
     if v > par[GG_VMAX]:
         v = par[GG_VMAX]
     elif v < par[GG_VMIN]:
