@@ -166,25 +166,17 @@ def make_engine(site_path, events: list[dict] | None = None, horizon_s: float = 
     """An :class:`twin.engine.Engine` on ``site_path`` with sub-steps recorded and no controls."""
     from sites import load_site
     from twin.engine import Engine
-    from twin.scenario import Event, EventSpec, load_scenario, parse_time_s, resolve_events
+    from twin.scenario import load_scenario, resolve_events
 
     site = load_site(site_path)
-    events = list(events or [])
-    # load 'set' events: the engine applies them (Engine.apply_event) but EventSpec.do does not admit
-    # "set" yet, so they are resolved here (exact ids only)
-    sets = [e for e in events if e["do"] == "set" and "set" not in EventSpec.model_fields["do"].annotation.__args__]
     sc = load_scenario({
         "scenario": {"name": "andes-validation", "site": str(site_path), "horizon": horizon_s},
         "weather": {"t_amb_c": T_AMB_C},
         "workload": {"swing_frac": 0.0, "checkpoint_duration_s": 0.0},
         "control": NO_CONTROLS,
-        "events": [e for e in events if e not in sets],
+        "events": events or [],
     })
     resolved = resolve_events(sc, site)
-    for e in sets:
-        assert any(ld.id == e["target"] for ld in site.loads), e["target"]
-        resolved.append(Event(parse_time_s(e["at"]), "set", "loads", e["target"], float(e["value"])))
-    resolved.sort(key=lambda ev: ev.t_s)
     engine_kw.setdefault("block_steps", BLOCK_STEPS)
     return Engine(site, sc, resolved, record_substeps=True, **engine_kw)
 
