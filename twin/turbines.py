@@ -553,50 +553,189 @@ def nox_kg(fuel_mmbtu_hhv, load_frac, min_load_frac, kg_per_mmbtu_hhv,
 
 
 # =====================================================================================================
-# TGOV1 (steam/simple turbine-governor, the IEEE/PSS®E standard model; ANDES ``TGOV1``)
+# TGOV1 steam/gas turbine-governor (PSS/E TGOV1, as implemented by ANDES)
 # =====================================================================================================
+
+# ---- TGOV1 parameter vector: the first slots of a GG_NPAR row (one row fits any governor kind)
 (TG_R, TG_T1, TG_T2, TG_T3, TG_DT, TG_VMAX, TG_VMIN) = range(7)
-__all__ += ["TG_R", "TG_T1", "TG_T2", "TG_T3", "TG_DT", "TG_VMAX", "TG_VMIN", "tgov1_params", "tgov1_init", "tgov1_step"]
+# ---- TGOV1 state (in a GX_NSTATE vector): valve (lag output), lead-lag state; Pmech in GX_PMECH
+TGX_VALVE, TGX_LL = GX_VALVE, GX_INT
+
+__all__ += [
+    "TG_R", "TG_T1", "TG_T2", "TG_T3", "TG_DT", "TG_VMAX", "TG_VMIN", "TGX_VALVE", "TGX_LL",
+    "tgov1_params", "tgov1_init", "tgov1_step", "tgov1_steady_state_pu", "speed_deadband",
+]
 
 
-def tgov1_params(r=0.05, t1_s=0.1, t2_s=0.2, t3_s=10.0, dt=0.0, vmax_pu=1.2, vmin_pu=0.0):
-    """Parameter vector (length GG_NPAR) of TGOV1: droop R, valve lag T1 with limits, lead-lag T2/T3, damping Dt."""
+def tgov1_params(r=0.05, t1_s=0.1, t2_s=0.2, t3_s=10.0, dt=0.0, vmax_pu=1.2, vmin_pu=0.0, deadband_hz=0.0,
+                 f0_hz=60.0):
+    """Parameter vector of TGOV1 (length ``GG_NPAR``; unused slots are 0), ANDES defaults by default.
+
+    All per-unit values are on the unit's MW base (``p_iso_mw``): with ANDES, give the TGOV1 device
+    ``Tn`` = that base so that its ``R``, ``VMAX``, ``VMIN`` and ``Dt`` mean the same.
+
+    Parameters
+    ----------
+    r : float
+        Permanent droop [pu], > 0.
+    t1_s : float
+        Valve (lag) time constant [s]; ≤ 0 makes the valve follow its input at once.
+    t2_s, t3_s : float
+        Lead and lag time constants of the turbine lead-lag ``(1 + s·T2)/(1 + s·T3)`` [s]; ``T3 ≤ 0``
+        bypasses the block (gain 1), as ANDES's ``LeadLag`` does.
+    dt : float
+        Turbine damping ``Dt`` [pu power per pu speed].
+    vmax_pu, vmin_pu : float
+        Valve limits [pu of MW base].
+    deadband_hz : float
+        Speed deadband ±db [Hz] (non-step, as ANDES's ``TGOV1DB`` with ``dbL = −dbU``); 0 = TGOV1.
+    f0_hz : float
+        Nominal frequency [Hz].
+
+    Returns
+    -------
+    ndarray(float, GG_NPAR)
+    """
     p = np.zeros(GG_NPAR)
-    p[TG_R], p[TG_T1], p[TG_T2], p[TG_T3], p[TG_DT], p[TG_VMAX], p[TG_VMIN] = r, t1_s, t2_s, t3_s, dt, vmax_pu, vmin_pu
-    p[GG_HSUB] = -1.0
+    p[TG_R], p[TG_T1], p[TG_T2], p[TG_T3] = r, t1_s, t2_s, t3_s
+    p[TG_DT], p[TG_VMAX], p[TG_VMIN] = dt, vmax_pu, vmin_pu
+    p[GG_DB_PU] = deadband_hz / f0_hz
+    p[GG_HSUB] = -1.0  # no cached decay factors (governor_prepare caches GGOV1's only)
     return p
 
 
 @njit
+def speed_deadband(dw_pu, db_pu):  # pragma: no cover - jitted
+    """Speed deviation beyond a non-step deadband ±``db_pu``: 0 inside, ``Δω ∓ db`` outside [pu]
+    (ANDES ``DeadBand1``; the GGOV1 error uses the same band)."""
+    if dw_pu > db_pu:
+        return dw_pu - db_pu
+    if dw_pu < -db_pu:
+        return dw_pu + db_pu
+    return 0.0
+
+
+@njit
 def tgov1_init(x, par, p_pu):  # pragma: no cover - jitted
-    """Steady state of TGOV1 at output ``p_pu`` and Δω = 0: lag and lead-lag states at ``p_pu``."""
-    x[0] = p_pu
-    x[1] = p_pu
+    """Fill the TGOV1 state ``x`` (GX_NSTATE,) with the steady state at output ``p_pu`` and Δω = 0.
+
+    Valve, lead-lag state and Pmech all equal ``p_pu`` (the load reference is then ``p_pu`` too), as
+    ANDES initialises ``LAG_y = LL_x = LL_y = tm0``. ``p_pu`` should lie within [Vmin, Vmax].
+    """
+    for k in range(x.shape[0]):
+        x[k] = 0.0
+    x[TGX_VALVE] = p_pu
+    x[TGX_LL] = p_pu
     x[GX_PMECH] = p_pu
 
 
 @njit
-def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
-    """Advance TGOV1 by ``h_s``; return Pmech [pu].
+def _lag2_response(t, t1, t3):  # pragma: no cover - jitted
+    """``T1·(e^(−t/T1) − e^(−t/T3))/(T1 − T3)``: the part of a lag-``T3`` state driven by a decaying
+    exponential ``e^(−t/T1)`` from zero; ``(t/T3)·e^(−t/T3)`` at ``T1 = T3`` (no cancellation)."""
+    d = 1.0 / t3 - 1.0 / t1
+    td = t * d
+    g = t if abs(td) < 1e-9 else math.expm1(td) / d  # (e^(t·d) − 1)/d
+    return math.exp(-t / t3) * g / t3
 
-    ``u = P_set − Δω/R``; valve ``x0 = lag(u, T1)`` held within [Vmin, Vmax] (anti-windup);
-    lead-lag ``(1 + s·T2)/(1 + s·T3)`` written as ``T2/T3·x0 + (1 − T2/T3)·lag(x0, T3)``;
-    ``Pmech = LL − Dt·Δω``. Lags are exact with the input held over the sub-step.
+
+@njit
+def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
+    """Advance TGOV1 by one sub-step ``h_s`` with its inputs held; return Pmech [pu of MW base].
+
+    The model of ANDES's ``TGOV1`` (``andes/models/governor/tgov1.py``, PSS/E TGOV1)::
+
+        P_d   = P_ref − Δω/R                               (ANDES: pd = (pref − wd)·(1/R), pref = R·tm0)
+        valve = lag(P_d, T1) within [Vmin, Vmax]           (LagAntiWindup: T1·ẏ = P_d − y, ẏ := 0 and
+                                                             y held at a limit while P_d pushes past it)
+        z     = lag(valve, T3)                             (LeadLag, series form: T3·ż = valve − z,
+        y_LL  = (T2/T3)·(valve − z) + z                     y_LL = (1 + s·T2)/(1 + s·T3)·valve)
+        Pmech = y_LL − Dt·Δω
+
+    Steady state: ``Pmech = clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` (:func:`tgov1_steady_state_pu`).
+
+    Discretisation. ANDES integrates the whole differential-algebraic system with the implicit
+    trapezoidal rule at its time step, so Δω (and hence ``P_d``) varies within a step and the limiter
+    acts on the trapezoidal iterate. Here ``P_d`` is held over the sub-step (zero-order hold) and the
+    linear cascade lag → lead-lag is solved exactly for it: the valve is the exact exponential toward
+    ``P_d``, clamped; if it reaches a limit inside the sub-step, the lead-lag is solved exactly up to
+    that instant and with the valve at the limit afterwards. The step response to a held input is
+    therefore exact for any ``h_s``; the only discretisation error is the hold of Δω over the
+    sub-step (O(h) in the speed signal), which the swing equation's sub-step sets. The anti-windup
+    matches ANDES's: the valve leaves a limit as soon as ``P_d`` turns back inside it.
+
+    Parameters
+    ----------
+    x : ndarray(float, GX_NSTATE)
+        State, updated in place (:func:`tgov1_init`): ``TGX_VALVE``, ``TGX_LL``, ``GX_PMECH``.
+    par : ndarray(float, GG_NPAR)
+        Parameters (:func:`tgov1_params`).
+    p_set_pu : float
+        Load reference ``P_ref`` [pu of MW base] (the dispatch set point).
+    dw_pu : float
+        Speed deviation Δω = Δf/f0 [pu]. With a deadband in ``par`` (``GG_DB_PU`` > 0) the model is
+        ANDES's ``TGOV1DB``: droop and ``Dt`` both act on the deviation beyond the band.
+    h_s : float
+        Sub-step [s], > 0.
+
+    Returns
+    -------
+    float
+        Mechanical power at the end of the sub-step [pu of MW base].
+
+    References
+    ----------
+    ANDES 2.0 ``TGOV1`` with the ``LagAntiWindup`` and ``LeadLag`` blocks (``andes/core/block.py``),
+    the dynamic reference of this project (``tests/validation``).
     """
+    t1, t2, t3 = par[TG_T1], par[TG_T2], par[TG_T3]
+    vmax, vmin = par[TG_VMAX], par[TG_VMIN]
+    dw_pu = speed_deadband(dw_pu, par[GG_DB_PU])
     u = p_set_pu - dw_pu / par[TG_R]
-    t1 = par[TG_T1]
-    v = u + (x[0] - u) * math.exp(-h_s / t1) if t1 > 0.0 else u
-    if v > par[TG_VMAX]:
-        v = par[TG_VMAX]
-    elif v < par[TG_VMIN]:
-        v = par[TG_VMIN]
-    x[0] = v
-    t3 = par[TG_T3]
-    if t3 > 0.0:
-        x[1] = v + (x[1] - v) * math.exp(-h_s / t3)
-        y = par[TG_T2] / t3 * v + (1.0 - par[TG_T2] / t3) * x[1]
+    y0 = x[TGX_VALVE]
+    z0 = x[TGX_LL]
+    lim = u if u < vmax else vmax  # where the valve ends if it runs into a limit (or P_d itself)
+    if lim < vmin:
+        lim = vmin
+    if t1 <= 0.0:  # algebraic valve: at the clamped input over the whole sub-step
+        y1 = lim
+        t_free = 0.0
     else:
-        x[1] = v
-        y = v
-    x[GX_PMECH] = y - par[TG_DT] * dw_pu
-    return x[GX_PMECH]
+        y1 = u + (y0 - u) * math.exp(-h_s / t1)  # unlimited exact lag
+        t_free = h_s
+        if (u > vmax and y1 > vmax) or (u < vmin and y1 < vmin):
+            # y(t) = u + (y0 − u)·e^(−t/T1) reaches the limit at t* (0 when it starts there)
+            r = (lim - u) / (y0 - u) if y0 != u else 1.0
+            t_free = -t1 * math.log(r) if 0.0 < r < 1.0 else 0.0
+            if t_free > h_s:
+                t_free = h_s
+            y1 = lim
+    if t3 <= 0.0:  # lead-lag bypassed (ANDES zero_out): gain 1
+        z1 = y1
+        y_ll = y1
+    else:
+        z = z0
+        if t_free > 0.0:  # valve free: z driven by u + (y0 − u)·e^(−t/T1), exactly
+            z = u + (z0 - u) * math.exp(-t_free / t3)
+            if t1 > 0.0:
+                z += (y0 - u) * _lag2_response(t_free, t1, t3)
+        rest = h_s - t_free
+        if rest > 0.0:  # valve at y1 (a limit, or algebraic) for the rest of the sub-step
+            z = y1 + (z - y1) * math.exp(-rest / t3)
+        z1 = z
+        y_ll = t2 / t3 * (y1 - z1) + z1
+    x[TGX_VALVE] = y1
+    x[TGX_LL] = z1
+    pm = y_ll - par[TG_DT] * dw_pu
+    x[GX_PMECH] = pm
+    return pm
+
+
+@njit
+def tgov1_steady_state_pu(par, p_set_pu, dw_pu):  # pragma: no cover - jitted
+    """Steady output of TGOV1: ``clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` [pu of MW base], Δω
+    beyond the deadband."""
+    dw_pu = speed_deadband(dw_pu, par[GG_DB_PU])
+    u = p_set_pu - dw_pu / par[TG_R]
+    u = min(max(u, par[TG_VMIN]), par[TG_VMAX])
+    return u - par[TG_DT] * dw_pu
