@@ -28,15 +28,15 @@ from ._jit import njit
 from .plant import (
     B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
     CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_SECONDARY, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S,
-    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, G_ISLAND, H_ISLAND, H_LIQUID_FRAC, H_P_STATIC_MW, H_PLANT, H_G_JC_MW_PER_K,
+    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, G_ISLAND, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_P_PEAK_MW, H_P_STATIC_MW, H_PLANT, H_G_JC_MW_PER_K,
     H_UA_CDU_MW_PER_K, P_T_CHW_C, T_GOV, T_H_S, T_ISLAND, T_ONLINE0, T_P_ISO_MW, T_S_MVA, T_START_S, compile_plant,
 )
 from .protection import ROCOF_LONG_S, ROCOF_SHORT_S, UFLS_DELAY_S, UFLS_HZ
 from .scenario import Event, Scenario, parse_time_s
 from .state import (
     RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED, SG_NCOL, SH_CAP,
-    SH_NCOL, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
-    SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
+    SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
+    SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
 )
 from .stepping import step_segment
 from .thermal import gpu_heat_split_mw, hall_thermal_steady_state
@@ -132,8 +132,17 @@ class Engine:
         s_bess[:, SB_DERATE] = 1.0
         s_plant = np.zeros((len(p.plant), SP_NCOL))
         s_plant[:, SP_TFWS] = p.plant[:, P_T_CHW_C]
+        for k, pl in enumerate(site.cooling_plants):  # chillers start in steady state with the halls' heat
+            s_plant[k, SP_Q_REJ_MW] = sum(op.p_it_mw[h.id] for h in site.halls if h.cooling_plant == pl.id)
+            s_plant[k, SP_P_COOL_MW] = sum(op.p_chiller_mw.get(c.id, 0.0) for c in site.chillers if c.plant == pl.id)
         s_hall = np.zeros((n_h, SH_NCOL))
         s_hall[:, SH_CAP] = 1.0
+        p_it0 = np.array([op.p_it_mw[n] for n in p.names["hall"]])
+        # smoothing filters and rack stores start settled at the first IT power, the stores full
+        s_hall[:, SH_P_GPU_W] = np.maximum(p_it0 - p.hall[:, H_P_STATIC_MW], 0.0) * 1e6 / np.maximum(p.hall[:, H_N_GPU], 1.0)
+        s_hall[:, SH_PSU_P_W] = p_it0 * 1e6
+        if scenario.workload.psu_storage is not None:
+            s_hall[:, SH_PSU_E_J] = scenario.workload.psu_storage.energy_s * p.hall[:, H_P_PEAK_MW] * 1e6
         tt = np.empty(2)
         for h in range(n_h):  # start at the thermal steady state of the nominal point
             row = p.hall[h]
@@ -156,6 +165,23 @@ class Engine:
                           curves=p.curves, curve_ranges=p.curve_ranges, ctrl=_controls(scenario))
         self._network = _Network(self, self._net_cache)
         self.st.isl[:, SI_LOSS] = self._network.initial_losses()
+        self._start_in_balance(h_sub)
+
+    def _start_in_balance(self, h_sub: float) -> None:
+        """Islanded islands start in balance: their online units also carry the island's losses (shared as
+        the operating point shares the load), with their governors in steady state there."""
+        p, st = self.plant, self.st
+        for i in range(p.n_island):
+            if st.isl[i, SI_TIED] > 0.5:
+                continue
+            units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & (st.turb[:, ST_STATUS] == STATUS_ONLINE))[0]
+            total = st.turb[units, ST_PM].sum()
+            if total <= 0.0:
+                continue
+            for u in units:
+                pm = st.turb[u, ST_PM] * (1.0 + st.isl[i, SI_LOSS] / total)
+                st.turb[u, ST_PM] = st.turb[u, ST_PREF] = pm
+                governor_init(int(p.turb[u, T_GOV]), st.gov[u], self.par.gov[u], pm / p.turb[u, T_P_ISO_MW])
 
     # the state arrays by their old names (tests, the live twin and what-ifs read them)
     s_turb = property(lambda self: self.st.turb)

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from sites.curves import chiller_curves
 
-from .cooling import chiller_capacity_mw, chiller_power_mw
+from .cooling import chiller_capacity_mw, cooling_plant_power_mw
 from .turbines import derate_factor
 
 __all__ = ["NOMINAL_GPU_POWER_FRAC", "IslandSummary", "OperatingPoint", "nominal_operating_point", "hall_it_mw"]
@@ -88,24 +87,18 @@ class OperatingPoint:
 
 
 def _plant_cooling(site, plant, heat_mw: float, t_amb_c: float) -> tuple[dict[str, float], float]:
-    """Electric power per chiller of a plant rejecting ``heat_mw``, and the heat it cannot reject."""
+    """Electric power per chiller of a plant rejecting ``heat_mw`` (the engine's plant model,
+    :func:`twin.cooling.cooling_plant_power_mw`, shared by rated capacity), and the heat it cannot reject."""
     chillers = [c for c in site.chillers if c.plant == plant.id]
     if not chillers:
         return {}, heat_mw
-    caps = []
-    for c in chillers:
-        capft, _eirft, _plr, r_chw, r_amb = chiller_curves()[c.curve]
-        caps.append(chiller_capacity_mw(c.q_ref_mw, capft, plant.t_chw_c, t_amb_c, r_chw, r_amb))
-    caps = np.asarray(caps)
-    total_cap = float(caps.sum())
-    share = min(heat_mw / total_cap, 1.0) if total_cap > 0 else 0.0
-    extra = (plant.fan_frac + plant.pump_frac) * heat_mw / len(chillers)
-    out = {}
-    for c, cap in zip(chillers, caps):
-        capft, eirft, eirfplr, r_chw, r_amb = chiller_curves()[c.curve]
-        p = chiller_power_mw(share * cap, c.q_ref_mw, c.cop_ref, capft, eirft, eirfplr, plant.t_chw_c, t_amb_c, r_chw, r_amb)
-        out[c.id] = p + extra
-    return out, max(heat_mw - total_cap, 0.0)
+    curve = chiller_curves()[chillers[0].curve]
+    q_ref = sum(c.q_ref_mw for c in chillers)
+    cap = chiller_capacity_mw(q_ref, curve.capft, plant.t_chw_c, t_amb_c, curve.t_chw_range_c, curve.t_amb_range_c)
+    q = min(heat_mw, cap)
+    p = cooling_plant_power_mw(q, q_ref, chillers[0].cop_ref, curve.capft, curve.eirft, curve.eirfplr, plant.t_chw_c, t_amb_c,
+                               curve.t_chw_range_c, curve.t_amb_range_c, heat_mw, plant.fan_frac, plant.pump_frac)
+    return {c.id: p * c.q_ref_mw / q_ref for c in chillers}, max(heat_mw - cap, 0.0)
 
 
 def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: float = NOMINAL_GPU_POWER_FRAC,

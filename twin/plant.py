@@ -52,7 +52,7 @@ def governor_row(model, f0_hz: float = 60.0) -> np.ndarray:
     r = model.droop_pct / 100.0
     if kind == GOV_TGOV1:
         return tgov1_params(r, model.tgov1_t1_s, model.tgov1_t2_s, model.tgov1_t3_s, model.tgov1_dt_pu,
-                            model.tgov1_vmax_pu, model.tgov1_vmin_pu)
+                            model.tgov1_vmax_pu, model.tgov1_vmin_pu, deadband_hz=model.gov_deadband_hz, f0_hz=f0_hz)
     if kind == GOV_GGOV1:
         k_turb = 1.5  # GGOV1 typical Kturb [P22]; the loading rate sets the valve opening rate
         return ggov1_params(r=r, wfnl=model.wfnl_frac, k_turb=k_turb, r_open_pu_per_s=model.loading_rate_frac_per_s / k_turb,

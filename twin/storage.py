@@ -2,13 +2,16 @@
 
 Model forms from docs/physics.md §5 (all [E] unless tagged)::
 
-    SoC(t+dt) = SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom          η_c = η_d = √RTE
-    P_bess    = clip(P_sched − (Δf/f0)/R_b·P_rated − 2·H_v·P_rated·(df/dt)/f0 + P_smooth, ±P_avail(SoC))
-    P_smooth  = HPF(P_IT; τ ≈ 30–120 s)
+    SoC(t+h)  = SoC + h·(η_c·P_ch − P_dis/η_d)/E_nom          η_c, η_d from the site (default √RTE)
+    P_cmd     = clip(P_sched − (Δf_e/f0)/R_b·P_rated, ±P_avail(SoC))      Δf_e: beyond the deadband
+    P         = lag(P_cmd, τ_response)            grid-following (<200 ms [S] [P44])
+    P         = P_cmd + (H_v·P_rated/ΣH·S)·P_kin  grid-forming: lag-free, plus its share of the island's
+                                                  inertial response (twin.frequency.island_step)
+    P_smooth  = HPF(P_IT; τ ≈ 30–120 s)           the smoothing schedule (twin.dispatch)
 
 ``P_avail`` is derated linearly to 0 over the last 5 % of SoC at each end. Sign: ``p_mw`` is
-positive when discharging (generation), negative when charging. The response (<200 ms, [S] [P44]) is
-lag-free at 1 s; a first-order lag is available for sub-second work.
+positive when discharging (generation), negative when charging. The engine advances power and SoC on
+every sub-step (:func:`bess_substep_mw`, :func:`soc_step`).
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
 Units: power [MW], energy [MWh], frequency [Hz], time [s]; SoC is a fraction [-].

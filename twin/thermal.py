@@ -75,7 +75,7 @@ def gpu_throttle_factor(t_j_c, t_throttle_c=T_THROTTLE_C, t_slowdown_c=T_SLOWDOW
     ``g_T = 1`` below ``t_throttle_c``; linear from 1 to ``g_slowdown`` between ``t_throttle_c`` and
     ``t_slowdown_c`` (software thermal slowdown); ``g_hw`` from ``t_slowdown_c`` (hardware slowdown);
     ``0`` (trip to idle) at or above ``t_shutdown_c``. It multiplies ``u`` in
-    ``P_IT = N·[P_idle + (P_peak − P_idle)·u·g_T] + P_static`` (:func:`twin.workload.it_power_mw`).
+    ``P_IT = N·[P_idle + (P_peak − P_idle)·u·g_T] + P_static`` (:func:`twin.workload.hall_it_substeps`).
 
     Parameters
     ----------

@@ -15,8 +15,9 @@ the thermal throttle (:func:`twin.thermal.gpu_throttle_factor`).
 second, its **mean** (what energy, thermal and the swing equation see) and its **min/max envelope**
 (for compliance checks). Band-limited RMS per band is not computed here.
 
-The profile generator is plain numpy (seeded, run once up front); the per-step kernels
-(:func:`it_power_mw`, :func:`power_smoothing_step`, :func:`psu_storage_step`) are ``@njit`` with
+The profile generator is plain numpy (seeded, run once up front; with ``keep_samples`` it also returns
+the samples, which the engine uses on its sub-step grid); the kernels (:func:`hall_demand_mw`,
+:func:`hall_it_substeps`, :func:`power_smoothing_step`, :func:`psu_storage_step`) are ``@njit`` with
 pure-Python twins ``fn.py_func``.
 """
 
@@ -296,12 +297,13 @@ def hall_it_substeps(demand_mw, g, p_idle_mw, p_static_mw, n_gpu, tdp_kw, p_peak
             state[SH_P_GPU_W] = w
             state[SH_HOLD_S] = hold
             p = p_static_mw + n_gpu * w * 1e-6
-        if psu:
-            pg, e = psu_storage_step(state[SH_PSU_P_W], state[SH_PSU_E_J], p * 1e6, ctrl[CT_PSU_TAU_S],
+        if psu:  # the grid supplies the rack less what the store gave: the sub-step's mean grid power
+            e0 = state[SH_PSU_E_J]
+            pg, e = psu_storage_step(state[SH_PSU_P_W], e0, p * 1e6, ctrl[CT_PSU_TAU_S],
                                      ctrl[CT_PSU_E_S] * p_peak_mw * 1e6, h_s)
             state[SH_PSU_P_W] = pg
             state[SH_PSU_E_J] = e
-            p = pg * 1e-6
+            p = p + (e - e0) * 1e-6 / h_s
         out_mw[j] = p
 
 

@@ -252,7 +252,8 @@ def test_hall_it_with_smoothing_step_up_and_down_closed_form(which):
 @pytest.mark.parametrize("which", IMPLS)
 def test_hall_it_with_psu_storage_is_a_low_pass(which):
     """Rack PSU storage on (τ = 0.5 s, 2 s of peak power), half full: a demand step from idle to peak
-    reaches the grid as the exact first-order low-pass, P(t) = P1 + (P0 − P1)·e^(−t/τ), while the store
+    reaches the grid as the exact first-order low-pass, P(t) = P1 + (P0 − P1)·e^(−t/τ) (each sub-step's mean
+    of it is reported, so the energy drawn from the grid is exact), while the store
     supplies the difference, (P1 − P0)·τ·(1 − e^(−t/τ)) in all."""
     f = impl(wl.hall_it_substeps, which)
     ct = ctrl_vector(psu=dict(tau=0.5, e_s=2.0))
@@ -266,7 +267,9 @@ def test_hall_it_with_psu_storage_is_a_low_pass(which):
         f(np.full(n_sub, P_PEAK), 1.0, P_IDLE, P_STATIC, N_GPU, TDP_KW, P_PEAK, row, ct, h, out)
         got.extend(out)
     t = h * np.arange(1, 3 * n_sub + 1)
-    np.testing.assert_allclose(got, P_PEAK + (P_IDLE - P_PEAK) * np.exp(-t / 0.5), rtol=1e-9)
+    # each sub-step reports the grid's mean power over it: the exact low-pass averaged over [t − h, t]
+    mean = P_PEAK + (P_IDLE - P_PEAK) * 0.5 / h * (np.exp(-(t - h) / 0.5) - np.exp(-t / 0.5))
+    np.testing.assert_allclose(got, mean, rtol=1e-9)
     drawn = (P_PEAK - P_IDLE) * 1e6 * 0.5 * (1.0 - math.exp(-3.0 / 0.5))
     assert e0 - row[SH_PSU_E_J] == pytest.approx(drawn, rel=1e-9)
 
