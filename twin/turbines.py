@@ -12,7 +12,7 @@ import numpy as np
 
 from ._jit import njit
 
-__all__ = ["T_ISO_C", "derate_factor", "part_load_heat_rate_btu_per_kwh"]
+__all__ = ["T_ISO_C", "derate_factor"]
 
 #: ISO ambient temperature [°C] (ISO 3977-2: 15 °C, sea level, 60 % RH). Rotating-machinery.com,
 #: "Gas turbine ISO rating and site rating" (2021), [P30].
@@ -44,28 +44,6 @@ def derate_factor(t_amb_c, derate_per_c):  # pragma: no cover - jitted
     """
     k = 1.0 - derate_per_c * (t_amb_c - T_ISO_C)
     return k if k > 0.0 else 0.0
-
-
-@njit
-def part_load_heat_rate_btu_per_kwh(hr_full_btu_per_kwh, load_frac, wfnl):  # pragma: no cover
-    """Part-load heat rate from the GGOV1 fuel line.
-
-    ``HR(p) = HR_full·(Wfnl + (1 − Wfnl)·p)/p`` (docs/physics.md §3, structure from GGOV1 [P22]).
-    With ``Wfnl = 0.2`` this gives ×1.07 at 75 %, ×1.20 at 50 % and ×1.6 at 25 % load. This is the
-    ISO case of :func:`fuel_flow_mmbtu_per_s` (no ambient correction, ``P_avail = P_ISO``).
-
-    Parameters
-    ----------
-    hr_full_btu_per_kwh : float
-        Full-load heat rate [Btu/kWh].
-    load_frac : float
-        Output as a fraction of the available rating [-]; values ≤ 0 return ``inf``.
-    wfnl : float
-        No-load fuel flow as a fraction of full-load fuel [-].
-    """
-    if load_frac <= 0.0:
-        return float("inf")
-    return hr_full_btu_per_kwh * (wfnl + (1.0 - wfnl) * load_frac) / load_frac
 
 
 # =====================================================================================================
@@ -480,7 +458,7 @@ def fuel_flow_mmbtu_per_s(p_mw, p_avail_mw, p_iso_mw, hr_iso_btu_per_kwh, hr_amb
       rate raised by the ambient correction ``c_T`` (:func:`heat_rate_ambient_factor`, [P30]).
 
     ``F = F0 + (F1 − F0)·P/P_avail``. At ISO (``P_avail = P_ISO``, ``c_T = 1``) this is
-    ``F = HR(p)·P`` with the part-load heat rate of :func:`part_load_heat_rate_btu_per_kwh`
+    ``F = HR(p)·P`` with the part-load heat rate ``HR(p) = HR_full·(Wfnl + (1 − Wfnl)·p)/p``
     (docs/physics.md §3 [E]). On a hot day the no-load fuel stays while the full-load point moves
     down in output and up in heat rate, so a given output costs more fuel, as on real units; a
     no-load fuel scaled with the derated rating would make a hot day look more efficient.
@@ -563,7 +541,7 @@ TGX_VALVE, TGX_LL = GX_VALVE, GX_INT
 
 __all__ += [
     "TG_R", "TG_T1", "TG_T2", "TG_T3", "TG_DT", "TG_VMAX", "TG_VMIN", "TGX_VALVE", "TGX_LL",
-    "tgov1_params", "tgov1_init", "tgov1_step", "tgov1_steady_state_pu", "speed_deadband",
+    "tgov1_params", "tgov1_init", "tgov1_step", "speed_deadband",
 ]
 
 
@@ -652,7 +630,7 @@ def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
         y_LL  = (T2/T3)·(valve − z) + z                     y_LL = (1 + s·T2)/(1 + s·T3)·valve)
         Pmech = y_LL − Dt·Δω
 
-    Steady state: ``Pmech = clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` (:func:`tgov1_steady_state_pu`).
+    Steady state: ``Pmech = clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` .
 
     Discretisation. ANDES integrates the whole differential-algebraic system with the implicit
     trapezoidal rule at its time step, so Δω (and hence ``P_d``) varies within a step and the limiter
@@ -731,11 +709,3 @@ def tgov1_step(x, par, p_set_pu, dw_pu, h_s):  # pragma: no cover - jitted
     return pm
 
 
-@njit
-def tgov1_steady_state_pu(par, p_set_pu, dw_pu):  # pragma: no cover - jitted
-    """Steady output of TGOV1: ``clamp(P_ref − Δω/R, Vmin, Vmax) − Dt·Δω`` [pu of MW base], Δω
-    beyond the deadband."""
-    dw_pu = speed_deadband(dw_pu, par[GG_DB_PU])
-    u = p_set_pu - dw_pu / par[TG_R]
-    u = min(max(u, par[TG_VMIN]), par[TG_VMAX])
-    return u - par[TG_DT] * dw_pu
