@@ -20,7 +20,7 @@ a slower isochronous trim by the PMS):
   island's load (:func:`twin.storage.smoothing_step`); ``import-cap`` discharges what the tie's import
   limit and the turbines cannot cover and recharges gently under it
   (:func:`twin.storage.import_cap_schedule_mw`), and when its island loses the tie it covers what the
-  island's units cannot (an import limit of zero); ``droop`` has no schedule. Droop acts on top, in
+  island's units cannot (an import limit of zero), recharging only while no load is shed; ``droop`` has no schedule. Droop acts on top, in
   the sub-steps (:func:`twin.frequency.island_step`).
 """
 
@@ -32,6 +32,7 @@ from .plant import (
     T_P_ISO_MW, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_START_S,
 )
 from .state import (
+    EV_UNIT_ONLINE, EV_UNIT_STANDBY, EV_UNIT_START, EV_UNIT_STOP, log_event,
     SB_OK, SG_CLOSED, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_SURPLUS_S, SI_TIED, SI_TRIM, ST_DERATE, ST_PM, ST_PREF, ST_STATUS,
     ST_TIMER,
 )
@@ -59,14 +60,17 @@ _STOPPING = -1.0
 
 
 @njit
-def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, status_out):  # pragma: no cover - jitted
+def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, status_out, events, n_events,
+             t_s):  # pragma: no cover - jitted
     """One PMS step: availability, start timers, commitment, set points (``ST_PREF``) and battery schedules.
 
     ``load_mw`` (n_island,) is each island's served load this step (IT + cooling + other) [MW] and
     ``shed_mw`` the IT its UFLS stages keep off, which the commitment adds to the reserve it wants. Fills
     ``p_av_mw`` (n_turbine,) with each unit's available power and ``sched_mw`` (n_bess,) with each
     battery's schedule [MW]; ``work`` is scratch of shape (7, n_island) (rows 0 and 5 keep each island's
-    online capacity and set-point total for the slow controls), ``status_out`` scratch of shape (3,). Returns ``(units that came
+    online capacity and set-point total for the slow controls), ``status_out`` scratch of shape (3,).
+    Starts, units coming online, stops and units leaving the bus are appended to ``events``/``n_events``
+    at time ``t_s`` (:func:`twin.state.log_event`). Returns ``(units that came
     online, status changed)``.
     """
     secondary = par.ctrl[CT_SECONDARY] > 0.5
@@ -99,6 +103,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
             unit_status_step(STATUS_STARTING, st.turb[u, ST_TIMER], False, False, par.turb[u, T_START_S], dt_s, status_out)
             st.turb[u, ST_TIMER] = status_out[1]
             if status_out[0] == STATUS_ONLINE:
+                log_event(events, n_events, t_s, EV_UNIT_ONLINE, u, i, 0.0)
                 st.turb[u, ST_STATUS] = STATUS_ONLINE
                 st.turb[u, ST_PM] = 0.0
                 st.turb[u, ST_PREF] = 0.0
@@ -134,8 +139,9 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
             elif mode == 0 and not tied:  # smoothing: the fast part of the island load
                 sched_mw[b] = fast
             elif mode == 2:  # import cap (an islanded island imports nothing): the turbines' actual output
+                recharge = RECHARGE_FRAC * par.bess[b, B_P_MW] if shed_mw[i] <= 0.0 else 0.0  # not while load is shed
                 sched_mw[b] = import_cap_schedule_mw(need, pm_now[i] if tied else cap_on[i], imp_lim[i] if tied else 0.0,
-                                                     RECHARGE_FRAC * par.bess[b, B_P_MW])
+                                                     recharge)
             else:
                 sched_mw[b] = 0.0
         # ---- commitment of islanded islands
@@ -144,6 +150,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         if cap_on[i] - pref_tot[i] < big[i] + shed_mw[i] and any_starting[i] < 0.5:
             for u in range(n_t):
                 if int(par.turb[u, T_ISLAND]) == i and st.turb[u, ST_STATUS] == STATUS_STANDBY:
+                    log_event(events, n_events, t_s, EV_UNIT_START, u, i, cap_on[i] - pref_tot[i])
                     st.turb[u, ST_STATUS] = STATUS_STARTING
                     st.turb[u, ST_TIMER] = par.turb[u, T_START_S]
                     break
@@ -161,6 +168,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
                     pick = u
             if pick >= 0 and cap_on[i] - p_av_mw[pick] - st.isl[i, SI_LPF] - st.isl[i, SI_LOSS] >= (1.0 + COMMIT_MARGIN) * big[i]:
                 st.turb[pick, ST_TIMER] = _STOPPING
+                log_event(events, n_events, t_s, EV_UNIT_STOP, pick, i, st.turb[pick, ST_PM])
                 changed = True
     # ---- unit set points
     for u in range(n_t):
@@ -172,6 +180,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         if st.turb[u, ST_TIMER] == _STOPPING:
             st.turb[u, ST_PREF] = ramp_limit_mw(st.turb[u, ST_PREF], 0.0, ramp, ramp, dt_s)
             if st.turb[u, ST_PREF] <= STOP_FRAC * par.turb[u, T_P_ISO_MW]:
+                log_event(events, n_events, t_s, EV_UNIT_STANDBY, u, i, 0.0)
                 st.turb[u, ST_STATUS] = STATUS_STANDBY
                 st.turb[u, ST_TIMER] = 0.0
                 st.turb[u, ST_PREF] = 0.0

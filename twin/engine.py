@@ -34,6 +34,7 @@ from .plant import (
 from .protection import ROCOF_LONG_S, ROCOF_SHORT_S, UFLS_DELAY_S, UFLS_HZ
 from .scenario import Event, Scenario, parse_time_s
 from .state import (
+    EV_CODE, EV_INDEX, EV_ISLAND, EV_NCOL, EV_T_S, EV_VALUE, EVENT_CODES,
     RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED, SG_NCOL, SH_CAP,
     SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
     SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 H_SUB_S = 0.05
 #: Sub-steps per 1-s step.
 N_SUB = 20
+#: Rows of the kernel's event table per segment (more are counted and reported, not kept).
+MAX_SEGMENT_EVENTS = 4096
 
 
 def substeps_per_step(step_s: float) -> int:
@@ -91,6 +94,8 @@ class Engine:
         self.sc = scenario
         self.events = list(events)
         self._next_event = 0
+        #: The sequence of events: scenario events and what they cause (relays, PMS), time-stamped to the sub-step.
+        self.event_log: list[dict[str, Any]] = []
         self.step_s = scenario.scenario.step_s
         self.n_total = scenario.n_steps
         self.block_steps = block_steps
@@ -242,8 +247,10 @@ class Engine:
             self._override_t_amb = float(t_amb_c)
 
     def apply_event(self, ev: Event) -> None:
-        """Apply one event to the state (and the network, for topology changes)."""
+        """Apply one event to the state (and the network, for topology changes); log it."""
         names = self.plant.names
+        what = f"{ev.action} {ev.target}" + ("" if ev.value != ev.value else f" (value {ev.value:g})")
+        self._log(ev.t_s, "scenario", ev.action, ev.target, "", ev.value, "", what)
         a, v = ev.action, ev.value
         if ev.kind == "turbines":
             u = names["turbine"].index(ev.target)
@@ -320,16 +327,18 @@ class Engine:
             demand[:, :, h] = v
         n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
         buf = self.buffers
-        o = Outputs(*(buf.get(name, (n,) if m is None else (n, m)) for name, m in (
-            ("p_it_mw", n_h), ("p_it_min_mw", n_h), ("p_it_max_mw", n_h), ("p_cooling_mw", n_h), ("t_gpu_c", n_h),
-            ("t_coolant_c", n_h), ("throttle", n_h), ("p_shed_mw", n_h), ("p_mech_mw", n_t), ("p_bess_mw", n_b),
-            ("soc_bess", n_b), ("f_hz", n_i), ("f_min_hz", n_i), ("f_max_hz", n_i), ("rocof_hz_s", n_i),
-            ("rocof_long_hz_s", n_i), ("p_kinetic_mw", n_i), ("p_unserved_mw", n_i), ("p_other_mw", n_i),
-            ("p_load_island_mw", n_i), ("p_import_mw", n_i), ("turbine_starts", None), ("turbine_status", n_t))))
+        shapes = (("p_it_mw", n_h), ("p_it_min_mw", n_h), ("p_it_max_mw", n_h), ("p_cooling_mw", n_h), ("t_gpu_c", n_h),
+                  ("t_coolant_c", n_h), ("throttle", n_h), ("p_shed_mw", n_h), ("p_mech_mw", n_t), ("p_bess_mw", n_b),
+                  ("soc_bess", n_b), ("f_hz", n_i), ("f_min_hz", n_i), ("f_max_hz", n_i), ("rocof_hz_s", n_i),
+                  ("rocof_long_hz_s", n_i), ("p_kinetic_mw", n_i), ("p_unserved_mw", n_i), ("p_other_mw", n_i),
+                  ("p_load_island_mw", n_i), ("p_import_mw", n_i), ("turbine_starts", None), ("turbine_status", n_t))
+        o = Outputs(*(buf.get(name, (n,) if m is None else (n, m)) for name, m in shapes),
+                    events=buf.get("events", (MAX_SEGMENT_EVENTS, EV_NCOL)), n_events=np.zeros(1, np.int64))
         shape = (n, self.n_sub, n_i) if self.record_substeps else (0, 0, 0)
         sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
                          np.zeros((n, self.n_sub, n_b) if self.record_substeps else (0, 0, 0)))
         step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
+        self._log_kernel_events(o.events, int(o.n_events[0]))
         out = dict(zip(_OUTPUT_NAMES, o))
         if self.record_substeps:
             out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
@@ -338,6 +347,33 @@ class Engine:
         self._network.solve_segment(out)
         self.k += n
         return out
+
+    # ------------------------------------------------------------------ sequence of events
+    def _log(self, t_s: float, source: str, kind: str, component: str, island: str, value: float, unit: str,
+             message: str) -> None:
+        self.event_log.append({"t_s": round(float(t_s), 3), "source": source, "kind": kind, "component": component,
+                               "island": island, "value": None if value != value else round(float(value), 6),
+                               "unit": unit, "message": message})
+
+    def _log_kernel_events(self, ev: np.ndarray, n: int) -> None:
+        """The kernel's events of the segment just stepped, named (times are from the run's start)."""
+        names = self.plant.names
+        t0 = self.k * self.step_s
+        for row in ev[:min(n, len(ev))]:
+            kind, index_of, value_of = EVENT_CODES[int(row[EV_CODE])]
+            isl = names["island"][int(row[EV_ISLAND])]
+            idx = int(row[EV_INDEX])
+            comp = names["turbine"][idx] if index_of == "turbine" else (f"stage {idx}" if index_of == "stage" else isl)
+            v = row[EV_VALUE]
+            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW"}.get(value_of, "")
+            what = {"ufls-trip": f"UFLS {comp} tripped at {v:.3f} Hz", "blackout": f"island blacked out at {v:.3f} Hz",
+                    "ufls-restore": f"UFLS {comp} restored", "unit-start": f"PMS started {comp} (reserve {v:.1f} MW)",
+                    "unit-online": f"{comp} online", "unit-stop": f"PMS unloads {comp} to stop it ({v:.1f} MW)",
+                    "unit-standby": f"{comp} stopped (standby)"}[kind]
+            self._log(t0 + row[EV_T_S], "protection" if kind in ("ufls-trip", "blackout") else "pms", kind, comp, isl,
+                      v if value_of else float("nan"), unit, f"{isl}: {what}")
+        if n > len(ev):
+            log.warning("%d events in one segment; the first %d are logged", n, len(ev))
 
     def state(self) -> dict[str, Any]:
         """The current values (last step) of the state, keyed by component names."""

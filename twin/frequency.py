@@ -28,6 +28,7 @@ from .plant import (
 )
 from .protection import BLACKOUT_HZ, UFLS_HZ, UFLS_RELIEF, rocof_window_hz_per_s, ufls_shed_fraction, ufls_step
 from .state import (
+    EV_BLACKOUT, EV_UFLS_TRIP, log_event,
     RING_N, SB_DERATE, SB_OK, SB_P, SB_SOC, SI_BLACKOUT, SI_DF, SI_RESTORE, SI_RING, SI_STAGE, SI_TIED, ST_PM,
     ST_STATUS,
 )
@@ -138,7 +139,7 @@ def _ideal_output_mw(p_ref_mw, k_mw_per_hz, df_hz, p_av_mw):  # pragma: no cover
 
 @njit
 def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw, bess, bess_a, it_sub_mw, fixed_mw,
-                loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, f0_hz=F0_HZ):  # pragma: no cover - jitted
+                loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, events, n_events, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Advance island ``i`` by one step of ``n_sub`` sub-steps of ``h_s``: governors, batteries, swing, relays.
 
     Per sub-step (docs/physics.md §4 and step-size warning):
@@ -173,7 +174,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     ``bess_a`` (n_bess, 2) their response-lag decay factors over a sub-step and over a step. Fills ``keep`` (n_sub,) with the served fraction of IT on each sub-step, ``pm_mean``/
     ``pb_mean`` with each stepped unit's/battery's step-mean power [MW], ``out`` (ISL_NOUT,) with the
     island's step extremes and means, and ``sub`` (SubOutputs) at row ``k`` when it is recorded; ``sw`` is
-    scratch of shape (3,).
+    scratch of shape (3,). Relay trips and a blackout are appended to ``events``/``n_events``
+    (:func:`twin.state.log_event`, at the sub-step's end time).
     """
     tied = st.isl[i, SI_TIED] > 0.5
     ctrl = par.ctrl
@@ -315,6 +317,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         if dark:
             continue
         if f < BLACKOUT_HZ:  # generator under-frequency trip: the island goes dark until an event restores it
+            log_event(events, n_events, (k * n_sub + jj + 1) * h, EV_BLACKOUT, -1, i, f)
             st.isl[i, SI_BLACKOUT] = 1.0
             dark = True
             for u in range(par.turb.shape[0]):
@@ -333,6 +336,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         if ufls_on and stage < UFLS_HZ.shape[0] and (f < UFLS_HZ[stage] or st.ufls_timer[i, stage] > 0.0):
             new = ufls_step(f, stage, st.ufls_timer[i], UFLS_HZ, ctrl[CT_UFLS_DELAY_S], h)
             if new > stage:
+                for s in range(stage, new):
+                    log_event(events, n_events, (k * n_sub + jj + 1) * h, EV_UFLS_TRIP, s + 1, i, f)
                 stage = new
                 st.isl[i, SI_STAGE] = stage
                 st.isl[i, SI_RESTORE] = 0.0

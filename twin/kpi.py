@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .plant import H_N_GPU, H_T_SLOW_C, PlantArrays
+from .plant import G_IMPORT_MW, H_N_GPU, H_T_SLOW_C, PlantArrays
 from .turbines import co2_kg, derate_factor, fuel_flow_mmbtu_per_s, heat_rate_ambient_factor, hhv_heat_rate_btu_per_kwh, nox_kg
 
 __all__ = ["KpiAccumulator", "KPI_KEYS", "turbine_fuel_table", "turbine_fuel_emissions"]
@@ -132,6 +132,8 @@ class KpiAccumulator:
         self.nox_kg_by_unit = np.zeros(n_t)
         self.e_it = self.e_cool = self.e_loss = 0.0
         self.t_s = 0.0
+        self.tie_over_mwh = np.zeros(len(plant.grid))
+        self.tie_over_s = np.zeros(len(plant.grid))
 
     def update(self, seg: dict[str, np.ndarray]) -> None:
         """Fold one segment in: ``seg[var]`` has shape (steps, …); needs the engine's full output."""
@@ -170,9 +172,16 @@ class KpiAccumulator:
         self.e_it += float(seg["p_it_mw"].sum()) * self.dt_h
         self.e_cool += float(seg["p_cooling_mw"].sum()) * self.dt_h
         self.e_loss += float(seg["p_loss_mw"].sum()) * self.dt_h
+        if len(p.grid):  # import above each tie's firm limit: every second of it counts
+            over = np.clip(seg["p_grid_mw"] - p.grid[:, G_IMPORT_MW][None, :], 0.0, None)
+            over[over < 1e-3] = 0.0  # below 1 kW: load-flow tolerance, not a violation
+            self.tie_over_mwh += over.sum(axis=0) * self.dt_h
+            self.tie_over_s += (over > 0.0).sum(axis=0) * self.step_s
         self.t_s += n * self.step_s
 
-    def result(self) -> dict:
+    def result(self, events: list[dict] | None = None) -> dict:
+        """The KPIs; ``events`` (the engine's sequence of events, :attr:`twin.engine.Engine.event_log`) adds
+        ``relay_trips`` and ``cascade_depth``."""
         p = self.p
         islands = p.names["island"]
 
@@ -218,4 +227,19 @@ class KpiAccumulator:
             "pue": (self.e_it + self.e_cool + self.e_loss) / self.e_it if self.e_it > 0 else None,
             "permits": permits,
             "horizon_h": hours,
+            "tie_limit_violation_mwh": float(self.tie_over_mwh.sum()),
+            "tie_limit_violation_s": {n: float(v) for n, v in zip(p.names["grid_tie"], self.tie_over_s)},
+            **event_kpis(events or [], self.t_ref_s),
         }
+
+
+#: Event kinds that are protection acting on its own (relays), as opposed to the PMS or the scenario.
+PROTECTION_EVENTS = ("ufls-trip", "blackout")
+
+
+def event_kpis(events: list[dict], t_ref_s: float = 0.0) -> dict:
+    """``relay_trips``: protection actions in the run (UFLS stage trips, island blackouts);
+    ``cascade_depth``: those at or after the first scenario event (``t_ref_s``), i.e. how far the
+    consequences of the what-if spread through the protection."""
+    relays = [e for e in events if e.get("kind") in PROTECTION_EVENTS]
+    return {"relay_trips": len(relays), "cascade_depth": sum(1 for e in relays if e["t_s"] >= t_ref_s)}

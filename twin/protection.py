@@ -131,7 +131,8 @@ def ufls_restore_step(stage, timer_s, f_hz, reserve_mw, it_mw, relief, dt_s, f_r
     """Restore the last shed UFLS stage after ``delay_s`` above ``f_restore_hz`` when the reserve covers it [E].
 
     The PMS brings back the last stage when the frequency (``f_hz``: the step's lowest) has stayed above
-    :data:`RESTORE_HZ` for :data:`RESTORE_S` and the
+    :data:`RESTORE_HZ` for :data:`RESTORE_S` and the reserve (``reserve_mw``: the units' spinning reserve
+    and what the island's batteries can still give) covers it: the
     island's spinning reserve exceeds the load that stage brings back, ``(relief[s] − relief[s−1])·IT``
     (assumptions [E]). Returns ``(stage, timer_s)``.
     """

@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["kpi_rows", "write_run_report"]
+__all__ = ["kpi_rows", "write_run_report", "read_events", "EVENTS_FILE", "MAX_REPORT_EVENTS"]
+
+#: The run's sequence of events, written by :func:`twin.runner.run` beside the store.
+EVENTS_FILE = "events.csv"
+#: Events listed in report.md (all are in events.csv).
+MAX_REPORT_EVENTS = 60
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -35,6 +40,9 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("time_to_gpu_limit_s", "time to GPU limit", "s", 0),
         ("bess_soc_min", "min BESS SoC", "-", 3),
         ("turbine_starts", "turbine starts", "-", 0),
+        ("relay_trips", "relay trips (UFLS stages, blackouts)", "-", 0),
+        ("cascade_depth", "relay trips after the first event", "-", 0),
+        ("tie_limit_violation_mwh", "import above tie limits", "MWh", 3),
         ("fuel_mmbtu", "fuel (HHV)", "MMBtu", 0),
         ("turbine_energy_mwh", "turbine energy", "MWh", 0),
         ("heat_rate_mmbtu_per_mwh", "turbine heat rate (HHV)", "MMBtu/MWh", 3),
@@ -70,6 +78,15 @@ def write_run_report(run_dir: str | Path, kpis: dict[str, Any], figures: list[Pa
     lines += ["| KPI | value | unit |", "|---|---:|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in kpi_rows(kpis)]
     lines += [""]
+    seq = read_events(run_dir)
+    if seq:
+        auto = [e for e in seq if e["source"] != "scenario"]
+        lines += [f"## Sequence of events ({len(seq)}: {len(seq) - len(auto)} from the scenario, {len(auto)} that followed)",
+                  "", "| time | source | what |", "|---|---|---|"]
+        lines += [f"| {_clock(float(e['t_s']))} | {e['source']} | {e['message']} |" for e in seq[:MAX_REPORT_EVENTS]]
+        if len(seq) > MAX_REPORT_EVENTS:
+            lines += [f"| … | | {len(seq) - MAX_REPORT_EVENTS} more in `{EVENTS_FILE}` |"]
+        lines += [""]
     for f in figures:
         lines += [f"![{f.stem}]({Path(f).relative_to(run_dir) if Path(f).is_relative_to(run_dir) else f})", ""]
     lines += ["KPIs as JSON: `kpis.json`; time series: `results.zarr` (xarray.open_zarr).", ""]
@@ -77,3 +94,21 @@ def write_run_report(run_dir: str | Path, kpis: dict[str, Any], figures: list[Pa
     path.write_text("\n".join(lines))
     (run_dir / "kpis.json").write_text(json.dumps(kpis, indent=2, default=str))
     return path
+
+
+def _clock(t_s: float) -> str:
+    """Seconds from the start as ``HH:MM:SS.mmm``."""
+    h, rem = divmod(t_s, 3600.0)
+    m, s = divmod(rem, 60.0)
+    return f"{int(h):02d}:{int(m):02d}:{s:06.3f}"
+
+
+def read_events(run_dir: str | Path) -> list[dict[str, str]]:
+    """The run's sequence of events (``events.csv``), oldest first; empty when the run wrote none."""
+    import csv
+
+    path = Path(run_dir) / EVENTS_FILE
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))

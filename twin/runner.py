@@ -127,7 +127,8 @@ def run(
             if now - last_update > 0.5 or done >= 1.0:
                 catalog.update(run_id, progress=done, eta_s=eta)
                 last_update = now
-        kpis = kpi.result()
+        kpis = kpi.result(engine.event_log)
+        _write_events(run_dir, engine.event_log)
         wall = time.perf_counter() - t_wall
         recorder.close({"status": "done", "kpis": kpis, "wall_s": wall})
         (run_dir / "kpis.json").write_text(json.dumps(kpis, indent=2, default=str))
@@ -146,6 +147,21 @@ def run(
         catalog.update(run_id, status=status, error=reason, finished=time.time())
         _write_status(run_dir, status, reason, traceback.format_exc() if status == "failed" else None)
         raise
+
+
+def _write_events(run_dir: Path, events: list[dict[str, Any]]) -> None:
+    """The sequence of events as CSV (time from the start [s], source, kind, component, island, value, unit, message)."""
+    import csv
+
+    from .report import EVENTS_FILE
+
+    tmp = run_dir / (EVENTS_FILE + ".tmp")
+    fields = ["t_s", "source", "kind", "component", "island", "value", "unit", "message"]
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(sorted(events, key=lambda e: e["t_s"]))
+    tmp.replace(run_dir / EVENTS_FILE)
 
 
 def _write_status(run_dir: Path, status: str, reason: str | None = None, tb: str | None = None) -> None:

@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._jit import njit
+
 __all__ = [
     "ST_STATUS", "ST_TIMER", "ST_PM", "ST_PREF", "ST_DERATE", "ST_NCOL",
     "SB_SOC", "SB_P", "SB_OK", "SB_DERATE", "SB_NCOL",
@@ -25,6 +27,8 @@ __all__ = [
     "SI_DF", "SI_STAGE", "SI_TRIM", "SI_LOSS", "SI_TIED", "SI_RESTORE", "SI_LPF", "SI_BLACKOUT", "SI_OTHER",
     "SI_RING", "SI_SURPLUS_S", "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
     "STATE_COLUMNS", "Params", "State", "Inputs", "Outputs", "SubOutputs",
+    "EV_T_S", "EV_CODE", "EV_INDEX", "EV_ISLAND", "EV_VALUE", "EV_NCOL", "EVENT_CODES", "log_event",
+    "EV_UFLS_TRIP", "EV_BLACKOUT", "EV_UFLS_RESTORE", "EV_UNIT_START", "EV_UNIT_ONLINE", "EV_UNIT_STOP", "EV_UNIT_STANDBY",
 ]
 
 # ---- turbines (status codes: twin.turbines.STATUS_*)
@@ -47,6 +51,21 @@ __all__ = [
 (SG_CLOSED, SG_NCOL) = range(2)
 #: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
 RING_N = 64
+
+# ---- the sequence of events the kernel records (Outputs.events): time from the segment's start [s], what,
+#      which component (unit, stage…), which island, the measured quantity (frequency [Hz], power [MW]…)
+(EV_T_S, EV_CODE, EV_INDEX, EV_ISLAND, EV_VALUE, EV_NCOL) = range(6)
+(EV_UFLS_TRIP, EV_BLACKOUT, EV_UFLS_RESTORE, EV_UNIT_START, EV_UNIT_ONLINE, EV_UNIT_STOP, EV_UNIT_STANDBY) = range(1, 8)
+#: Event codes → (name, what EV_INDEX counts, what EV_VALUE holds).
+EVENT_CODES = {
+    1: ("ufls-trip", "stage", "f_hz"),
+    2: ("blackout", "", "f_hz"),
+    3: ("ufls-restore", "stage", "f_hz"),
+    4: ("unit-start", "turbine", "reserve_mw"),
+    5: ("unit-online", "turbine", ""),
+    6: ("unit-stop", "turbine", "p_mw"),
+    7: ("unit-standby", "turbine", ""),
+}
 
 STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,
                  "island": SI_NCOL, "grid": SG_NCOL}
@@ -115,6 +134,8 @@ class Outputs(NamedTuple):
     p_import: np.ndarray  # import of a grid-tied island (load + losses − units − batteries), step mean [MW]
     starts: np.ndarray  # (n,) units that came online in the step
     status: np.ndarray  # turbine status at the end of the step
+    events: np.ndarray  # (max_events, EV_NCOL) the sequence of events of the segment
+    n_events: np.ndarray  # (1,) int64: rows of ``events`` written (more are counted, not written)
 
 
 class SubOutputs(NamedTuple):
@@ -126,3 +147,17 @@ class SubOutputs(NamedTuple):
     bess: np.ndarray  # battery power of the island over the sub-step [MW]
     kin: np.ndarray  # kinetic power released over the sub-step [MW]
     bess_unit: np.ndarray  # (n, n_sub, n_bess) each battery's power over the sub-step [MW]
+
+
+@njit
+def log_event(events, n_events, t_s, code, index, island, value):  # pragma: no cover - jitted
+    """Append one row to a segment's event table (rows beyond its size are counted, not written)."""
+    n = n_events[0]
+    if n < events.shape[0]:
+        events[n, EV_T_S] = t_s
+        events[n, EV_CODE] = code
+        events[n, EV_INDEX] = index
+        events[n, EV_ISLAND] = island
+        events[n, EV_VALUE] = value
+    n_events[0] = n + 1
+

@@ -35,16 +35,17 @@ from .frequency import (
     ISL_ROCOF_SHORT, ISL_TRIPPED, island_step,
 )
 from .plant import (
-    B_ISLAND, B_RESPONSE_S, C_COP_REF, C_CURVE, C_ISLAND, C_PLANT, C_Q_REF_MW, CT_CAPPING, CT_SECONDARY, H_C_GPU_MJ_PER_K, H_C_TCS_MJ_PER_K,
+    B_ISLAND, B_P_MW, B_RESPONSE_S, B_SOC_MAX, B_SOC_MIN, C_COP_REF, C_CURVE, C_ISLAND, C_PLANT, C_Q_REF_MW, CT_CAPPING, CT_SECONDARY, H_C_GPU_MJ_PER_K, H_C_TCS_MJ_PER_K,
     H_G_JC_MW_PER_K, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_P_IDLE_MW, H_P_PEAK_MW, H_P_STATIC_MW, H_PLANT, H_T_SHUT_C,
     H_T_SLOW_C, H_TDP_KW, H_UA_CDU_MW_PER_K, P_C_FWS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C, T_ISLAND, T_ONLINE0,
 )
 from .protection import UFLS_RELIEF, gpu_cap_step, ufls_restore_step, ufls_shed_fraction
 from .state import (
-    SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
+    EV_UFLS_RESTORE, log_event,
+    SB_DERATE, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
     SI_TIED, SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_PREF, ST_STATUS,
 )
-from .storage import lag_decay
+from .storage import lag_decay, soc_power_limit_mw
 from .thermal import (
     CHILLER_RAMP_FRAC_PER_S, CHILLER_TAU_S, chiller_heat_rejection_mw, fws_step, gpu_heat_split_mw,
     gpu_throttle_factor, hall_thermal_step,
@@ -93,7 +94,8 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
             shed0 = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
             load_est[i] = it_mean_isl[i] * (1.0 - shed0) + fixed[i]
             shed_mw[i] = it_mean_isl[i] * shed0
-        started, changed = pms_step(par, st, ta, load_est, shed_mw, dt_s, p_av, sched, work, tmp3)
+        started, changed = pms_step(par, st, ta, load_est, shed_mw, dt_s, p_av, sched, work, tmp3, out.events, out.n_events,
+                                    k * dt_s)
         out.starts[k] = started
         if changed or regroup:
             _group_units(par, st, units, counts, lo, rep)
@@ -103,7 +105,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         for i in range(n_i):
             island_step(i, n_sub, h, par, st, units[lo[i]:lo[i + 1]], counts[lo[i]:lo[i + 1]], st.turb[:, ST_PREF], p_av,
                         sched, b_list[b_lo[i]:b_lo[i + 1]], b_a, it_isl[i], fixed[i], st.isl[i, SI_LOSS], keep[i], pm_mean,
-                        pb_mean, isl_out[i], sub, k, sw)
+                        pb_mean, isl_out[i], sub, k, sw, out.events, out.n_events)
             if isl_out[i, ISL_TRIPPED] > 0.5:
                 regroup = True
         for u in range(n_t):  # identical units follow their group's stepped unit
@@ -112,7 +114,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
                 st.gov[u] = st.gov[rep[u]]
                 pm_mean[u] = pm_mean[rep[u]]
         # 5. slow controls
-        _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out)
+        _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, (k + 1) * dt_s)
         _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
 
 
@@ -273,7 +275,7 @@ def _same_unit(par, st, a, b):  # pragma: no cover - jitted
 
 
 @njit
-def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out):  # pragma: no cover - jitted
+def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # pragma: no cover - jitted
     """Once per step: isochronous trim and UFLS restoration (PMS), then GPU power capping on frequency."""
     secondary = par.ctrl[CT_SECONDARY] > 0.5
     for i in range(st.isl.shape[0]):
@@ -281,8 +283,15 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out):  # pragma: no cov
             continue
         trim_step(st, i, work[0, i], work[5, i], work[2, i], dt_s, F0_HZ)
         if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
+            reserve = work[0, i] - work[5, i]  # spinning reserve of the units, and what the batteries can still give
+            for b in range(par.bess.shape[0]):
+                if int(par.bess[b, B_ISLAND]) == i and st.bess[b, SB_OK] > 0.5:
+                    reserve += max(soc_power_limit_mw(st.bess[b, SB_SOC], par.bess[b, B_SOC_MIN], par.bess[b, B_SOC_MAX],
+                                                      par.bess[b, B_P_MW] * st.bess[b, SB_DERATE], True) - st.bess[b, SB_P], 0.0)
             stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
-                                             work[0, i] - work[5, i], it_mean_isl[i], UFLS_RELIEF, dt_s)
+                                             reserve, it_mean_isl[i], UFLS_RELIEF, dt_s)
+            if stage < int(st.isl[i, SI_STAGE]):
+                log_event(out.events, out.n_events, t_s, EV_UFLS_RESTORE, int(st.isl[i, SI_STAGE]), i, isl_out[i, ISL_F_MIN_HZ])
             st.isl[i, SI_STAGE], st.isl[i, SI_RESTORE] = stage, timer
     if par.ctrl[CT_CAPPING] > 0.5:
         for hh in range(par.hall.shape[0]):

@@ -159,6 +159,10 @@ def make_island(p0_pu=0.6, bess=None, tied=False, n=N_UNITS):
     return par, st
 
 
+#: The sequence-of-events table island_step appends to (the engine's is per segment).
+EVENTS, N_EVENTS = np.zeros((64, s.EV_NCOL)), np.zeros(1, np.int64)
+
+
 def run_island(which, par, st, load_mw, n_steps):
     """Advance the island ``n_steps`` 1 s steps with a constant load; returns per-step (out, pm_mean, pb_mean, Δf)."""
     n_t, n_b = par.turb.shape[0], par.bess.shape[0]
@@ -177,7 +181,7 @@ def run_island(which, par, st, load_mw, n_steps):
     for _ in range(n_steps):
         online = st.turb[:, s.ST_STATUS] == tb.STATUS_ONLINE  # as the engine regroups after a trip
         step(0, N_SUB, H_SUB, par, st, units[online], counts[online], st.turb[:, s.ST_PREF], p_av, sched, bess, bess_a, it, 0.0, 0.0,
-             keep, pm, pb, out, sub, 0, sw)
+             keep, pm, pb, out, sub, 0, sw, EVENTS, N_EVENTS)
         rec.append((out.copy(), pm.copy(), pb.copy(), st.isl[0, s.SI_DF]))
     return rec
 
@@ -219,7 +223,7 @@ def test_identical_units_stepped_once_equal_units_stepped_each(which):
     for k in range(5):
         step(0, N_SUB, H_SUB, par1, st1, np.array([0], np.int64), np.array([4.0]), st1.turb[:, s.ST_PREF],
              np.full(N_UNITS, P_RATED), np.zeros(0), np.zeros(0, np.int64), np.zeros((0, 2)), np.full(N_SUB, 128.0),
-             0.0, 0.0, np.ones(N_SUB), pm, np.zeros(0), out, sub, 0, np.zeros(3))
+             0.0, 0.0, np.ones(N_SUB), pm, np.zeros(0), out, sub, 0, np.zeros(3), EVENTS, N_EVENTS)
         assert st1.isl[0, s.SI_DF] == pytest.approx(rec4[k][3], rel=1e-12)
         assert 4 * pm[0] == pytest.approx(rec4[k][1].sum(), rel=1e-12)
 
@@ -269,8 +273,11 @@ def test_island_blacks_out_below_the_generator_trip(which):
     """A load step far beyond what the units can carry: the frequency falls through 57 Hz, every unit
     trips and the island goes dark (docs/physics.md §4)."""
     par, st = make_island()
+    N_EVENTS[0] = 0
     rec = run_island(which, par, st, 400.0, 3)
     assert rec[0][0][fq.ISL_TRIPPED] == 1.0
+    kinds = [int(EVENTS[r, s.EV_CODE]) for r in range(int(N_EVENTS[0]))]
+    assert s.EV_BLACKOUT in kinds and EVENTS[kinds.index(s.EV_BLACKOUT), s.EV_VALUE] < 57.0  # logged, with its frequency
     assert rec[0][0][fq.ISL_F_MIN_HZ] < 57.0
     assert st.isl[0, s.SI_BLACKOUT] == 1.0
     assert np.all(st.turb[:, s.ST_STATUS] == tb.STATUS_TRIPPED) and np.all(st.turb[:, s.ST_PM] == 0.0)

@@ -34,7 +34,7 @@ def _segment(plant, n, **over):
         "p_turbine_mw": np.zeros((n, n_t)), "soc_bess": np.full((n, n_b), 0.5), "f_hz": np.full((n, n_i), 60.0),
         "f_min_hz": np.full((n, n_i), 60.0), "f_max_hz": np.full((n, n_i), 60.0), "rocof_long_hz_s": np.zeros((n, n_i)),
         "rocof_hz_s": np.zeros((n, n_i)), "p_unserved_mw": np.zeros((n, n_i)), "p_loss_mw": np.full((n, n_i), 0.1),
-        "vm_pu": np.ones((n, n_bus)), "loading_pct": np.full((n, n_br), 40.0), "turbine_starts": np.zeros(n),
+        "p_grid_mw": np.zeros((n, len(plant.grid))), "vm_pu": np.ones((n, n_bus)), "loading_pct": np.full((n, n_br), 40.0), "turbine_starts": np.zeros(n),
         "t_amb_c": np.full(n, 15.0),
     }
     seg.update(over)
@@ -165,3 +165,27 @@ def test_gpu_hours_lost_count_throttle_and_shedding(plant, site):
     k.update(_segment(plant, n, throttle=thr, p_it_mw=p_it, p_shed_mw=shed))
     lost = (1 - 0.75) + 0.75 * 0.2
     assert k.result()["gpu_hours_lost"] == pytest.approx(lost * plant.hall[:, H_N_GPU].sum())
+
+
+def test_tie_limit_violation_counts_every_second_above_the_limit(plant, site):
+    """Import above a tie's firm limit: MWh and seconds above, whatever the size of the excess."""
+    n = 3600
+    limit = plant.grid[:, 1]
+    grid = np.tile(limit - 5.0, (n, 1))
+    grid[100:400, 0] = limit[0] + 12.0  # 300 s at 12 MW over
+    grid[1000, 0] = limit[0] + 0.5  # one second, just over
+    k = KpiAccumulator(plant, 1.0, site=site)
+    k.update(_segment(plant, n, p_grid_mw=grid))
+    r = k.result()
+    assert r["tie_limit_violation_mwh"] == pytest.approx((300 * 12.0 + 0.5) / 3600.0)
+    assert r["tie_limit_violation_s"][plant.names["grid_tie"][0]] == 301.0
+
+
+def test_relay_trips_and_cascade_depth_from_the_sequence_of_events(plant, site):
+    """Protection actions are counted; those after the first scenario event are the cascade."""
+    events = [{"t_s": 10.0, "kind": "ufls-trip"}, {"t_s": 100.0, "kind": "open"}, {"t_s": 101.5, "kind": "ufls-trip"},
+              {"t_s": 102.0, "kind": "blackout"}, {"t_s": 200.0, "kind": "unit-start"}]
+    k = KpiAccumulator(plant, 1.0, t_ref_s=100.0, site=site)
+    k.update(_segment(plant, 10))
+    r = k.result(events)
+    assert r["relay_trips"] == 3 and r["cascade_depth"] == 2
