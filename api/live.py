@@ -173,7 +173,7 @@ class LiveTwin:
             load = np.asarray(last.get("p_other_mw", np.zeros(n_isl)), float).copy()
             for h in range(len(names["hall"])):
                 load[int(plant.hall[h, 0])] += float(last["p_it_mw"][h] + last["p_cooling_mw"][h])
-        from twin.plant import B_ISLAND, G_ISLAND, T_ISLAND
+        from twin.plant import BE_ISLAND, GT_ISLAND, TU_ISLAND
 
         margins = reserve_margins(plant, load_mw=load, t_amb_c=t_amb, turbine_online=online, bess_available=bess_ok,
                                   grid_closed=closed, bess_soc=soc)
@@ -185,7 +185,7 @@ class LiveTwin:
                 out[int(arr[j, col])] += v
             return out
 
-        pt_i, pb_i, pg_i = by_island(p_t, plant.turb, T_ISLAND), by_island(p_b, plant.bess, B_ISLAND), by_island(p_g, plant.grid, G_ISLAND)
+        pt_i, pb_i, pg_i = by_island(p_t, plant.turb, TU_ISLAND), by_island(p_b, plant.bess, BE_ISLAND), by_island(p_g, plant.grid, GT_ISLAND)
         islands = {}
         for i, name in enumerate(names["island"]):
             m = margins[i]

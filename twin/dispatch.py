@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from ._jit import njit
 from .plant import (
-    B_ISLAND, B_MODE, B_P_MW, CT_AUTO_START, CT_SECONDARY, G_IMPORT_MW, G_ISLAND, T_DERATE_PER_C, T_ISLAND,
-    T_P_ISO_MW, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_START_S,
+    BE_ISLAND, BE_MODE, BE_P_MW, CT_AUTO_START, CT_SECONDARY, GT_IMPORT_MW, GT_ISLAND, TU_DERATE_PER_C, TU_ISLAND,
+    TU_P_ISO_MW, TU_P_MIN_FRAC, TU_RAMP_MW_PER_S, TU_START_S,
 )
 from .state import (
     EV_UNIT_ONLINE, EV_UNIT_STANDBY, EV_UNIT_START, EV_UNIT_STOP, log_event,
@@ -93,14 +93,14 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         imp_lim[i] = 0.0
     for g in range(par.grid.shape[0]):
         if st.grid[g, SG_CLOSED] > 0.5:
-            imp_lim[int(par.grid[g, G_ISLAND])] += par.grid[g, G_IMPORT_MW]
+            imp_lim[int(par.grid[g, GT_ISLAND])] += par.grid[g, GT_IMPORT_MW]
     started = 0
     changed = False
     for u in range(n_t):
-        i = int(par.turb[u, T_ISLAND])
-        p_av_mw[u] = par.turb[u, T_P_ISO_MW] * derate_factor(t_amb_c, par.turb[u, T_DERATE_PER_C]) * st.turb[u, ST_DERATE]
+        i = int(par.turb[u, TU_ISLAND])
+        p_av_mw[u] = par.turb[u, TU_P_ISO_MW] * derate_factor(t_amb_c, par.turb[u, TU_DERATE_PER_C]) * st.turb[u, ST_DERATE]
         if st.turb[u, ST_STATUS] == STATUS_STARTING:
-            unit_status_step(STATUS_STARTING, st.turb[u, ST_TIMER], False, False, par.turb[u, T_START_S], dt_s, status_out)
+            unit_status_step(STATUS_STARTING, st.turb[u, ST_TIMER], False, False, par.turb[u, TU_START_S], dt_s, status_out)
             st.turb[u, ST_TIMER] = status_out[1]
             if status_out[0] == STATUS_ONLINE:
                 log_event(events, n_events, t_s, EV_UNIT_ONLINE, u, i, 0.0)
@@ -115,7 +115,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
             pm_now[i] += st.turb[u, ST_PM]
             if st.turb[u, ST_TIMER] != _STOPPING:  # a unit being stopped neither shares load nor counts as reserve
                 cap_on[i] += p_av_mw[u]
-                p_min_on[i] += setpoint_limits_mw(0.0, par.turb[u, T_P_MIN_FRAC] * par.turb[u, T_P_ISO_MW], p_av_mw[u])
+                p_min_on[i] += setpoint_limits_mw(0.0, par.turb[u, TU_P_MIN_FRAC] * par.turb[u, TU_P_ISO_MW], p_av_mw[u])
                 if p_av_mw[u] > big[i]:
                     big[i] = p_av_mw[u]
     # ---- island totals of the turbines' set points, battery schedules
@@ -131,15 +131,15 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         else:
             pref_tot[i] = min(max(lpf + st.isl[i, SI_LOSS] + st.isl[i, SI_TRIM], 0.0), cap_on[i])
         for b in range(par.bess.shape[0]):
-            if int(par.bess[b, B_ISLAND]) != i:
+            if int(par.bess[b, BE_ISLAND]) != i:
                 continue
-            mode = int(par.bess[b, B_MODE])
+            mode = int(par.bess[b, BE_MODE])
             if st.bess[b, SB_OK] < 0.5 or st.isl[i, SI_BLACKOUT] > 0.5:
                 sched_mw[b] = 0.0
             elif mode == 0 and not tied:  # smoothing: the fast part of the island load
                 sched_mw[b] = fast
             elif mode == 2:  # import cap (an islanded island imports nothing): the turbines' actual output
-                recharge = RECHARGE_FRAC * par.bess[b, B_P_MW] if shed_mw[i] <= 0.0 else 0.0  # not while load is shed
+                recharge = RECHARGE_FRAC * par.bess[b, BE_P_MW] if shed_mw[i] <= 0.0 else 0.0  # not while load is shed
                 sched_mw[b] = import_cap_schedule_mw(need, pm_now[i] if tied else cap_on[i], imp_lim[i] if tied else 0.0,
                                                      recharge)
             else:
@@ -149,10 +149,10 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
             continue
         if cap_on[i] - pref_tot[i] < big[i] + shed_mw[i] and any_starting[i] < 0.5:
             for u in range(n_t):
-                if int(par.turb[u, T_ISLAND]) == i and st.turb[u, ST_STATUS] == STATUS_STANDBY:
+                if int(par.turb[u, TU_ISLAND]) == i and st.turb[u, ST_STATUS] == STATUS_STANDBY:
                     log_event(events, n_events, t_s, EV_UNIT_START, u, i, cap_on[i] - pref_tot[i])
                     st.turb[u, ST_STATUS] = STATUS_STARTING
-                    st.turb[u, ST_TIMER] = par.turb[u, T_START_S]
+                    st.turb[u, ST_TIMER] = par.turb[u, TU_START_S]
                     break
             continue
         surplus = st.isl[i, SI_LPF] + st.isl[i, SI_LOSS] < p_min_on[i]
@@ -162,7 +162,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
             # the smallest online unit that the island can spare with reserve ≥ its largest unit left
             pick = -1
             for u in range(n_t):
-                if int(par.turb[u, T_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE or st.turb[u, ST_TIMER] == _STOPPING:
+                if int(par.turb[u, TU_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE or st.turb[u, ST_TIMER] == _STOPPING:
                     continue
                 if pick < 0 or p_av_mw[u] <= p_av_mw[pick]:  # ties: the highest-numbered unit (starts take the lowest)
                     pick = u
@@ -175,11 +175,11 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         if st.turb[u, ST_STATUS] != STATUS_ONLINE:
             st.turb[u, ST_PREF] = 0.0
             continue
-        i = int(par.turb[u, T_ISLAND])
-        ramp = par.turb[u, T_RAMP_MW_PER_S]
+        i = int(par.turb[u, TU_ISLAND])
+        ramp = par.turb[u, TU_RAMP_MW_PER_S]
         if st.turb[u, ST_TIMER] == _STOPPING:
             st.turb[u, ST_PREF] = ramp_limit_mw(st.turb[u, ST_PREF], 0.0, ramp, ramp, dt_s)
-            if st.turb[u, ST_PREF] <= STOP_FRAC * par.turb[u, T_P_ISO_MW]:
+            if st.turb[u, ST_PREF] <= STOP_FRAC * par.turb[u, TU_P_ISO_MW]:
                 log_event(events, n_events, t_s, EV_UNIT_STANDBY, u, i, 0.0)
                 st.turb[u, ST_STATUS] = STATUS_STANDBY
                 st.turb[u, ST_TIMER] = 0.0
@@ -190,7 +190,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         if pref_tot[i] < 0.0:
             continue
         share = pref_tot[i] * p_av_mw[u] / cap_on[i] if cap_on[i] > 0.0 else 0.0
-        target = setpoint_limits_mw(share, par.turb[u, T_P_MIN_FRAC] * par.turb[u, T_P_ISO_MW], p_av_mw[u])
+        target = setpoint_limits_mw(share, par.turb[u, TU_P_MIN_FRAC] * par.turb[u, TU_P_ISO_MW], p_av_mw[u])
         st.turb[u, ST_PREF] = ramp_limit_mw(st.turb[u, ST_PREF], target, ramp, ramp, dt_s)
     return started, changed
 

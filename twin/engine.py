@@ -26,10 +26,10 @@ import numpy as np
 from . import __version__
 from ._jit import njit
 from .plant import (
-    B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
+    BE_ISLAND, BE_SOC0, CH_PLANT, CH_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
     CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_SECONDARY, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S,
-    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, G_ISLAND, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_P_PEAK_MW, H_P_STATIC_MW, H_PLANT, H_G_JC_MW_PER_K,
-    H_UA_CDU_MW_PER_K, P_T_CHW_C, T_GOV, T_H_S, T_ISLAND, T_ONLINE0, T_P_ISO_MW, T_S_MVA, T_START_S, compile_plant,
+    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, GT_ISLAND, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
+    HA_UA_CDU_MW_PER_K, PL_T_CHW_C, TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_S_MVA, TU_START_S, compile_plant,
 )
 from .protection import ROCOF_LONG_S, ROCOF_SHORT_S, UFLS_DELAY_S, UFLS_HZ
 from .scenario import Event, Scenario, parse_time_s
@@ -119,7 +119,7 @@ class Engine:
         # ---- state
         n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
         s_turb = np.zeros((n_t, ST_NCOL))
-        s_turb[:, ST_STATUS] = np.where(p.turb[:, T_ONLINE0] > 0.5, STATUS_ONLINE, STATUS_STANDBY)
+        s_turb[:, ST_STATUS] = np.where(p.turb[:, TU_ONLINE0] > 0.5, STATUS_ONLINE, STATUS_STANDBY)
         pm0 = np.array([op.p_turbine_mw.get(n, 0.0) for n in p.names["turbine"]])
         s_turb[:, ST_PM] = pm0
         s_turb[:, ST_PREF] = pm0
@@ -128,15 +128,15 @@ class Engine:
         s_gov = np.zeros((n_t, GX_NSTATE))
         h_sub = self.step_s / self.n_sub
         for u in range(n_t):
-            kind = int(p.turb[u, T_GOV])
+            kind = int(p.turb[u, TU_GOV])
             governor_prepare(kind, gov_par[u], h_sub)
-            governor_init(kind, s_gov[u], gov_par[u], pm0[u] / p.turb[u, T_P_ISO_MW])
+            governor_init(kind, s_gov[u], gov_par[u], pm0[u] / p.turb[u, TU_P_ISO_MW])
         s_bess = np.zeros((n_b, SB_NCOL))
-        s_bess[:, SB_SOC] = p.bess[:, B_SOC0]
+        s_bess[:, SB_SOC] = p.bess[:, BE_SOC0]
         s_bess[:, SB_OK] = 1.0
         s_bess[:, SB_DERATE] = 1.0
         s_plant = np.zeros((len(p.plant), SP_NCOL))
-        s_plant[:, SP_TFWS] = p.plant[:, P_T_CHW_C]
+        s_plant[:, SP_TFWS] = p.plant[:, PL_T_CHW_C]
         for k, pl in enumerate(site.cooling_plants):  # chillers start in steady state with the halls' heat
             s_plant[k, SP_Q_REJ_MW] = sum(op.p_it_mw[h.id] for h in site.halls if h.cooling_plant == pl.id)
             s_plant[k, SP_P_COOL_MW] = sum(op.p_chiller_mw.get(c.id, 0.0) for c in site.chillers if c.plant == pl.id)
@@ -144,15 +144,15 @@ class Engine:
         s_hall[:, SH_CAP] = 1.0
         p_it0 = np.array([op.p_it_mw[n] for n in p.names["hall"]])
         # smoothing filters and rack stores start settled at the first IT power, the stores full
-        s_hall[:, SH_P_GPU_W] = np.maximum(p_it0 - p.hall[:, H_P_STATIC_MW], 0.0) * 1e6 / np.maximum(p.hall[:, H_N_GPU], 1.0)
+        s_hall[:, SH_P_GPU_W] = np.maximum(p_it0 - p.hall[:, HA_P_STATIC_MW], 0.0) * 1e6 / np.maximum(p.hall[:, HA_N_GPU], 1.0)
         s_hall[:, SH_PSU_P_W] = p_it0 * 1e6
         if scenario.workload.psu_storage is not None:
-            s_hall[:, SH_PSU_E_J] = scenario.workload.psu_storage.energy_s * p.hall[:, H_P_PEAK_MW] * 1e6
+            s_hall[:, SH_PSU_E_J] = scenario.workload.psu_storage.energy_s * p.hall[:, HA_P_PEAK_MW] * 1e6
         tt = np.empty(2)
         for h in range(n_h):  # start at the thermal steady state of the nominal point
             row = p.hall[h]
-            p_gpu, q_liq, _ = gpu_heat_split_mw(op.p_it_mw[p.names["hall"][h]], row[H_P_STATIC_MW], row[H_LIQUID_FRAC])
-            hall_thermal_steady_state(s_plant[int(row[H_PLANT]), SP_TFWS], p_gpu, q_liq, row[H_G_JC_MW_PER_K], row[H_UA_CDU_MW_PER_K], tt)
+            p_gpu, q_liq, _ = gpu_heat_split_mw(op.p_it_mw[p.names["hall"][h]], row[HA_P_STATIC_MW], row[HA_LIQUID_FRAC])
+            hall_thermal_steady_state(s_plant[int(row[HA_PLANT]), SP_TFWS], p_gpu, q_liq, row[HA_G_JC_MW_PER_K], row[HA_UA_CDU_MW_PER_K], tt)
             s_hall[h, SH_TJ], s_hall[h, SH_TTCS] = tt
         s_ch = np.zeros((len(p.chiller), SC_NCOL))
         s_ch[:, SC_OK] = 1.0
@@ -179,14 +179,14 @@ class Engine:
         for i in range(p.n_island):
             if st.isl[i, SI_TIED] > 0.5:
                 continue
-            units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & (st.turb[:, ST_STATUS] == STATUS_ONLINE))[0]
+            units = np.nonzero((p.turb[:, TU_ISLAND].astype(int) == i) & (st.turb[:, ST_STATUS] == STATUS_ONLINE))[0]
             total = st.turb[units, ST_PM].sum()
             if total <= 0.0:
                 continue
             for u in units:
                 pm = st.turb[u, ST_PM] * (1.0 + st.isl[i, SI_LOSS] / total)
                 st.turb[u, ST_PM] = st.turb[u, ST_PREF] = pm
-                governor_init(int(p.turb[u, T_GOV]), st.gov[u], self.par.gov[u], pm / p.turb[u, T_P_ISO_MW])
+                governor_init(int(p.turb[u, TU_GOV]), st.gov[u], self.par.gov[u], pm / p.turb[u, TU_P_ISO_MW])
 
     # the state arrays by their old names (tests, the live twin and what-ifs read them)
     s_turb = property(lambda self: self.st.turb)
@@ -229,7 +229,7 @@ class Engine:
         """Island → component dimension → names of the components on it."""
         p, n = self.plant, self.plant.names
         out = {isl: {"turbine": [], "bess": [], "grid_tie": [], "hall": []} for isl in n["island"]}
-        for dim, arr, col in (("turbine", p.turb, T_ISLAND), ("bess", p.bess, B_ISLAND), ("grid_tie", p.grid, G_ISLAND), ("hall", p.hall, H_ISLAND)):
+        for dim, arr, col in (("turbine", p.turb, TU_ISLAND), ("bess", p.bess, BE_ISLAND), ("grid_tie", p.grid, GT_ISLAND), ("hall", p.hall, HA_ISLAND)):
             for row, name in zip(arr, n[dim]):
                 out[n["island"][int(row[col])]][dim].append(name)
         return out
@@ -258,11 +258,11 @@ class Engine:
             if a in ("trip", "fail"):
                 st[ST_STATUS], st[ST_PM], st[ST_PREF] = STATUS_TRIPPED, 0.0, 0.0
             elif a == "start" and st[ST_STATUS] in (STATUS_STANDBY, STATUS_TRIPPED):
-                st[ST_STATUS], st[ST_TIMER] = STATUS_STARTING, self.plant.turb[u, T_START_S]
+                st[ST_STATUS], st[ST_TIMER] = STATUS_STARTING, self.plant.turb[u, TU_START_S]
             elif a == "restore":
                 st[ST_DERATE] = 1.0
                 if st[ST_STATUS] == STATUS_TRIPPED:
-                    st[ST_STATUS], st[ST_TIMER] = STATUS_STARTING, self.plant.turb[u, T_START_S]
+                    st[ST_STATUS], st[ST_TIMER] = STATUS_STARTING, self.plant.turb[u, TU_START_S]
             elif a == "derate":
                 st[ST_DERATE] = v
             self._network.units_changed()
@@ -285,8 +285,8 @@ class Engine:
         elif ev.kind == "grid_ties":
             g = names["grid_tie"].index(ev.target)
             self.s_grid[g, SG_CLOSED] = 0.0 if a in ("trip", "open") else 1.0
-            i = int(self.plant.grid[g, G_ISLAND])
-            closed = [gg for gg in range(len(self.plant.grid)) if int(self.plant.grid[gg, G_ISLAND]) == i and self.s_grid[gg, SG_CLOSED] > 0.5]
+            i = int(self.plant.grid[g, GT_ISLAND])
+            closed = [gg for gg in range(len(self.plant.grid)) if int(self.plant.grid[gg, GT_ISLAND]) == i and self.s_grid[gg, SG_CLOSED] > 0.5]
             tied = 1.0 if closed else 0.0
             if tied and self.s_isl[i, SI_TIED] < 0.5:  # resynchronised to the grid
                 self.s_isl[i, SI_DF] = 0.0
@@ -600,7 +600,7 @@ class _Network:
             self.tan_phi[row] = np.tan(np.arccos(c.pf))
         self.fixed_p = t.load_p_mw[self.load_fixed].copy()
         self.fixed_isl = self.bus_isl[t.bus_pos(t.load_bus[self.load_fixed])]
-        self.inertia = p.turb[:, T_H_S] * p.turb[:, T_S_MVA]
+        self.inertia = p.turb[:, TU_H_S] * p.turb[:, TU_S_MVA]
         self._branch_isl = self.bus_isl[t.bus_pos(np.r_[t.line_from_bus, t.trafo_hv_bus])]  # site island per branch
         self.line_in_service = t.line_in_service.copy()
         self.trafo_in_service = t.trafo_in_service.copy()
@@ -641,13 +641,13 @@ class _Network:
         for i in range(p.n_island):
             if e.s_isl[i, SI_TIED] > 0.5:
                 continue
-            units = [u for u in range(len(p.turb)) if online[u] and int(p.turb[u, T_ISLAND]) == i]
+            units = [u for u in range(len(p.turb)) if online[u] and int(p.turb[u, TU_ISLAND]) == i]
             if units:
                 weight[self.gen_turb[units]] = self.inertia[units]
-                ref = max(units, key=lambda u: p.turb[u, T_S_MVA])
+                ref = max(units, key=lambda u: p.turb[u, TU_S_MVA])
                 slack[self.gen_turb[ref]] = True
             else:  # batteries alone: the largest one forms the grid
-                yards = [b for b in range(len(p.bess)) if int(p.bess[b, B_ISLAND]) == i and e.s_bess[b, SB_OK] > 0.5]
+                yards = [b for b in range(len(p.bess)) if int(p.bess[b, BE_ISLAND]) == i and e.s_bess[b, SB_OK] > 0.5]
                 if yards:
                     ref = max(yards, key=lambda b: p.bess[b, 1])
                     slack[self.gen_bess[ref]] = True
@@ -676,7 +676,7 @@ class _Network:
             if k >= 0:
                 self.lf_isl_of[i] = a.bus_island[k]
         for i in range(p.n_island):
-            units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & online)[0]
+            units = np.nonzero((p.turb[:, TU_ISLAND].astype(int) == i) & online)[0]
             w = config.gen_slack_weight[self.gen_turb[units]]
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
@@ -735,7 +735,7 @@ class _Network:
         proportion to their nominal power.
         """
         t, e, p = self.t, self.eng, self.eng.plant
-        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
+        ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, CH_Q_REF_MW]
         key = ok.tobytes() + self.fixed_p.tobytes()  # nothing else changes the weights (dead buses are masked in _solve)
         if key == getattr(self, "_agg_key", None):
             return
@@ -750,14 +750,14 @@ class _Network:
         plant_p = np.zeros((len(p.plant), n_bus))
         plant_q = np.zeros((len(p.plant), n_bus))
         for pl in range(len(p.plant)):
-            ch = np.nonzero(p.chiller[:, C_PLANT].astype(int) == pl)[0]
+            ch = np.nonzero(p.chiller[:, CH_PLANT].astype(int) == pl)[0]
             tot = ok[ch].sum()
             if tot > 0:
                 w = ok[ch] / tot
                 plant_p[pl] = w @ load_to_bus[self.load_chiller[ch]]
                 plant_q[pl] = (w * self.tan_phi[self.load_chiller[ch]]) @ load_to_bus[self.load_chiller[ch]]
         hall_plant = np.zeros((len(p.hall), len(p.plant)))
-        hall_plant[np.arange(len(p.hall)), p.hall[:, H_PLANT].astype(int)] = 1.0
+        hall_plant[np.arange(len(p.hall)), p.hall[:, HA_PLANT].astype(int)] = 1.0
         nominal_other = np.zeros(p.n_island)
         np.add.at(nominal_other, self.fixed_isl, self.fixed_p)
         nominal_other = nominal_other[self.fixed_isl]
@@ -860,7 +860,7 @@ class _Network:
             out["vm_pu"][rows] = res.vm_pu
             out["loading_pct"][rows] = res.loading_percent
             out["p_loss_mw"][rows] = loss
-            out["p_turbine_mw"][rows] = out["p_mech_mw"][rows] + self.turb_share[None, :] * slack[:, p.turb[:, T_ISLAND].astype(int)]
+            out["p_turbine_mw"][rows] = out["p_mech_mw"][rows] + self.turb_share[None, :] * slack[:, p.turb[:, TU_ISLAND].astype(int)]
             out["p_grid_mw"][rows] = grid
             out["lf_converged"][rows] = res.converged
             failed = np.size(res.converged) - int(np.count_nonzero(res.converged))

@@ -23,8 +23,8 @@ import numpy as np
 
 from ._jit import njit
 from .plant import (
-    B_DEADBAND_HZ, B_DROOP, B_E_MWH, B_ETA_C, B_ETA_D, B_GFM, B_H_V_S, B_ISLAND, B_P_MW, B_SOC_MAX, B_SOC_MIN,
-    CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_UFLS, CT_UFLS_DELAY_S, T_GOV, T_H_S, T_ISLAND, T_P_ISO_MW, T_S_MVA,
+    BE_DEADBAND_HZ, BE_DROOP, BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_GFM, BE_H_V_S, BE_ISLAND, BE_P_MW, BE_SOC_MAX, BE_SOC_MIN,
+    CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_UFLS, CT_UFLS_DELAY_S, TU_GOV, TU_H_S, TU_ISLAND, TU_P_ISO_MW, TU_S_MVA,
 )
 from .protection import BLACKOUT_HZ, UFLS_HZ, UFLS_RELIEF, rocof_window_hz_per_s, ufls_shed_fraction, ufls_step
 from .state import (
@@ -194,13 +194,13 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     hs_rot = 0.0
     for j in range(n_u):
         u = units[j]
-        hs_rot += counts[j] * par.turb[u, T_H_S] * par.turb[u, T_S_MVA]
+        hs_rot += counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
         pm_mean[u] = 0.0
     hs_tot = hs_rot
     for b in bess:
         pb_mean[b] = 0.0
-        if par.bess[b, B_GFM] > 0.5 and st.bess[b, SB_OK] > 0.5:
-            hs_tot += par.bess[b, B_H_V_S] * par.bess[b, B_P_MW] * st.bess[b, SB_DERATE]
+        if par.bess[b, BE_GFM] > 0.5 and st.bess[b, SB_OK] > 0.5:
+            hs_tot += par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
     df = st.isl[i, SI_DF]
     stage = int(st.isl[i, SI_STAGE])
     dark = st.isl[i, SI_BLACKOUT] > 0.5
@@ -220,8 +220,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         b_id = 0.0
         for j in range(n_u):
             u = units[j]
-            if int(par.turb[u, T_GOV]) == GOV_IDEAL:
-                kd = droop_stiffness_mw_per_hz(par.turb[u, T_P_ISO_MW], par.gov[u, 0], f0_hz)
+            if int(par.turb[u, TU_GOV]) == GOV_IDEAL:
+                kd = droop_stiffness_mw_per_hz(par.turb[u, TU_P_ISO_MW], par.gov[u, 0], f0_hz)
                 tgt = pref_mw[u] - kd * df
                 if tgt >= pav_mw[u]:
                     a_id += counts[j] * pav_mw[u]
@@ -266,8 +266,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         kin_rot = kin * hs_rot / hs_tot if hs_tot > 0.0 else 0.0
         for j in range(n_u):
             u = units[j]
-            kind = int(par.turb[u, T_GOV])
-            p_base = par.turb[u, T_P_ISO_MW]
+            kind = int(par.turb[u, TU_GOV])
+            p_base = par.turb[u, TU_P_ISO_MW]
             if kind == GOV_IDEAL:
                 kd = droop_stiffness_mw_per_hz(p_base, par.gov[u, 0], f0_hz)
                 pm_mean[u] += _ideal_output_mw(pref_mw[u], kd, dfm, pav_mw[u])
@@ -275,7 +275,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 continue
             pm_u = st.turb[u, ST_PM]
             pm_mean[u] += pm_u
-            share = par.turb[u, T_H_S] * par.turb[u, T_S_MVA] / hs_tot if hs_tot > 0.0 else 0.0
+            share = par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA] / hs_tot if hs_tot > 0.0 else 0.0
             pe_u = pm_u + share * kin
             st.turb[u, ST_PM] = p_base * governor_step(kind, st.gov[u], par.gov[u], pref_mw[u] / p_base, pe_u / p_base,
                                                        df1 / f0_hz, h, pav_mw[u] / p_base)
@@ -283,14 +283,14 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
             if st.bess[b, SB_OK] < 0.5:
                 continue
             p = st.bess[b, SB_P]
-            if par.bess[b, B_GFM] > 0.5 and hs_tot > 0.0 and not tied:
-                p += inertial_power_mw(par.bess[b, B_H_V_S] * par.bess[b, B_P_MW] * st.bess[b, SB_DERATE], (df1 - df) / h, f0_hz)
+            if par.bess[b, BE_GFM] > 0.5 and hs_tot > 0.0 and not tied:
+                p += inertial_power_mw(par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE], (df1 - df) / h, f0_hz)
             pb_mean[b] += p
             if rec:
                 for j2 in range(jj, n_sub if tied else jj + 1):
                     sub.bess_unit[k, j2, b] = p
-            st.bess[b, SB_SOC] = soc_step(st.bess[b, SB_SOC], p, par.bess[b, B_E_MWH], par.bess[b, B_ETA_C],
-                                          par.bess[b, B_ETA_D], h)
+            st.bess[b, SB_SOC] = soc_step(st.bess[b, SB_SOC], p, par.bess[b, BE_E_MWH], par.bess[b, BE_ETA_C],
+                                          par.bess[b, BE_ETA_D], h)
         load_acc += served
         kin_acc += kin_rot
         if rec:
@@ -321,7 +321,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
             st.isl[i, SI_BLACKOUT] = 1.0
             dark = True
             for u in range(par.turb.shape[0]):
-                if int(par.turb[u, T_ISLAND]) == i and st.turb[u, ST_STATUS] != STATUS_STANDBY:
+                if int(par.turb[u, TU_ISLAND]) == i and st.turb[u, ST_STATUS] != STATUS_STANDBY:
                     st.turb[u, ST_STATUS] = STATUS_TRIPPED
                     st.turb[u, ST_PM] = 0.0
             for b in bess:

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .plant import G_IMPORT_MW, H_N_GPU, H_T_SLOW_C, PlantArrays
+from .plant import GT_IMPORT_MW, HA_N_GPU, HA_T_SLOW_C, PlantArrays
 from .turbines import co2_kg, derate_factor, fuel_flow_mmbtu_per_s, heat_rate_ambient_factor, hhv_heat_rate_btu_per_kwh, nox_kg
 
 __all__ = ["KpiAccumulator", "KPI_KEYS", "turbine_fuel_table", "turbine_fuel_emissions"]
@@ -147,7 +147,7 @@ class KpiAccumulator:
         with np.errstate(invalid="ignore", divide="ignore"):
             shed_frac = np.where(demand > 0, shed / demand, 0.0)
         lost = (1.0 - thr) + thr * shed_frac
-        self.gpu_h_lost += float((lost * p.hall[:, H_N_GPU]).sum()) * self.dt_h
+        self.gpu_h_lost += float((lost * p.hall[:, HA_N_GPU]).sum()) * self.dt_h
         self.f_min = np.minimum(self.f_min, seg["f_min_hz"].min(axis=0))  # sub-step extremes
         self.f_max = np.maximum(self.f_max, seg["f_max_hz"].max(axis=0))
         self.rocof_max = np.maximum(self.rocof_max, np.abs(seg["rocof_hz_s"]).max(axis=0))
@@ -159,7 +159,7 @@ class KpiAccumulator:
         if seg["t_gpu_c"].size:
             self.t_gpu_max = max(self.t_gpu_max, float(seg["t_gpu_c"].max()))
             self.t_cool_max = max(self.t_cool_max, float(seg["t_coolant_c"].max()))
-            over = np.nonzero((seg["t_gpu_c"] >= p.hall[:, H_T_SLOW_C]).any(axis=1))[0]
+            over = np.nonzero((seg["t_gpu_c"] >= p.hall[:, HA_T_SLOW_C]).any(axis=1))[0]
             if self.t_limit_s is None and len(over):
                 self.t_limit_s = max(float(t[over[0]]) - self.t_ref_s, 0.0)
         if seg["soc_bess"].size:
@@ -173,7 +173,7 @@ class KpiAccumulator:
         self.e_cool += float(seg["p_cooling_mw"].sum()) * self.dt_h
         self.e_loss += float(seg["p_loss_mw"].sum()) * self.dt_h
         if len(p.grid):  # import above each tie's firm limit: every second of it counts
-            over = np.clip(seg["p_grid_mw"] - p.grid[:, G_IMPORT_MW][None, :], 0.0, None)
+            over = np.clip(seg["p_grid_mw"] - p.grid[:, GT_IMPORT_MW][None, :], 0.0, None)
             over[over < 1e-3] = 0.0  # below 1 kW: load-flow tolerance, not a violation
             self.tie_over_mwh += over.sum(axis=0) * self.dt_h
             self.tie_over_s += (over > 0.0).sum(axis=0) * self.step_s

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .plant import (
-    B_ISLAND, B_P_MW, B_SOC_MIN, G_IMPORT_MW, G_ISLAND, T_DERATE_PER_C, T_ISLAND, T_P_ISO_MW, PlantArrays,
+    BE_ISLAND, BE_P_MW, BE_SOC_MIN, GT_IMPORT_MW, GT_ISLAND, TU_DERATE_PER_C, TU_ISLAND, TU_P_ISO_MW, PlantArrays,
 )
 from .turbines import T_ISO_C
 
@@ -95,19 +95,19 @@ def reserve_margins(
     load = np.asarray(load_mw, dtype=float).reshape(n_isl)
     turb, bess, grid = plant.turb, plant.bess, plant.grid
     d = np.ones(len(turb)) if turbine_derate is None else np.asarray(turbine_derate, dtype=float)
-    k_t = np.clip(1.0 - turb[:, T_DERATE_PER_C] * (float(t_amb_c) - T_ISO_C), 0.0, None)
-    cap_t = np.where(np.asarray(turbine_online, dtype=bool), turb[:, T_P_ISO_MW] * k_t * d, 0.0)
+    k_t = np.clip(1.0 - turb[:, TU_DERATE_PER_C] * (float(t_amb_c) - T_ISO_C), 0.0, None)
+    cap_t = np.where(np.asarray(turbine_online, dtype=bool), turb[:, TU_P_ISO_MW] * k_t * d, 0.0)
     ok_b = np.asarray(bess_available, dtype=bool)
     if bess_soc is not None and len(bess):
-        ok_b = ok_b & (np.asarray(bess_soc, dtype=float) > bess[:, B_SOC_MIN] + 1e-6)
-    cap_b = np.where(ok_b, bess[:, B_P_MW], 0.0)
-    cap_g = np.where(np.asarray(grid_closed, dtype=bool), grid[:, G_IMPORT_MW], 0.0) if len(grid) else np.zeros(0)
+        ok_b = ok_b & (np.asarray(bess_soc, dtype=float) > bess[:, BE_SOC_MIN] + 1e-6)
+    cap_b = np.where(ok_b, bess[:, BE_P_MW], 0.0)
+    cap_g = np.where(np.asarray(grid_closed, dtype=bool), grid[:, GT_IMPORT_MW], 0.0) if len(grid) else np.zeros(0)
     out = []
     for i in range(n_isl):
         units: list[tuple[float, str]] = []
         parts = []
-        for caps, arr, col, dim in ((cap_t, turb, T_ISLAND, "turbine"), (cap_g, grid, G_ISLAND, "grid_tie"),
-                                    (cap_b, bess, B_ISLAND, "bess")):
+        for caps, arr, col, dim in ((cap_t, turb, TU_ISLAND, "turbine"), (cap_g, grid, GT_ISLAND, "grid_tie"),
+                                    (cap_b, bess, BE_ISLAND, "bess")):
             sel = np.nonzero(arr[:, col].astype(int) == i)[0] if len(arr) else np.zeros(0, dtype=int)
             parts.append(float(caps[sel].sum()) if len(sel) else 0.0)
             units += [(float(caps[j]), names[dim][j]) for j in sel if caps[j] > 0]

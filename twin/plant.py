@@ -1,8 +1,10 @@
 """Compile a Site into packed parameter arrays for the stepping kernel.
 
 Each component kind is one 2-D float64 array (rows = components, columns = parameters) with named
-column constants, in the style of pandapower's ``idx_bus``: ``TURB[i, T_P_ISO_MW]``. The kernel reads
-these; the object layer (this module) owns names, units and validation. Component order is the order
+column constants, in the style of pandapower's ``idx_bus``: ``plant.turb[u, TU_P_ISO_MW]``. Each table
+has a prefix of its own (``TU_`` turbines, ``BE_`` batteries, ``HA_`` halls, ``PL_`` cooling plants,
+``CH_`` chillers, ``GT_`` grid ties, ``CT_`` run settings; state columns in :mod:`twin.state` start with
+``S``), so that a column never reads like a constant of a model module. The kernel reads these; the object layer (this module) owns names, units and validation. Component order is the order
 of the site's lists, which is also the order of the result coordinates.
 """
 
@@ -24,22 +26,22 @@ CP_PG25_MJ_PER_M3K = 3.9
 CP_WATER_MJ_PER_M3K = 4.18
 
 # ---- turbine columns
-(T_ISLAND, T_P_ISO_MW, T_DERATE_PER_C, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_DROOP, T_START_S, T_H_S, T_S_MVA,
- T_ONLINE0, T_GOV, T_NCOL) = range(12)
+(TU_ISLAND, TU_P_ISO_MW, TU_DERATE_PER_C, TU_P_MIN_FRAC, TU_RAMP_MW_PER_S, TU_DROOP, TU_START_S, TU_H_S, TU_S_MVA,
+ TU_ONLINE0, TU_GOV, TU_NCOL) = range(12)
 # ---- BESS columns
-(B_ISLAND, B_P_MW, B_E_MWH, B_ETA_C, B_ETA_D, B_SOC_MIN, B_SOC_MAX, B_SOC0, B_DROOP, B_MODE, B_RESPONSE_S,
- B_DEADBAND_HZ, B_GFM, B_H_V_S, B_NCOL) = range(15)
+(BE_ISLAND, BE_P_MW, BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_SOC_MIN, BE_SOC_MAX, BE_SOC0, BE_DROOP, BE_MODE, BE_RESPONSE_S,
+ BE_DEADBAND_HZ, BE_GFM, BE_H_V_S, BE_NCOL) = range(15)
 BESS_MODES = {"smoothing": 0, "droop": 1, "import-cap": 2}
 # ---- hall columns
-(H_ISLAND, H_PLANT, H_RACKS, H_RACK_PEAK_KW, H_RACK_IDLE_KW, H_GPUS_PER_RACK, H_TDP_KW, H_LIQUID_FRAC,
- H_T_SLOW_C, H_T_SHUT_C, H_N_GPU, H_P_PEAK_MW, H_P_IDLE_MW, H_P_STATIC_MW, H_G_JC_MW_PER_K, H_C_GPU_MJ_PER_K,
- H_UA_CDU_MW_PER_K, H_C_TCS_MJ_PER_K, H_NCOL) = range(19)
+(HA_ISLAND, HA_PLANT, HA_RACKS, HA_RACK_PEAK_KW, HA_RACK_IDLE_KW, HA_GPUS_PER_RACK, HA_TDP_KW, HA_LIQUID_FRAC,
+ HA_T_SLOW_C, HA_T_SHUT_C, HA_N_GPU, HA_P_PEAK_MW, HA_P_IDLE_MW, HA_P_STATIC_MW, HA_G_JC_MW_PER_K, HA_C_GPU_MJ_PER_K,
+ HA_UA_CDU_MW_PER_K, HA_C_TCS_MJ_PER_K, HA_NCOL) = range(19)
 # ---- cooling plant columns
-(P_T_CHW_C, P_C_TCS_MJ_PER_K, P_C_FWS_MJ_PER_K, P_PUMP_FRAC, P_FAN_FRAC, P_NCOL) = range(6)
+(PL_T_CHW_C, PL_C_TCS_MJ_PER_K, PL_C_FWS_MJ_PER_K, PL_PUMP_FRAC, PL_FAN_FRAC, PL_NCOL) = range(6)
 # ---- chiller columns
-(C_PLANT, C_ISLAND, C_Q_REF_MW, C_COP_REF, C_CURVE, C_NCOL) = range(6)
+(CH_PLANT, CH_ISLAND, CH_Q_REF_MW, CH_COP_REF, CH_CURVE, CH_NCOL) = range(6)
 # ---- grid-tie columns
-(G_ISLAND, G_IMPORT_MW, G_EXPORT_MW, G_NCOL) = range(4)
+(GT_ISLAND, GT_IMPORT_MW, GT_EXPORT_MW, GT_NCOL) = range(4)
 # ---- run settings (Params.ctrl): control switches, relay settings and workload options
 (CT_SECONDARY, CT_CAPPING, CT_UFLS, CT_AUTO_START, CT_UFLS_DELAY_S, CT_ROCOF_SHORT_S, CT_ROCOF_LONG_S,
  CT_SMOOTH, CT_SMOOTH_FLOOR, CT_SMOOTH_UP_PER_S, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_HYST_S,
@@ -93,7 +95,7 @@ def compile_plant(site) -> PlantArrays:
     curve_ix = {n: k for k, n in enumerate(curve_names)}
 
     turbines = [t for t in site.turbines if t.state != "out"]
-    turb = np.zeros((len(turbines), T_NCOL))
+    turb = np.zeros((len(turbines), TU_NCOL))
     gov = np.zeros((len(turbines), GG_NPAR))
     for i, t in enumerate(turbines):
         m = site.turbine_model(t)
@@ -103,16 +105,16 @@ def compile_plant(site) -> PlantArrays:
         gov[i] = governor_row(m)
     from .storage import efficiency_from_rte  # (twin.storage reads this module's columns)
 
-    bess = np.zeros((len(site.bess), B_NCOL))
+    bess = np.zeros((len(site.bess), BE_NCOL))
     for i, b in enumerate(site.bess):
         eta = efficiency_from_rte(b.rte_frac)
         bess[i] = [isl_of_bus[b.bus], b.p_mw, b.e_mwh, b.eta_charge_frac or eta, b.eta_discharge_frac or eta,
                    b.soc_min_frac, b.soc_max_frac, b.soc_init_frac, b.droop_pct / 100.0, BESS_MODES[b.mode], b.response_s,
                    b.deadband_hz, 1.0 if b.inverter == "grid-forming" else 0.0, b.h_v_s]
-    plant = np.zeros((len(site.cooling_plants), P_NCOL))
+    plant = np.zeros((len(site.cooling_plants), PL_NCOL))
     for i, p in enumerate(site.cooling_plants):
         plant[i] = [p.t_chw_c, p.tcs_volume_m3 * CP_PG25_MJ_PER_M3K, p.fws_volume_m3 * CP_WATER_MJ_PER_M3K, p.pump_frac, p.fan_frac]
-    hall = np.zeros((len(site.halls), H_NCOL))
+    hall = np.zeros((len(site.halls), HA_NCOL))
     peak_of_plant = np.zeros(len(site.cooling_plants))
     for h in site.halls:
         peak_of_plant[plants[h.cooling_plant]] += h.racks * h.rack_p_peak_kw * 1e-3
@@ -125,13 +127,13 @@ def compile_plant(site) -> PlantArrays:
                    h.racks * (h.rack_p_peak_kw - h.gpus_per_rack * h.gpu_tdp_kw) * 1e-3,  # flat non-GPU rack power
                    gpu_conductance_mw_per_k(h.gpu_count), C_GPU_MJ_PER_K * h.gpu_count,
                    cdu_conductance_mw_per_k(p_peak),  # CDUs sized for the hall's peak heat [E]
-                   plant[pl, P_C_TCS_MJ_PER_K] * p_peak / peak_of_plant[pl]]  # the plant's loop volume shared by peak
-    chiller = np.zeros((len(site.chillers), C_NCOL))
+                   plant[pl, PL_C_TCS_MJ_PER_K] * p_peak / peak_of_plant[pl]]  # the plant's loop volume shared by peak
+    chiller = np.zeros((len(site.chillers), CH_NCOL))
     for i, c in enumerate(site.chillers):
         chiller[i] = [plants[c.plant], isl_of_bus[c.bus], c.q_ref_mw, c.cop_ref, curve_ix[c.curve]]
     ties = [(g.id, g.bus, g.import_limit_mw, g.export_limit_mw) for g in site.grid_ties]
     ties += [(b.id, b.bus, b.import_limit_mw, 0.0) for b in site.boundaries if b.direction == "import"]
-    grid = np.array([[isl_of_bus[bus], imp, exp] for _, bus, imp, exp in ties]).reshape(-1, G_NCOL)
+    grid = np.array([[isl_of_bus[bus], imp, exp] for _, bus, imp, exp in ties]).reshape(-1, GT_NCOL)
     other = np.zeros(len(islands))
     for ld in site.loads:
         other[isl_of_bus[ld.bus]] += ld.p_mw

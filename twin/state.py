@@ -74,13 +74,13 @@ STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_
 class Params(NamedTuple):
     """Per-segment constants: the packed site (:class:`twin.plant.PlantArrays`) and the run's settings."""
 
-    turb: np.ndarray  # (n_t, T_NCOL)
+    turb: np.ndarray  # (n_t, TU_NCOL)
     gov: np.ndarray  # (n_t, GG_NPAR) governor parameters, decay factors prepared for the sub-step
-    bess: np.ndarray  # (n_b, B_NCOL)
-    hall: np.ndarray  # (n_h, H_NCOL)
-    plant: np.ndarray  # (n_p, P_NCOL)
-    chiller: np.ndarray  # (n_c, C_NCOL)
-    grid: np.ndarray  # (n_g, G_NCOL)
+    bess: np.ndarray  # (n_b, BE_NCOL)
+    hall: np.ndarray  # (n_h, HA_NCOL)
+    plant: np.ndarray  # (n_p, PL_NCOL)
+    chiller: np.ndarray  # (n_c, CH_NCOL)
+    grid: np.ndarray  # (n_g, GT_NCOL)
     curves: np.ndarray  # (n_curve, 15)
     curve_ranges: np.ndarray  # (n_curve, 4)
     ctrl: np.ndarray  # (CT_NCOL,) controls, relay settings and workload options (twin.plant.CT_*)

@@ -35,9 +35,9 @@ from .frequency import (
     ISL_ROCOF_SHORT, ISL_TRIPPED, island_step,
 )
 from .plant import (
-    B_ISLAND, B_P_MW, B_RESPONSE_S, B_SOC_MAX, B_SOC_MIN, C_COP_REF, C_CURVE, C_ISLAND, C_PLANT, C_Q_REF_MW, CT_CAPPING, CT_SECONDARY, H_C_GPU_MJ_PER_K, H_C_TCS_MJ_PER_K,
-    H_G_JC_MW_PER_K, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_P_IDLE_MW, H_P_PEAK_MW, H_P_STATIC_MW, H_PLANT, H_T_SHUT_C,
-    H_T_SLOW_C, H_TDP_KW, H_UA_CDU_MW_PER_K, P_C_FWS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C, T_ISLAND, T_ONLINE0,
+    BE_ISLAND, BE_P_MW, BE_RESPONSE_S, BE_SOC_MAX, BE_SOC_MIN, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, HA_C_GPU_MJ_PER_K, HA_C_TCS_MJ_PER_K,
+    HA_G_JC_MW_PER_K, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_IDLE_MW, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_T_SHUT_C,
+    HA_T_SLOW_C, HA_TDP_KW, HA_UA_CDU_MW_PER_K, PL_C_FWS_MJ_PER_K, PL_FAN_FRAC, PL_PUMP_FRAC, PL_T_CHW_C, TU_ISLAND, TU_ONLINE0,
 )
 from .protection import UFLS_RELIEF, gpu_cap_step, ufls_restore_step, ufls_shed_fraction
 from .state import (
@@ -127,13 +127,13 @@ def _battery_lists(par, n_i, h, dt_s):  # pragma: no cover - jitted
     for i in range(n_i):
         b_lo[i] = n
         for b in range(n_b):
-            if int(par.bess[b, B_ISLAND]) == i:
+            if int(par.bess[b, BE_ISLAND]) == i:
                 b_list[n] = b
                 n += 1
     b_lo[n_i] = n
     for b in range(n_b):
-        b_a[b, 0] = lag_decay(par.bess[b, B_RESPONSE_S], h)
-        b_a[b, 1] = lag_decay(par.bess[b, B_RESPONSE_S], dt_s)
+        b_a[b, 0] = lag_decay(par.bess[b, BE_RESPONSE_S], h)
+        b_a[b, 1] = lag_decay(par.bess[b, BE_RESPONSE_S], dt_s)
     return b_list, b_lo, b_a
 
 
@@ -144,19 +144,19 @@ def _chiller_aggregates(par, st):  # pragma: no cover - jitted
     agg = np.zeros((n_p, 3 + n_i))
     for c in range(par.chiller.shape[0]):
         if st.chiller[c, SC_OK] > 0.5:
-            p = int(par.chiller[c, C_PLANT])
-            agg[p, 0] += par.chiller[c, C_Q_REF_MW] * st.chiller[c, SC_DERATE]
-            agg[p, 1] = par.chiller[c, C_CURVE]
-            agg[p, 2] = par.chiller[c, C_COP_REF]
+            p = int(par.chiller[c, CH_PLANT])
+            agg[p, 0] += par.chiller[c, CH_Q_REF_MW] * st.chiller[c, SC_DERATE]
+            agg[p, 1] = par.chiller[c, CH_CURVE]
+            agg[p, 2] = par.chiller[c, CH_COP_REF]
     for c in range(par.chiller.shape[0]):
-        p = int(par.chiller[c, C_PLANT])
+        p = int(par.chiller[c, CH_PLANT])
         if st.chiller[c, SC_OK] > 0.5 and agg[p, 0] > 0.0:
-            agg[p, 3 + int(par.chiller[c, C_ISLAND])] += par.chiller[c, C_Q_REF_MW] * st.chiller[c, SC_DERATE] / agg[p, 0]
+            agg[p, 3 + int(par.chiller[c, CH_ISLAND])] += par.chiller[c, CH_Q_REF_MW] * st.chiller[c, SC_DERATE] / agg[p, 0]
     for p in range(n_p):
         if agg[p, 0] <= 0.0:  # no working chiller: fans and pumps stay with the plant's first hall's island
             for hh in range(par.hall.shape[0]):
-                if int(par.hall[hh, H_PLANT]) == p:
-                    agg[p, 3 + int(par.hall[hh, H_ISLAND])] = 1.0
+                if int(par.hall[hh, HA_PLANT]) == p:
+                    agg[p, 3 + int(par.hall[hh, HA_ISLAND])] = 1.0
                     break
     return agg
 
@@ -171,11 +171,11 @@ def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it
     n_sub = it_sub.shape[1]
     for hh in range(par.hall.shape[0]):
         row = par.hall[hh]
-        g = gpu_throttle_factor(st.hall[hh, SH_TJ], row[H_T_SLOW_C] - 4.0, row[H_T_SLOW_C], row[H_T_SHUT_C]) * st.hall[hh, SH_CAP]
+        g = gpu_throttle_factor(st.hall[hh, SH_TJ], row[HA_T_SLOW_C] - 4.0, row[HA_T_SLOW_C], row[HA_T_SHUT_C]) * st.hall[hh, SH_CAP]
         gfac[hh] = g
-        hall_it_substeps(demand[k, :, hh], g, row[H_P_IDLE_MW], row[H_P_STATIC_MW], row[H_N_GPU], row[H_TDP_KW],
-                         row[H_P_PEAK_MW], st.hall[hh], par.ctrl, h, it_sub[hh])
-        i = int(row[H_ISLAND])
+        hall_it_substeps(demand[k, :, hh], g, row[HA_P_IDLE_MW], row[HA_P_STATIC_MW], row[HA_N_GPU], row[HA_TDP_KW],
+                         row[HA_P_PEAK_MW], st.hall[hh], par.ctrl, h, it_sub[hh])
+        i = int(row[HA_ISLAND])
         acc, lo_, hi_ = 0.0, np.inf, -np.inf
         for j in range(n_sub):
             p = it_sub[hh, j]
@@ -197,12 +197,12 @@ def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out)
     it_plant[:] = 0.0
     for hh in range(par.hall.shape[0]):
         row = par.hall[hh]
-        i, pl = int(row[H_ISLAND]), int(row[H_PLANT])
+        i, pl = int(row[HA_ISLAND]), int(row[HA_PLANT])
         shed = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
         p_it = it_hall[hh, 0] * (1.0 - shed)
-        p_gpu, q_liq, q_air = gpu_heat_split_mw(p_it, row[H_P_STATIC_MW], row[H_LIQUID_FRAC])
-        hall_thermal_step(st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS], st.plant[pl, SP_TFWS], p_gpu, q_liq, row[H_G_JC_MW_PER_K],
-                          row[H_C_GPU_MJ_PER_K], row[H_UA_CDU_MW_PER_K], row[H_C_TCS_MJ_PER_K], dt_s, th)
+        p_gpu, q_liq, q_air = gpu_heat_split_mw(p_it, row[HA_P_STATIC_MW], row[HA_LIQUID_FRAC])
+        hall_thermal_step(st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS], st.plant[pl, SP_TFWS], p_gpu, q_liq, row[HA_G_JC_MW_PER_K],
+                          row[HA_C_GPU_MJ_PER_K], row[HA_UA_CDU_MW_PER_K], row[HA_C_TCS_MJ_PER_K], dt_s, th)
         st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS] = th[0], th[1]
         out.t_gpu[k, hh], out.t_tcs[k, hh] = th[0], th[1]
         q_in[pl] += th[2] + q_air
@@ -211,18 +211,18 @@ def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out)
         cv = int(chill[p, 1])
         t_rng, a_rng = (par.curve_ranges[cv, 0], par.curve_ranges[cv, 1]), (par.curve_ranges[cv, 2], par.curve_ranges[cv, 3])
         capft, eirft, eirfplr = par.curves[cv, 0:6], par.curves[cv, 6:12], par.curves[cv, 12:15]
-        t_set = par.plant[p, P_T_CHW_C]
+        t_set = par.plant[p, PL_T_CHW_C]
         q_cap = chiller_capacity_mw(chill[p, 0], capft, t_set, t_amb, t_rng, a_rng)
-        q_rej = chiller_heat_rejection_mw(q_in[p], st.plant[p, SP_TFWS], t_set, par.plant[p, P_C_FWS_MJ_PER_K], CHILLER_TAU_S,
+        q_rej = chiller_heat_rejection_mw(q_in[p], st.plant[p, SP_TFWS], t_set, par.plant[p, PL_C_FWS_MJ_PER_K], CHILLER_TAU_S,
                                           q_cap, st.plant[p, SP_Q_REJ_MW], CHILLER_RAMP_FRAC_PER_S * chill[p, 0], dt_s)
         st.plant[p, SP_Q_REJ_MW] = q_rej
-        st.plant[p, SP_TFWS] = fws_step(st.plant[p, SP_TFWS], q_in[p], q_rej, par.plant[p, P_C_FWS_MJ_PER_K], dt_s)
+        st.plant[p, SP_TFWS] = fws_step(st.plant[p, SP_TFWS], q_in[p], q_rej, par.plant[p, PL_C_FWS_MJ_PER_K], dt_s)
         st.plant[p, SP_P_COOL_MW] = cooling_plant_power_mw(q_rej, chill[p, 0], chill[p, 2], capft, eirft, eirfplr, t_set, t_amb,
-                                                           t_rng, a_rng, it_plant[p], par.plant[p, P_FAN_FRAC],
-                                                           par.plant[p, P_PUMP_FRAC])
+                                                           t_rng, a_rng, it_plant[p], par.plant[p, PL_FAN_FRAC],
+                                                           par.plant[p, PL_PUMP_FRAC])
     for hh in range(par.hall.shape[0]):
-        pl = int(par.hall[hh, H_PLANT])
-        i = int(par.hall[hh, H_ISLAND])
+        pl = int(par.hall[hh, HA_PLANT])
+        i = int(par.hall[hh, HA_ISLAND])
         shed = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
         share = it_hall[hh, 0] * (1.0 - shed) / it_plant[pl] if it_plant[pl] > 0.0 else 0.0
         out.p_cool[k, hh] = st.plant[pl, SP_P_COOL_MW] * share
@@ -239,7 +239,7 @@ def _group_units(par, st, units, counts, lo, rep):  # pragma: no cover - jitted
     for i in range(n_i):
         lo[i] = n
         for u in range(n_t):
-            if int(par.turb[u, T_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE:
+            if int(par.turb[u, TU_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE:
                 continue
             found = -1
             for j in range(lo[i], n):
@@ -260,7 +260,7 @@ def _group_units(par, st, units, counts, lo, rep):  # pragma: no cover - jitted
 def _same_unit(par, st, a, b):  # pragma: no cover - jitted
     """True when units ``a`` and ``b`` have the same parameters (but their initial status) and state."""
     for c in range(par.turb.shape[1]):
-        if c != T_ONLINE0 and par.turb[a, c] != par.turb[b, c]:
+        if c != TU_ONLINE0 and par.turb[a, c] != par.turb[b, c]:
             return False
     for c in range(par.gov.shape[1]):
         if par.gov[a, c] != par.gov[b, c]:
@@ -285,9 +285,9 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # prag
         if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
             reserve = work[0, i] - work[5, i]  # spinning reserve of the units, and what the batteries can still give
             for b in range(par.bess.shape[0]):
-                if int(par.bess[b, B_ISLAND]) == i and st.bess[b, SB_OK] > 0.5:
-                    reserve += max(soc_power_limit_mw(st.bess[b, SB_SOC], par.bess[b, B_SOC_MIN], par.bess[b, B_SOC_MAX],
-                                                      par.bess[b, B_P_MW] * st.bess[b, SB_DERATE], True) - st.bess[b, SB_P], 0.0)
+                if int(par.bess[b, BE_ISLAND]) == i and st.bess[b, SB_OK] > 0.5:
+                    reserve += max(soc_power_limit_mw(st.bess[b, SB_SOC], par.bess[b, BE_SOC_MIN], par.bess[b, BE_SOC_MAX],
+                                                      par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE], True) - st.bess[b, SB_P], 0.0)
             stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
                                              reserve, it_mean_isl[i], UFLS_RELIEF, dt_s)
             if stage < int(st.isl[i, SI_STAGE]):
@@ -295,7 +295,7 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # prag
             st.isl[i, SI_STAGE], st.isl[i, SI_RESTORE] = stage, timer
     if par.ctrl[CT_CAPPING] > 0.5:
         for hh in range(par.hall.shape[0]):
-            i = int(par.hall[hh, H_ISLAND])
+            i = int(par.hall[hh, HA_ISLAND])
             if st.isl[i, SI_BLACKOUT] < 0.5:
                 st.hall[hh, SH_CAP] = gpu_cap_step(st.hall[hh, SH_CAP], F0_HZ + st.isl[i, SI_DF], dt_s=dt_s)
 
@@ -316,7 +316,7 @@ def _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, 
         out.p_import[k, i] = isl_out[i, ISL_IMPORT_MW]
         out.unserved[k, i] = st.isl[i, SI_OTHER] - out.other[k, i]
     for hh in range(par.hall.shape[0]):
-        i = int(par.hall[hh, H_ISLAND])
+        i = int(par.hall[hh, HA_ISLAND])
         if keep[i, 0] == keep[i, n_sub - 1]:  # shedding only grows within a step: it held all step
             kp = keep[i, 0]
             acc, lo_, hi_ = it_hall[hh, 0] * kp, it_hall[hh, 1] * kp, it_hall[hh, 2] * kp

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from ._jit import njit
-from .plant import B_DEADBAND_HZ, B_DROOP, B_GFM, B_P_MW, B_SOC_MAX, B_SOC_MIN
+from .plant import BE_DEADBAND_HZ, BE_DROOP, BE_GFM, BE_P_MW, BE_SOC_MAX, BE_SOC_MIN
 
 __all__ = [
     "MEGAPACK2XL_E_MWH", "RTE_DEFAULT", "SOC_BAND", "DEADBAND_HZ", "R_BESS", "SMOOTH_TAU_S", "F0_HZ",
@@ -214,7 +214,7 @@ def bess_power_mw(p_sched_mw, df_hz, soc, p_rated_mw, soc_min, soc_max, r_b, dea
 
 @njit
 def bess_substep_mw(p_mw, p_sched_mw, df_hz, soc, row, derate, decay, f0_hz=F0_HZ):  # pragma: no cover - jitted
-    """Battery power at the end of one sub-step [MW] (a yard's parameter ``row``, twin.plant ``B_*``).
+    """Battery power at the end of one sub-step [MW] (a yard's parameter ``row``, twin.plant ``BE_*``).
 
     The command (:func:`bess_power_mw`: schedule + droop with deadband, within the SoC-derated power
     limits of the yard's rating × ``derate``) is followed through a first-order lag of the yard's
@@ -222,9 +222,9 @@ def bess_substep_mw(p_mw, p_sched_mw, df_hz, soc, row, derate, decay, f0_hz=F0_H
     ``decay = e^(−h/τ)`` (:func:`lag_decay`); a grid-forming yard follows it at once (its inertial
     response is added by the island, :func:`twin.frequency.island_step`).
     """
-    cmd = bess_power_mw(p_sched_mw, df_hz, soc, row[B_P_MW] * derate, row[B_SOC_MIN], row[B_SOC_MAX], row[B_DROOP],
-                        row[B_DEADBAND_HZ], 1.0, f0_hz)
-    if row[B_GFM] > 0.5:
+    cmd = bess_power_mw(p_sched_mw, df_hz, soc, row[BE_P_MW] * derate, row[BE_SOC_MIN], row[BE_SOC_MAX], row[BE_DROOP],
+                        row[BE_DEADBAND_HZ], 1.0, f0_hz)
+    if row[BE_GFM] > 0.5:
         return cmd
     return cmd + (p_mw - cmd) * decay
 

@@ -124,9 +124,9 @@ def make_island(p0_pu=0.6, bess=None, tied=False, n=N_UNITS):
 
     ``bess`` is a list of dicts with p_mw, droop, gfm, h_v_s, response_s (deadband 0.036 Hz, SoC 0.5).
     """
-    turb = np.zeros((n, pl.T_NCOL))
-    turb[:, pl.T_P_ISO_MW], turb[:, pl.T_H_S], turb[:, pl.T_S_MVA] = P_RATED, H_S, P_RATED
-    turb[:, pl.T_GOV], turb[:, pl.T_DROOP] = tb.GOV_GGOV1, 0.04
+    turb = np.zeros((n, pl.TU_NCOL))
+    turb[:, pl.TU_P_ISO_MW], turb[:, pl.TU_H_S], turb[:, pl.TU_S_MVA] = P_RATED, H_S, P_RATED
+    turb[:, pl.TU_GOV], turb[:, pl.TU_DROOP] = tb.GOV_GGOV1, 0.04
     gov = np.array([tb.ggov1_params(r=0.04) for _ in range(n)])
     st_gov = np.zeros((n, tb.GX_NSTATE))
     for u in range(n):
@@ -137,15 +137,15 @@ def make_island(p0_pu=0.6, bess=None, tied=False, n=N_UNITS):
     st_turb[:, s.ST_PM] = st_turb[:, s.ST_PREF] = p0_pu * P_RATED
     st_turb[:, s.ST_DERATE] = 1.0
     bess = bess or []
-    b_par = np.zeros((len(bess), pl.B_NCOL))
+    b_par = np.zeros((len(bess), pl.BE_NCOL))
     st_b = np.zeros((len(bess), s.SB_NCOL))
     for j, b in enumerate(bess):
-        b_par[j, pl.B_P_MW], b_par[j, pl.B_E_MWH] = b["p_mw"], 2.0 * b["p_mw"]
-        b_par[j, pl.B_ETA_C] = b_par[j, pl.B_ETA_D] = 0.95
-        b_par[j, pl.B_SOC_MIN], b_par[j, pl.B_SOC_MAX], b_par[j, pl.B_SOC0] = 0.05, 0.95, 0.5
-        b_par[j, pl.B_DROOP], b_par[j, pl.B_MODE] = b["droop"], 1
-        b_par[j, pl.B_RESPONSE_S], b_par[j, pl.B_DEADBAND_HZ] = b.get("response_s", 0.2), 0.036
-        b_par[j, pl.B_GFM], b_par[j, pl.B_H_V_S] = b.get("gfm", 0.0), b.get("h_v_s", 0.0)
+        b_par[j, pl.BE_P_MW], b_par[j, pl.BE_E_MWH] = b["p_mw"], 2.0 * b["p_mw"]
+        b_par[j, pl.BE_ETA_C] = b_par[j, pl.BE_ETA_D] = 0.95
+        b_par[j, pl.BE_SOC_MIN], b_par[j, pl.BE_SOC_MAX], b_par[j, pl.BE_SOC0] = 0.05, 0.95, 0.5
+        b_par[j, pl.BE_DROOP], b_par[j, pl.BE_MODE] = b["droop"], 1
+        b_par[j, pl.BE_RESPONSE_S], b_par[j, pl.BE_DEADBAND_HZ] = b.get("response_s", 0.2), 0.036
+        b_par[j, pl.BE_GFM], b_par[j, pl.BE_H_V_S] = b.get("gfm", 0.0), b.get("h_v_s", 0.0)
         st_b[j] = [0.5, 0.0, 1.0, 1.0]
     ctrl = np.zeros(pl.CT_NCOL)
     ctrl[pl.CT_UFLS_DELAY_S], ctrl[pl.CT_ROCOF_SHORT_S], ctrl[pl.CT_ROCOF_LONG_S] = 0.1, 0.1, 0.5
@@ -169,7 +169,7 @@ def run_island(which, par, st, load_mw, n_steps):
     step = impl(fq.island_step, which)
     units, counts = np.arange(n_t, dtype=np.int64), np.ones(n_t)
     bess = np.arange(n_b, dtype=np.int64)
-    bess_a = np.array([[lag_decay(par.bess[b, pl.B_RESPONSE_S], H_SUB), lag_decay(par.bess[b, pl.B_RESPONSE_S], 1.0)]
+    bess_a = np.array([[lag_decay(par.bess[b, pl.BE_RESPONSE_S], H_SUB), lag_decay(par.bess[b, pl.BE_RESPONSE_S], 1.0)]
                        for b in range(n_b)]).reshape(n_b, 2)
     e3 = np.zeros((0, 0, 0))
     sub = s.SubOutputs(e3, e3, e3, e3, e3, e3)

@@ -10,7 +10,7 @@ import pytest
 
 from sites import load_site
 from twin.kpi import KpiAccumulator
-from twin.plant import H_N_GPU, H_T_SLOW_C, compile_plant
+from twin.plant import HA_N_GPU, HA_T_SLOW_C, compile_plant
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -133,7 +133,7 @@ def test_energy_integrals_pue_and_extremes(plant, site):
     unserved = np.zeros((n, plant.n_island))
     unserved[3600:, 0] = 5.0  # 5 MW for an hour
     t_gpu = np.full((n, len(plant.hall)), 60.0)
-    limit = plant.hall[0, H_T_SLOW_C]
+    limit = plant.hall[0, HA_T_SLOW_C]
     t_gpu[4000:, 0] = limit + 1.0
     f_lo = f.copy()
     f_lo[1500, 0] = 59.4  # a sub-second nadir that the end-of-step samples miss
@@ -164,7 +164,7 @@ def test_gpu_hours_lost_count_throttle_and_shedding(plant, site):
     k = KpiAccumulator(plant, 1.0, site=site)
     k.update(_segment(plant, n, throttle=thr, p_it_mw=p_it, p_shed_mw=shed))
     lost = (1 - 0.75) + 0.75 * 0.2
-    assert k.result()["gpu_hours_lost"] == pytest.approx(lost * plant.hall[:, H_N_GPU].sum())
+    assert k.result()["gpu_hours_lost"] == pytest.approx(lost * plant.hall[:, HA_N_GPU].sum())
 
 
 def test_tie_limit_violation_counts_every_second_above_the_limit(plant, site):

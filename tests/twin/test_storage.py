@@ -27,11 +27,11 @@ P_MW = 100 * 1.9  # 2 h configuration
 
 
 def yard_row(p_mw=100.0, droop=0.01, deadband=0.036, gfm=False, response_s=0.2, soc_min=0.05, soc_max=0.95):
-    """A battery's parameter row (twin.plant ``B_*``)."""
-    row = np.zeros(pl.B_NCOL)
-    row[pl.B_P_MW], row[pl.B_E_MWH], row[pl.B_ETA_C], row[pl.B_ETA_D] = p_mw, 2.0 * p_mw, 0.95, 0.95
-    row[pl.B_SOC_MIN], row[pl.B_SOC_MAX], row[pl.B_SOC0], row[pl.B_DROOP] = soc_min, soc_max, 0.5, droop
-    row[pl.B_RESPONSE_S], row[pl.B_DEADBAND_HZ], row[pl.B_GFM] = response_s, deadband, 1.0 if gfm else 0.0
+    """A battery's parameter row (twin.plant ``BE_*``)."""
+    row = np.zeros(pl.BE_NCOL)
+    row[pl.BE_P_MW], row[pl.BE_E_MWH], row[pl.BE_ETA_C], row[pl.BE_ETA_D] = p_mw, 2.0 * p_mw, 0.95, 0.95
+    row[pl.BE_SOC_MIN], row[pl.BE_SOC_MAX], row[pl.BE_SOC0], row[pl.BE_DROOP] = soc_min, soc_max, 0.5, droop
+    row[pl.BE_RESPONSE_S], row[pl.BE_DEADBAND_HZ], row[pl.BE_GFM] = response_s, deadband, 1.0 if gfm else 0.0
     return row
 
 
@@ -130,7 +130,7 @@ def test_substep_lag_is_the_exact_first_order_response(which, h):
     200 ms response lag: P(t) = P_cmd·(1 − e^(−t/τ)) at every sub-step, to rounding, whatever the sub-step."""
     row = yard_row()
     f = impl(st.bess_substep_mw, which)
-    a = st.lag_decay(row[pl.B_RESPONSE_S], h)
+    a = st.lag_decay(row[pl.BE_RESPONSE_S], h)
     p_cmd = 0.3 / 60.0 / 0.01 * 100.0
     assert p_cmd == pytest.approx(50.0)
     p = 0.0
