@@ -2,7 +2,7 @@
 
 * its site is a reference name (file paths are refused: the service never reads arbitrary files);
 * no weather profile or workload trace file (they would be read from the server's disk);
-* horizon and step count within the configured caps;
+* horizon, step count and estimated cost (:func:`estimated_cost_s`) within the configured caps;
 * its events resolve against the site (:func:`twin.scenario.resolve_events`).
 
 Every problem is an :class:`sites.InputError` with field paths, which the app answers with 422.
@@ -10,6 +10,7 @@ Every problem is an :class:`sites.InputError` with field paths, which the app an
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sites import InputError
@@ -18,7 +19,26 @@ from twin.scenario import Scenario, ScenarioError, resolve_events
 from .config import Settings
 from .services import get_site, site_names
 
-__all__ = ["admit"]
+__all__ = ["admit", "estimated_cost_s"]
+
+#: Wall time of one engine step, and of one sample of the synthetic workload, on one core of the
+#: reference machine [s] (benchmarks: a day at 1 s takes ~0.8 s; an hour at 0.1 s ~14 s, 0.05 s ~59 s).
+COST_PER_STEP_S = 1.0e-5
+COST_PER_WORKLOAD_SAMPLE_S = 8.0e-8
+
+
+def estimated_cost_s(sc: Scenario) -> float:
+    """Estimated wall time of a run on one worker [s]: its steps, and the synthetic workload it samples.
+
+    The workload is generated a day at a time, at ``round(20 / step_s)`` samples per step for steps
+    up to 1 s (one above), so its share grows with 1/step² and is paid per started day.
+    """
+    step = sc.scenario.step_s
+    n = sc.n_steps
+    per_day = max(int(86400.0 / step), 1)
+    samples = max(int(round(20.0 / step)), 1) if step <= 1.0 else 1
+    days = math.ceil(n / per_day) if sc.workload.trace is None else 0
+    return n * COST_PER_STEP_S + days * per_day * samples * COST_PER_WORKLOAD_SAMPLE_S
 
 
 def admit(sc: Scenario, settings: Settings, *, prefix: str = "", origin: str = "request body") -> tuple[str, dict[str, Any]]:
@@ -35,6 +55,9 @@ def admit(sc: Scenario, settings: Settings, *, prefix: str = "", origin: str = "
         problems.append((f"{prefix}scenario.horizon", f"expected at most {settings.max_horizon_s:g} s (the configured cap), got {sc.horizon_s:g} s"))
     elif sc.n_steps > settings.max_steps:
         problems.append((f"{prefix}scenario.step_s", f"{sc.n_steps} steps; expected at most {settings.max_steps} (the configured cap)"))
+    elif (cost := estimated_cost_s(sc)) > settings.max_run_cost_s:
+        problems.append((f"{prefix}scenario.step_s", f"the run would take about {cost:.0f} s of one worker (step {sc.scenario.step_s:g} s over "
+                         f"{sc.horizon_s:g} s); expected at most {settings.max_run_cost_s:g} s (the configured cap): use a longer step or a shorter horizon"))
     if problems:
         raise InputError(origin, problems)
     try:

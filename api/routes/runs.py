@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from sites import InputError
 from twin.catalog import RunRecord
@@ -18,7 +19,9 @@ from .. import series as series_mod
 from ..admission import admit
 from ..deps import CatalogDep, PoolDep, RunId, ServicesDep, SettingsDep, require_read, require_write
 from ..models import Kpis, Problem, RunAccepted, RunDetail, RunPublic, RunsPublic
+from ..stream import run_events
 from ..workers import ACTIVE, safe_run_dir
+from .live import SSE_HEADERS
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read)],
                    responses={404: {"model": Problem, "description": "no such run"}})
@@ -135,6 +138,22 @@ def read_series(
         return Response(series_mod.to_netcdf(da, ds, var), media_type="application/x-netcdf",
                         headers={"Content-Disposition": f'attachment; filename="{run_id}-{var}.nc"'})
     return Response(series_mod.to_json(da, run_id, var), media_type="application/json")
+
+
+@router.get("/{run_id}/stream", response_class=StreamingResponse,
+            responses={200: {"description": "server-sent events: `progress` (status, progress_pct, eta_s, error) on every change, "
+                                            "`scenario-event` as the simulated time passes each scheduled event, `end` once finished",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                       503: {"model": Problem, "description": "too many streams are open"}})
+async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> StreamingResponse:
+    """A run's progress as it happens (server-sent events); the stream ends when the run does."""
+    rec = await run_in_threadpool(get_record, catalog, run_id)
+    hub = request.app.state.services.broadcaster
+    if hub is not None and hub.full():
+        raise HTTPException(503, "too many open streams; retry later", headers={"Retry-After": "5"})
+    poll_s = request.app.state.services.settings.stream_poll_s
+    return StreamingResponse(run_events(catalog.get, rec.id, poll_s, run_in_threadpool), media_type="text/event-stream",
+                             headers=SSE_HEADERS)
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Write,
