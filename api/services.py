@@ -136,7 +136,11 @@ class Services:
             except OSError:
                 catalog = "unreachable"
             if catalog == "ok" and self.storage_error and time.time() - self.storage_error[0] < 60:
-                catalog = "write-failed"
+                try:  # a write was refused lately: is the directory writable again?
+                    check_data_dir(self.settings)
+                    self.storage_error = None
+                except StartupError:
+                    catalog = "write-failed"
             if catalog != "ok":
                 problems.append(f"data directory {catalog}: runs cannot be written (reads still work)")
         # workers
