@@ -79,11 +79,12 @@ def log_config(fmt: str = "text", level: str = "INFO") -> dict:
 
 
 def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
-    """Give the ``twin`` loggers the structured handler unless the host application configured them."""
+    """Give the ``twin`` loggers the structured handler unless logging is configured already (by ``twin serve``'s
+    log config, or by a host application such as a test runner: then the records propagate to its handlers)."""
     import logging.config
 
-    root = logging.getLogger("twin")
-    if any(getattr(h, "formatter", None).__class__ is Formatter for h in root.handlers):
+    twin = logging.getLogger("twin")
+    if logging.getLogger().handlers or any(isinstance(h.formatter, Formatter) for h in twin.handlers):
         return
     cfg = log_config(fmt, level)
     cfg["loggers"] = {"twin": cfg["loggers"]["twin"]}
