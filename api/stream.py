@@ -16,12 +16,21 @@ import time
 from collections import deque
 from typing import AsyncIterator, Callable
 
-__all__ = ["Broadcaster", "sse_frame", "run_events", "KEEPALIVE_S"]
+__all__ = ["Broadcaster", "sse_frame", "run_events", "KEEPALIVE_S", "event_schema"]
 
 #: States kept for subscribers that fall behind or reconnect.
 RING = 256
 #: A comment line is sent when nothing else was for this long, so proxies keep the stream open [s].
 KEEPALIVE_S = 15.0
+
+
+def event_schema(events: list[str], data_description: str) -> dict:
+    """OpenAPI content of an event stream (each event: ``event``, ``id``, ``data`` a JSON document as text)."""
+    schema = {"type": "object", "required": ["event", "data"],
+              "properties": {"event": {"type": "string", "enum": events}, "id": {"type": "string"},
+                             "data": {"type": "string", "contentMediaType": "application/json", "description": data_description},
+                             "retry": {"type": "integer"}}}
+    return {"text/event-stream": {"schema": schema}}
 
 
 def sse_frame(event: str, data: bytes | str, id_: int | str | None = None) -> bytes:
@@ -47,7 +56,10 @@ class Broadcaster:
     def publish_threadsafe(self, state_json: bytes) -> None:
         """Hand a new state over from another thread (the live twin's)."""
         if not self._closed:
-            self.loop.call_soon_threadsafe(self._publish, state_json)
+            try:
+                self.loop.call_soon_threadsafe(self._publish, state_json)
+            except RuntimeError:  # the loop is closed: the app has stopped
+                self._closed = True
 
     def _publish(self, state_json: bytes) -> None:
         self.seq += 1
@@ -58,15 +70,20 @@ class Broadcaster:
     def close(self) -> None:
         """End every stream (server shutdown)."""
         self._closed = True
-        self.loop.call_soon_threadsafe(self._wake.set)
+        try:
+            self.loop.call_soon_threadsafe(self._wake.set)
+        except RuntimeError:
+            pass
 
     # ------------------------------------------------------------------ consumers (the loop)
     def full(self) -> bool:
         return self.subscribers >= self.max_subscribers
 
-    async def stream(self, last_id: int | None = None) -> AsyncIterator[bytes]:
-        """The frames of one subscriber: the latest state at once (or those after ``last_id``), then each new one."""
+    async def stream(self, last_id: int | None = None, limit: int | None = None) -> AsyncIterator[bytes]:
+        """The frames of one subscriber: the latest state at once (or those after ``last_id``), then each new one;
+        ``limit`` states in all if given."""
         self.subscribers += 1
+        sent = 0
         try:
             if last_id is not None and self._ring and self._ring[0][0] <= last_id + 1:
                 nxt = last_id + 1
@@ -78,8 +95,13 @@ class Broadcaster:
                     first = self._ring[0][0]
                     start = max(nxt - first, 0)
                     frames = [f for _, f in list(self._ring)[start:]]
+                    if limit is not None:
+                        frames = frames[:limit - sent]
+                    sent += len(frames)
                     nxt = self._ring[-1][0] + 1
                     yield b"".join(frames)
+                    if limit is not None and sent >= limit:
+                        return
                     continue
                 wake = self._wake
                 try:

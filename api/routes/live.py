@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ..deps import LiveDep, require_read, require_write
 from ..live import LiveTwin, LiveUnavailable, WhatIfBusy
 from ..models import LiveState, Problem, Telemetry, TelemetryAccepted, WhatIf, WhatIfResult, finite
+from ..stream import event_schema
 
 #: Response headers of an event stream (no caching, no proxy buffering).
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -38,16 +39,18 @@ async def read_state(live: LiveDep) -> Response:
 @router.get("/stream", response_class=StreamingResponse,
             responses={200: {"description": "server-sent events: `event: state`, `id:` the state's sequence number, "
                                             "`data:` a LiveState as JSON; a `: keep-alive` comment every 15 s",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                             "content": event_schema(["state"], "a LiveState")},
                        503: {"model": Problem, "description": "the live twin is not available, or too many streams are open"}})
 async def stream_state(request: Request, live: LiveDep,
-                       last_event_id: Annotated[int | None, Header(ge=0, le=2**62, description="resume after this state")] = None) -> StreamingResponse:
+                       last_event_id: Annotated[int | None, Header(ge=0, le=2**62, description="resume after this state")] = None,
+                       limit: Annotated[int | None, Query(ge=1, le=1_000_000, description="end the stream after this many states")] = None,
+                       ) -> StreamingResponse:
     """Every new state of the live twin as it is computed (server-sent events), starting with the current one."""
     _live(live)
     hub = request.app.state.services.broadcaster
     if hub is None or hub.full():
         raise HTTPException(503, "too many open streams; retry later", headers={"Retry-After": "5"})
-    return StreamingResponse(hub.stream(last_event_id), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(hub.stream(last_event_id, limit), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/telemetry", response_model=TelemetryAccepted, dependencies=[Depends(require_write)])

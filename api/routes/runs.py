@@ -19,7 +19,7 @@ from .. import series as series_mod
 from ..admission import admit
 from ..deps import CatalogDep, PoolDep, RunId, ServicesDep, SettingsDep, require_read, require_write
 from ..models import Kpis, Problem, RunAccepted, RunDetail, RunPublic, RunsPublic
-from ..stream import run_events
+from ..stream import event_schema, run_events
 from ..workers import ACTIVE, safe_run_dir
 from .live import SSE_HEADERS
 
@@ -143,7 +143,7 @@ def read_series(
 @router.get("/{run_id}/stream", response_class=StreamingResponse,
             responses={200: {"description": "server-sent events: `progress` (status, progress_pct, eta_s, error) on every change, "
                                             "`scenario-event` as the simulated time passes each scheduled event, `end` once finished",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                             "content": event_schema(["progress", "scenario-event", "end"], "a progress document or a scheduled event")},
                        503: {"model": Problem, "description": "too many streams are open"}})
 async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> StreamingResponse:
     """A run's progress as it happens (server-sent events); the stream ends when the run does."""
