@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -82,7 +83,20 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return _problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:  # every method of the path, as documented (each route holds only its own)
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed(request.app, request.url.path))}
+    return _problem(exc.status_code, detail, headers=headers)
+
+
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for a concrete path."""
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)) + "$"), sorted(m.upper() for m in ops))
+                 for p, ops in app.openapi().get("paths", {}).items()]
+        app.state.allowed_methods = table
+    return sorted({m for rx, methods in table if rx.match(path) for m in methods})
 
 
 async def _storage_error(request: Request, exc: CatalogUnavailable) -> JSONResponse:
@@ -92,6 +106,26 @@ async def _storage_error(request: Request, exc: CatalogUnavailable) -> JSONRespo
     log.error("write refused on %s %s: %s", request.method, request.url.path, exc)
     return _problem(503, "the data directory cannot be written (read-only or full disk); reads still work. "
                          "See /healthz and the server log", headers={"Retry-After": "60"})
+
+
+#: Links from a created resource to the operations that take its id (clients and stateful testers follow them).
+_LINKS = {("/runs", "202"): ("run_id", ["/runs/{run_id}", "/runs/{run_id}/kpis", "/runs/{run_id}/series", "/runs/{run_id}/stream"]),
+          ("/sweeps", "202"): ("sweep_id", ["/sweeps/{sweep_id}", "/sweeps/{sweep_id}/kpis"])}
+
+
+def _links(schema: dict) -> None:
+    paths = schema.get("paths", {})
+    for (path, code), (param, targets) in _LINKS.items():
+        resp = paths.get(path, {}).get("post", {}).get("responses", {}).get(code)
+        if resp is None:
+            continue
+        links = resp.setdefault("links", {})
+        for target in targets:
+            for method in ("get", "delete"):
+                if method in paths.get(target, {}):
+                    ref = "#/paths/" + target.replace("~", "~0").replace("/", "~1") + "/" + method
+                    name = method.capitalize() + "".join(part.strip("{}").title().replace("_", "") for part in target.split("/"))
+                    links[name] = {"operationRef": ref, "parameters": {param: "$response.body#/id"}}
 
 
 def _openapi(app: FastAPI):
@@ -114,6 +148,7 @@ def _openapi(app: FastAPI):
                     "description": WRITE_RESPONSES[503]["description"],
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
     schemes.pop("HTTPBearer", None)
+    _links(schema)
     app.openapi_schema = schema
     return schema
 
