@@ -142,7 +142,8 @@ class EventSpec(_Strict):
 
     at: TimeValue = Field(description="'HH:MM:SS' from the start, or seconds")
     do: Literal["trip", "open", "close", "fail", "derate", "start", "restore"]
-    target: str = Field(min_length=3, max_length=200, description="'site/component-id' or a glob such as 'colossus2/chiller-*'")
+    target: str = Field(min_length=3, max_length=200, description="'site/component-id' or a glob such as 'colossus2/chiller-*'",
+                        json_schema_extra={"pattern": "/"})
     count: int | None = Field(None, ge=1, le=100_000, strict=True, description="with a glob: pick this many matches (seeded)")
     value: Number | None = Field(None, description="derate: the fraction of capacity kept [0-1]")
 
@@ -169,6 +170,9 @@ class EventSpec(_Strict):
 
 class WeatherSpec(_Strict):
     """Ambient temperature: a named design day, a profile file (CSV: time_s or HH:MM:SS, t_amb_c), or a constant."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={  # at most one of profile and t_amb_c
+        "not": {"required": ["profile", "t_amb_c"], "properties": {"profile": {"type": "string"}, "t_amb_c": {"type": "number"}}}})
 
     design_day: Literal["memphis-0.4pct", "memphis-july-1980"] | None = "memphis-0.4pct"
     profile: str | None = Field(None, max_length=4096)
@@ -200,8 +204,10 @@ class WorkloadSpec(_Strict):
 class RecordSpec(_Strict):
     """What to record at full rate and what as per-minute min/mean/max."""
 
-    full_rate: list[str] = Field(default_factory=lambda: list(VARIABLES), max_length=len(VARIABLES))
-    per_minute: list[str] = Field(default_factory=list, max_length=len(VARIABLES))
+    full_rate: list[str] = Field(default_factory=lambda: list(VARIABLES), max_length=len(VARIABLES),
+                                 json_schema_extra={"items": {"type": "string", "enum": list(VARIABLES)}})
+    per_minute: list[str] = Field(default_factory=list, max_length=len(VARIABLES),
+                                  json_schema_extra={"items": {"type": "string", "enum": list(VARIABLES)}})
 
     @model_validator(mode="before")
     @classmethod
@@ -236,7 +242,8 @@ class ScenarioHeader(_Strict):
     description: str = Field("", max_length=10_000)
     site: str = Field("memphis", max_length=4096)
     start: datetime = Field(datetime(2026, 7, 15), description="local date-time of the start, without a UTC offset, "
-                            f"from {START_RANGE[0]:%Y-%m-%d} to {START_RANGE[1]:%Y-%m-%d}")
+                            f"from {START_RANGE[0]:%Y-%m-%d} to {START_RANGE[1]:%Y-%m-%d}",
+                            json_schema_extra={"pattern": r"^(19[0-9][0-9]|2[01][0-9][0-9])-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"})
     step_s: Number = Field(1.0, ge=STEP_RANGE_S[0], le=STEP_RANGE_S[1], description="time step [s]")
     horizon: TimeValue = Field("24:00:00", description="'HH:MM:SS' or seconds; at least one step")
 
