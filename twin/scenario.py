@@ -91,6 +91,8 @@ START_RANGE = (datetime(1900, 1, 1), datetime(2200, 1, 1))
 #: grow with 1/step² (see the API's admission by estimated cost).
 STEP_RANGE_S = (0.1, 60.0)
 _TIME_PATTERN = r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*$"
+#: The same, as the schema states it (minutes and seconds below 60; the parser names that rule when broken).
+_TIME_SCHEMA_PATTERN = r"^\s*(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d+)?)\s*$"
 
 
 def parse_time_s(value: str | float | int) -> float:
@@ -128,7 +130,7 @@ def _time_value(v):
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 #: A time from the start: ``'HH:MM:SS'`` or seconds (finite, 0 … :data:`MAX_TIME_S`).
 TimeValue = Annotated[
-    Annotated[str, Field(pattern=_TIME_PATTERN, max_length=64)] | Annotated[float, Field(ge=0, le=MAX_TIME_S, strict=True, allow_inf_nan=False)],
+    Annotated[str, Field(max_length=64, json_schema_extra={"pattern": _TIME_SCHEMA_PATTERN})] | Annotated[float, Field(ge=0, le=MAX_TIME_S, strict=True, allow_inf_nan=False)],
     BeforeValidator(_time_value),
 ]
 
