@@ -32,7 +32,7 @@ from .config import Settings, get_settings
 from .deps import token_scope
 from .logs import RequestLog, configure_logging
 from .metrics import MetricsMiddleware
-from .middleware import AuthGate, BodyLimit, CatchAll, StartupErrors
+from .middleware import AuthGate, BodyLimit, CatchAll, LiveStateFastPath, StartupErrors
 from .models import Problem
 from .routes import health, live, metrics, runs, sites, sweeps
 from .services import Services, StartupError
@@ -194,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # innermost first: each add wraps the ones before
     app.add_middleware(BodyLimit, get_max=lambda: current_settings().max_body_bytes)
+    app.add_middleware(LiveStateFastPath)
     app.add_middleware(AuthGate, get_settings=current_settings, public=PUBLIC_PATHS, token_scope=token_scope)
     app.add_middleware(MetricsMiddleware, get_metrics=current_metrics)
     app.add_middleware(CatchAll)

@@ -1,7 +1,7 @@
 """Pure ASGI middleware of the app: auth before any body is read, body size cap, last-resort 500s, start-up errors.
 
 Order, outermost first (see :func:`api.main.create_app`): request id and access log → :class:`CatchAll`
-→ metrics → :class:`AuthGate` → :class:`BodyLimit` → the routes.
+→ metrics → :class:`AuthGate` → :class:`LiveStateFastPath` → :class:`BodyLimit` → the routes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 
 from starlette.exceptions import HTTPException
 
-__all__ = ["problem_bytes", "send_problem", "AuthGate", "BodyLimit", "CatchAll", "StartupErrors", "BodyTooLarge"]
+__all__ = ["problem_bytes", "send_problem", "AuthGate", "BodyLimit", "CatchAll", "StartupErrors", "BodyTooLarge", "LiveStateFastPath"]
 
 log = logging.getLogger("twin.api")
 
@@ -156,3 +156,31 @@ class StartupErrors:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+class LiveStateFastPath:
+    """``GET /live/state`` answered from the live twin's cached JSON, without routing or dependency injection.
+
+    The hot path of monitoring systems that poll; it runs after the token check, is counted by the
+    metrics under the route's path, and leaves every other case (no state yet, a failed twin) to the
+    route in :mod:`api.routes.live`, which documents it and answers 503.
+    """
+
+    class _Route:
+        path = "/live/state"
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/live/state" and scope["method"] == "GET":
+            svc = getattr(scope["app"].state, "services", None)
+            live = svc.live if svc is not None else None
+            body = live.current_json() if live is not None else None
+            if body is not None:
+                scope["route"] = self._Route
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

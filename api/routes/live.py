@@ -32,8 +32,11 @@ def _live(live: LiveTwin | None) -> LiveTwin:
 
 @router.get("/state", response_model=LiveState)
 async def read_state(live: LiveDep) -> Response:
-    """The live twin's current state: power by source, frequency, SoC, temperatures and margins per island."""
-    return Response(_live(live).snapshot_json, media_type="application/json")
+    """The live twin's current state: power by source, frequency, SoC, temperatures and margins per island.
+
+    (While a state exists, :class:`api.middleware.LiveStateFastPath` serves it before this route is reached.)
+    """
+    return Response(_live(live).current_json(), media_type="application/json")
 
 
 @router.get("/stream", response_class=StreamingResponse,
