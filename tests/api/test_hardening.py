@@ -224,14 +224,20 @@ def test_generated_token_is_stored_not_printed(tmp_path, monkeypatch, capsys):
     from api import cli
     from api.config import get_settings
 
+    import os
+
     seen = {}
-    monkeypatch.delenv("TWIN_WRITE_TOKENS", raising=False)
+    keys = ("TWIN_HOME", "TWIN_WRITE_TOKENS", "TWIN_LIVE_ENABLED", "TWIN_LOG_LEVEL")  # serve sets them: restored after
+    saved = {k: os.environ.pop(k, None) for k in keys}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
     try:
         cli.serve(home=str(tmp_path), live=False)
     finally:
-        for k in ("TWIN_HOME", "TWIN_WRITE_TOKENS", "TWIN_LIVE_ENABLED", "TWIN_LOG_LEVEL"):
-            monkeypatch.delenv(k, raising=False)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         get_settings.cache_clear()
     token = (tmp_path / "write-token").read_text().strip()
     err = capsys.readouterr().err
