@@ -260,7 +260,10 @@ class RunPool:
         reason = "interrupted: the server shut down before the run started"
         for job in jobs:
             if job.process is None:
-                self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
+                try:
+                    self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
+                except CatalogUnavailable as exc:  # the next start reaps it
+                    log.error("could not record that run %s was interrupted: %s", job.run_id, exc)
                 job.done.set()
             elif job.process.is_alive():
                 job.process.terminate()
@@ -368,7 +371,10 @@ class RunPool:
                 try:
                     proc.start()
                 except Exception as exc:  # cannot start a process: record it, free the slot
-                    self.catalog.update(job.run_id, status="failed", error=f"could not start a worker: {exc}", finished=time.time())
+                    try:
+                        self.catalog.update(job.run_id, status="failed", error=f"could not start a worker: {exc}", finished=time.time())
+                    except CatalogUnavailable as err:
+                        log.error("could not record that run %s failed to start: %s", job.run_id, err)
                     self._jobs.pop(job.run_id, None)
                     self._slots.release()
                     job.done.set()
@@ -425,5 +431,7 @@ class RunPool:
         while not self._stop.wait(self.reap_interval_s):
             try:
                 reap_interrupted(self.catalog, at_start=False, owned=self.owned())
+            except CatalogUnavailable as exc:  # a read-only or full disk: try again next time
+                log.warning("reaper could not write the catalog: %s", exc)
             except Exception:  # a locked or damaged catalog: try again next time
                 log.exception("reaper failed")
