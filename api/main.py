@@ -169,9 +169,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.startup_error = str(exc)
             log.error("cannot start: %s", exc)
             raise
+        restore = app.state.services.broadcaster.end_on_signals()  # open streams end at once on Ctrl-C / SIGTERM
         try:
             yield
         finally:
+            restore()
             app.state.services.stop()
 
     app = FastAPI(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 import time
 from collections import deque
 from typing import AsyncIterator, Callable
@@ -67,6 +69,34 @@ class Broadcaster:
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def end_on_signals(self) -> Callable[[], None]:
+        """End every stream as soon as the server is told to stop (SIGINT, SIGTERM), before it waits for open
+        connections; returns the function that puts the previous handlers back. (Main thread only: else a no-op.)"""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            prev = signal.getsignal(sig)
+            if not callable(prev):
+                continue
+
+            def handler(signum, frame, prev=prev):
+                self.close()
+                prev(signum, frame)
+
+            previous[sig] = prev
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, prev in previous.items():
+                signal.signal(sig, prev)
+
+        return restore
+
     def close(self) -> None:
         """End every stream (server shutdown)."""
         self._closed = True
@@ -112,9 +142,11 @@ class Broadcaster:
             self.subscribers -= 1
 
 
-async def run_events(get_record: Callable, run_id: str, poll_s: float, read) -> AsyncIterator[bytes]:
+async def run_events(get_record: Callable, run_id: str, poll_s: float, read,
+                     stopping: Callable[[], bool] = lambda: False) -> AsyncIterator[bytes]:
     """The events of one run: ``progress`` whenever its status or progress changes, ``scenario-event`` as
-    the simulated time passes each scheduled event, and ``end`` once it is finished (then the stream ends).
+    the simulated time passes each scheduled event, and ``end`` once it is finished (then the stream ends;
+    it also ends, without ``end``, when ``stopping()`` turns true: the server is stopping).
 
     ``get_record`` is called through ``read`` (a coroutine running it off the event loop).
     """
@@ -123,7 +155,7 @@ async def run_events(get_record: Callable, run_id: str, poll_s: float, read) -> 
     sent_events = 0
     last_sent = time.monotonic()
     yield b"retry: 2000\n\n"
-    while True:
+    while not stopping():
         rec = await read(get_record, run_id)
         if rec is None:
             seq += 1

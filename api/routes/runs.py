@@ -153,7 +153,8 @@ async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> St
     if hub is not None and hub.full():
         raise HTTPException(503, "too many open streams; retry later", headers={"Retry-After": "5"})
     poll_s = request.app.state.services.settings.stream_poll_s
-    return StreamingResponse(run_events(catalog.get, rec.id, poll_s, run_in_threadpool), media_type="text/event-stream",
+    stopping = (lambda: hub.closed) if hub is not None else (lambda: False)
+    return StreamingResponse(run_events(catalog.get, rec.id, poll_s, run_in_threadpool, stopping), media_type="text/event-stream",
                              headers=SSE_HEADERS)
 
 
