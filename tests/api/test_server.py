@@ -271,3 +271,40 @@ def test_read_only_data_dir_at_runtime_reads_200_writes_503(tmp_path):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
+
+
+def test_sigterm_ends_open_streams_at_once(tmp_path):
+    """A client following a run's stream does not hold the server's shutdown (no grace-period wait, no traceback)."""
+    port = _free_port()
+    env = dict(os.environ, TWIN_HOME=str(tmp_path), TWIN_READ_TOKENS="r", TWIN_WRITE_TOKENS="w", TWIN_LIVE_ENABLED="0",
+               PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "info"], cwd=ROOT, env=env, start_new_session=True,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        t_end = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < t_end, "the server did not start"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            rid = c.post("/runs", headers=WRITE, json={"scenario": {"name": "followed", "horizon": 86400}}).json()["id"]
+            with c.stream("GET", f"/runs/{rid}/stream", headers=READ) as s:
+                lines = s.iter_lines()
+                assert next(lines).startswith("retry")
+                tic = time.monotonic()
+                proc.terminate()
+                for _ in lines:  # the server ends the stream itself
+                    pass
+            _, err = proc.communicate(timeout=30)
+            took = time.monotonic() - tic
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    assert took < 4.0, took  # before the end of a 5 s grace period, were one configured
+    assert "Traceback" not in err and "Finished server process" in err, err
