@@ -10,7 +10,6 @@ Every problem is an :class:`sites.InputError` with field paths, which the app an
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sites import InputError
@@ -21,24 +20,16 @@ from .services import get_site, site_names
 
 __all__ = ["admit", "estimated_cost_s"]
 
-#: Wall time of one engine step, and of one sample of the synthetic workload, on one core of the
-#: reference machine [s] (benchmarks: a day at 1 s takes ~0.8 s; an hour at 0.1 s ~14 s, 0.05 s ~59 s).
-COST_PER_STEP_S = 1.0e-5
-COST_PER_WORKLOAD_SAMPLE_S = 8.0e-8
+#: Wall time of one engine step on one core of the reference machine [s]: a fixed part, and a part that grows
+#: with the sub-second workload samples of a step (1/step). Measured with twin.sweep.run_case on memphis:
+#: 6 h at 1 s, 28 µs/step; 1 h at 0.1 s, 55 µs/step.
+COST_PER_STEP_S = 2.5e-5
+COST_PER_STEP_HZ_S = 3.0e-6
 
 
 def estimated_cost_s(sc: Scenario) -> float:
-    """Estimated wall time of a run on one worker [s]: its steps, and the synthetic workload it samples.
-
-    The workload is generated a day at a time, at ``round(20 / step_s)`` samples per step for steps
-    up to 1 s (one above), so its share grows with 1/step² and is paid per started day.
-    """
-    step = sc.scenario.step_s
-    n = sc.n_steps
-    per_day = max(int(86400.0 / step), 1)
-    samples = max(int(round(20.0 / step)), 1) if step <= 1.0 else 1
-    days = math.ceil(n / per_day) if sc.workload.trace is None else 0
-    return n * COST_PER_STEP_S + days * per_day * samples * COST_PER_WORKLOAD_SAMPLE_S
+    """Estimated wall time of a run on one worker [s]: its steps, each costlier the shorter it is."""
+    return sc.n_steps * (COST_PER_STEP_S + COST_PER_STEP_HZ_S / sc.scenario.step_s)
 
 
 def admit(sc: Scenario, settings: Settings, *, prefix: str = "", origin: str = "request body") -> tuple[str, dict[str, Any]]:

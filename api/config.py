@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     max_queued: int = Field(200, ge=1, description="runs waiting for a worker before POST answers 429")
     max_horizon_s: float = Field(7 * 86400.0, gt=0, description="longest horizon a submitted run may have [s]")
     max_steps: int = Field(7 * 86400, ge=1, description="most steps (horizon / step) a submitted run may have")
-    max_run_cost_s: float = Field(60.0, gt=0, description="largest estimated wall time of one run on one worker [s] "
-                                  "(admission by cost: steps and workload samples, see api.admission)")
+    max_run_cost_s: float = Field(30.0, gt=0, description="largest estimated wall time of one run on one worker [s] "
+                                  "(admission by cost: steps, each costlier the shorter it is; see api.admission)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body [bytes]")
     max_series_points: int = Field(2_000_000, ge=1, description="most values one series response may hold")
     max_sweep_cases: int = Field(200, ge=1, description="most cases (runs) one sweep may expand to")

@@ -148,7 +148,7 @@ class LiveTwin:
     # ------------------------------------------------------------------ snapshot
     def _publish(self, seg: dict[str, np.ndarray], lag: int) -> None:
         from twin.margins import reserve_margins
-        from twin.stepping import STATUS_ONLINE
+        from twin.turbines import STATUS_ONLINE
 
         eng = self.engine
         names = eng.coords
@@ -307,7 +307,7 @@ def _run_whatif(eng, events: list[Event], horizon_s: float, site, req: WhatIf) -
 
     tic = time.perf_counter()
     t0 = eng.k * eng.step_s
-    kpi = KpiAccumulator(eng.plant, eng.step_s, t_ref_s=events[0].t_s if events else 0.0, permits=site.permits)
+    kpi = KpiAccumulator(eng.plant, eng.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
     n_total = int(round(horizon_s / eng.step_s))
     k = 0
     pending = list(events)

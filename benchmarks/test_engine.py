@@ -39,7 +39,7 @@ def _engine_day(site_name: str = "memphis", horizon: str = "24:00:00"):
     sc = load_scenario("baseline-day").model_copy(deep=True)
     sc.scenario.horizon = horizon
     eng = Engine(site, sc, [], reuse_outputs=True)  # as the runner does
-    kpi = KpiAccumulator(eng.plant, 1.0)
+    kpi = KpiAccumulator(eng.plant, 1.0, site=site)
 
     def run():
         for seg in eng.segments():

@@ -4,7 +4,7 @@ Element names are the site's qualified component ids (``colossus1/smt130-01``), 
 to the site file. Extra columns record what each element is: ``net.gen.kind`` (``turbine``/``bess``),
 ``net.load.kind`` (``hall``/``chiller``/``load``/``boundary``), ``net.bus.island``.
 
-References per island (PHYSICS.md §4, DESIGN.md): an island with a grid tie is held by it (an
+References per island (docs/physics.md §4): an island with a grid tie is held by it (an
 ``ext_grid``, the only slack: turbines and batteries keep their set points). An islanded microgrid has
 no ``ext_grid``: its largest online turbine (or battery) is the angle reference (``slack=True``) and
 every online turbine and battery carries ``slack_weight = P_rated / droop``, so

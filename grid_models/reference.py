@@ -6,8 +6,7 @@ by a grid tie and some islanded with droop-weighted slack, so the reference solv
 own sub-network and writes the results back into the full net's ``res_*`` tables.
 
 Reference runs always pass ``lightsim2grid=False``: with lightsim2grid installed pandapower uses it
-silently, and on ``case118`` that differs from pandapower's own Newton–Raphson by up to 0.014 pu
-(DESIGN.md, pitfalls).
+silently, and on ``case118`` that differs from pandapower's own Newton–Raphson by up to 0.014 pu.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ __all__ = ["DATA_DIR", "SiteError", "list_sites", "load_site", "resolve", "read_
 
 DATA_DIR = Path(__file__).parent / "data"
 _SOURCES_FILE = DATA_DIR / "sources.toml"
+#: Data files beside the site files that are not sites: the source list and the chiller curve sets.
+_NOT_SITES = ("sources.toml", "chiller_curves.toml")
 
 
 class SiteError(InputError):
@@ -33,13 +35,13 @@ class SiteError(InputError):
 
 @lru_cache(maxsize=1)
 def read_sources() -> dict[str, str]:
-    """Source IDs (SITES.md §10) → citation."""
+    """Source IDs (``sites/data/sources.toml``; docs/references.md) → citation."""
     with open(_SOURCES_FILE, "rb") as fh:
         return dict(tomllib.load(fh)["sources"])
 
 
 def _data_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(DATA_DIR.glob("*.toml")) if p.name != "sources.toml"}
+    return {p.stem: p for p in sorted(DATA_DIR.glob("*.toml")) if p.name not in _NOT_SITES}
 
 
 def list_sites() -> list[str]:
@@ -162,7 +164,7 @@ def _check_provenance(doc: SiteFile, path: Path, problems: list) -> None:
             note = comp.note_for(field)
             if note is None:
                 problems.append(
-                    (f"{where}.{field}", "needs a `source` (IDs from SITES.md) or an `assumption` note, "
+                    (f"{where}.{field}", "needs a `source` (IDs from sites/data/sources.toml) or an `assumption` note, "
                      "on the component or as { value = …, source = \"S…\" }")
                 )
                 continue
@@ -214,13 +216,14 @@ def _check_site(doc: SiteFile, path: Path) -> None:
     for c in doc.halls:
         if c.cooling_plant not in plants:
             problems.append((f"halls[id={c.id}].cooling_plant", f"unknown cooling plant {c.cooling_plant!r}; expected one of {sorted(plants)}"))
-    from twin.cooling import CHILLER_CURVES  # names only: the registry of curve sets
+    from .curves import chiller_curves
 
     for c in doc.chillers:
         if c.plant not in plants:
             problems.append((f"chillers[id={c.id}].plant", f"unknown cooling plant {c.plant!r}; expected one of {sorted(plants)}"))
-        if c.curve not in CHILLER_CURVES:
-            problems.append((f"chillers[id={c.id}].curve", f"unknown curve {c.curve!r}; expected one of {sorted(CHILLER_CURVES)}"))
+        if c.curve not in chiller_curves():
+            problems.append((f"chillers[id={c.id}].curve", f"unknown curve {c.curve!r}; expected one of {sorted(chiller_curves())} "
+                                                           "(sites/data/chiller_curves.toml)"))
     turbine_ids = [x.id for t in doc.turbines for x in _expand(t, t.count)]
     for c in doc.permits:
         if not fnmatch.filter(turbine_ids, c.turbines):

@@ -1,9 +1,9 @@
 """Schema of site and campus files: pydantic models with units in field names.
 
 A site file is TOML. Every number in it carries provenance: a ``source`` (one or more IDs from
-``sites/data/sources.toml``, which mirrors SITES.md §10) or an ``assumption`` note. A component's
-own ``source``/``assumption`` covers all its plain numbers; a single field may override it with an
-inline table::
+``sites/data/sources.toml``; the physics sources ``P…`` are described in docs/references.md) or an
+``assumption`` note. A component's own ``source``/``assumption`` covers all its plain numbers; a single
+field may override it with an inline table::
 
     [[turbines]]
     id = "smt130"                       # a group: expands to smt130-01 … smt130-12
@@ -116,7 +116,7 @@ class Component(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="component id, unique in its site")
     description: str = ""
-    source: str | None = Field(None, description="source IDs (SITES.md §10) for all numbers of the component")
+    source: str | None = Field(None, description="source IDs (sites/data/sources.toml) for all numbers of the component")
     assumption: str | None = Field(None, description="assumption note covering all numbers of the component")
     provenance: dict[str, Note] = Field(default_factory=dict, description="per-field provenance (filled by the loader)")
 
@@ -255,15 +255,40 @@ class TurbineModel(Component):
     p_min_frac: float = Field(ge=0, lt=1, description="minimum (emissions-compliant) load [-]")
     ramp_frac_per_min: float = Field(gt=0, description="sustained ramp from spinning [1/min of rating]")
     droop_pct: float = Field(gt=0, le=10, description="governor droop [%]")
-    t_gov_s: float = Field(1.0, ge=0, le=30, description="governor + turbine lag Tact + Tb [s] (GGOV1 typical 1 s; 0 = ideal)")
     start_time_s: float = Field(gt=0, description="standby start to full load [s]")
-    heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate, HHV [Btu/kWh]")
+    heat_rate_btu_per_kwh: float = Field(gt=0, description="full-load heat rate at ISO conditions, on heat_rate_basis [Btu/kWh]")
+    heat_rate_basis: Literal["lhv", "hhv"] = Field(
+        description="heating value the heat rate is stated on: 'lhv' (makers' ISO ratings) or 'hhv'; "
+        "converted once to HHV by twin.turbines.hhv_heat_rate_btu_per_kwh"
+    )
+    heat_rate_rise_per_c: float = Field(
+        ge=0, lt=0.02, description="full-load heat-rate rise per K above 15 °C [1/K] (typically 0.002-0.003)"
+    )
     wfnl_frac: float = Field(0.2, ge=0, lt=1, description="no-load fuel flow (GGOV1 Wfnl) [-]")
     h_s: float = Field(gt=0, description="inertia constant on machine base [s]")
-    co2_kg_per_mmbtu: float = Field(gt=0)
-    nox_kg_per_mwh: float = Field(ge=0)
+    co2_kg_per_mmbtu: float = Field(gt=0, description="CO2 per MMBtu of fuel, HHV basis [kg/MMBtu]")
+    nox_kg_per_mmbtu: float = Field(
+        ge=0, description="NOx at or above the DLE minimum load p_min_frac, after any SCR, HHV basis [kg/MMBtu]"
+    )
+    nox_below_min_kg_per_mmbtu: float = Field(
+        ge=0, description="NOx below p_min_frac (combustor out of lean-premix mode), after any SCR, HHV basis [kg/MMBtu]"
+    )
     vn_kv: float = Field(gt=0, description="generator terminal voltage [kV]")
     pf: float = Field(0.85, gt=0, le=1, description="rated power factor [-]")
+    # ---- governor (twin.turbines): GGOV1 by default, TGOV1 for comparisons with tools that lack GGOV1,
+    #      or an ideal lag-free droop for closed-form checks
+    governor: Literal["ggov1", "tgov1", "ideal"] = Field(
+        "ggov1", description="governor-turbine model: GGOV1 (typical values [P22]), TGOV1, or ideal droop")
+    gov_deadband_hz: float = Field(0.036, ge=0, le=0.5, description="governor speed deadband [Hz] (±0.036 Hz, FERC 842 [P31])")
+    loading_rate_frac_per_s: float = Field(
+        0.15, gt=0, le=1, description="GGOV1 loading rate Kturb·Ropen [1/s of rating]: Kturb 1.5 × Ropen 0.10 pu/s typical "
+                                      "[P22]; DLE units ≈0.005 [P23]")
+    tgov1_t1_s: float = Field(0.5, gt=0, le=10, description="TGOV1 valve lag T1 [s]")
+    tgov1_t2_s: float = Field(1.0, ge=0, le=20, description="TGOV1 lead time constant T2 [s]")
+    tgov1_t3_s: float = Field(3.0, gt=0, le=30, description="TGOV1 lag time constant T3 [s]")
+    tgov1_dt_pu: float = Field(0.0, ge=0, le=10, description="TGOV1 turbine damping Dt [pu]")
+    tgov1_vmax_pu: float = Field(1.0, gt=0, le=2, description="TGOV1 valve upper limit [pu of MW base]")
+    tgov1_vmin_pu: float = Field(0.0, ge=0, lt=1, description="TGOV1 valve lower limit [pu of MW base]")
 
 
 class Grouped(Component):
@@ -316,7 +341,14 @@ class Bess(Component):
     soc_max_frac: float = Field(0.95, gt=0, le=1)
     soc_init_frac: float = Field(0.8, ge=0, le=1)
     droop_pct: float = Field(1.5, gt=0, le=10)
-    response_s: float = Field(0.2, ge=0)
+    response_s: float = Field(0.2, ge=0, description="first-order response time of the power control [s] (<200 ms [P44])")
+    deadband_hz: float = Field(0.036, ge=0, le=0.5, description="frequency-response deadband [Hz] (0.017-0.036 Hz [P31] [P41])")
+    eta_charge_frac: float | None = Field(None, gt=0, le=1, description="one-way charge efficiency [-] (default √RTE)")
+    eta_discharge_frac: float | None = Field(None, gt=0, le=1, description="one-way discharge efficiency [-] (default √RTE)")
+    inverter: Literal["grid-following", "grid-forming"] = Field(
+        "grid-following", description="grid-following (droop through a response lag) or grid-forming (virtual inertia, "
+                                      "lag-free droop) [P45]")
+    h_v_s: float = Field(0.0, ge=0, le=20, description="virtual inertia of a grid-forming inverter on its rating [s] (2-10 s [P45])")
     mode: Literal["smoothing", "droop", "import-cap"] = "smoothing"
 
     @model_validator(mode="after")
@@ -325,6 +357,8 @@ class Bess(Component):
             raise ValueError("soc_min_frac must be below soc_max_frac")
         if not self.soc_min_frac <= self.soc_init_frac <= self.soc_max_frac:
             raise ValueError("soc_init_frac must lie within [soc_min_frac, soc_max_frac]")
+        if self.inverter == "grid-forming" and self.h_v_s <= 0:
+            raise ValueError("a grid-forming inverter needs h_v_s > 0 [s] (virtual inertia)")
         return self
 
     @property
@@ -393,7 +427,7 @@ class Chiller(Grouped):
     plant: str
     q_ref_mw: float = Field(gt=0, description="rated cooling capacity [MW thermal]")
     cop_ref: float = Field(gt=0, description="COP at the curve's reference point [-]")
-    curve: str = Field("york-ycal0033ee", description="curve set in twin.cooling.CHILLER_CURVES")
+    curve: str = Field("york-ycal0033ee", description="curve set in sites/data/chiller_curves.toml")
     pf: float = Field(0.95, gt=0, le=1)
 
 

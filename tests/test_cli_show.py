@@ -1,4 +1,4 @@
-"""``twin show``: summed ISO ratings agree with SITES.md; derated values follow the file's slope."""
+"""``twin show``: summed ISO ratings agree with the site sources (sites/data/sources.toml); derated values follow the file's slope."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _row(output: str, label: str) -> list[float]:
     raise AssertionError(f"row {label!r} not in:\n{output}")
 
 
-# SITES.md: C1 12 × 16.48 MW = 197.8 MW (§9); 15 × = 247 MW (§1 permit); Southaven permanent ≈1,272 MW
+# the site sources (sites/data/sources.toml): C1 12 × 16.48 MW = 197.8 MW (§9); 15 × = 247 MW (§1 permit); Southaven permanent ≈1,272 MW
 # derived ISO (§3: 17×16.5 + 16×38 + 8×48); temporary 27 and 46 Titan 350 at 38 MW (§3, §5).
 ISO_CASES = [
     ("colossus1", 197.8, 0.1),

@@ -1,8 +1,8 @@
 """Air-cooled chillers: the DOE-2 / EnergyPlus ``Chiller:Electric:EIR`` model.
 
-Forms and coefficients from ``shared/PHYSICS.md`` §6 (LBNL Modelica Buildings,
-``Buildings/Fluid/Chillers/Data/ElectricEIR.mo``; EnergyPlus Engineering Reference,
-Chiller:Electric:EIR). Scalar kernels are ``@njit``; pure-Python twins are ``fn.py_func``.
+Forms from docs/physics.md §6 (EnergyPlus Engineering Reference, Chiller:Electric:EIR [P46]); the
+curve sets a site names are data, in ``sites/data/chiller_curves.toml`` (:func:`sites.curves.chiller_curves`).
+Scalar kernels are ``@njit``; pure-Python twins are ``fn.py_func``.
 """
 
 from __future__ import annotations
@@ -12,16 +12,11 @@ import numpy as np
 from ._jit import njit
 
 __all__ = [
-    "YORK_YCAL0033EE_CAPFT",
-    "YORK_YCAL0033EE_EIRFT",
-    "EIRFPLR_FLAT",
-    "EIRFPLR_DOE2_RECIP",
-    "CHILLER_CURVES",
     "biquadratic",
     "chiller_capacity_mw",
     "chiller_power_mw",
-    "chiller_cop",
     "cop_warm_water",
+    "compressor_power_mw",
     "FAN_FRAC",
     "PUMP_FRAC",
     "auxiliary_power_mw",
@@ -29,37 +24,11 @@ __all__ = [
 ]
 
 #: Condenser-fan power as a fraction of the heat rejected, 3–6 % of cooling load unless COP_ref already
-#: includes fans (PHYSICS.md §6, [E]); 0.04 is the middle of the range.
+#: includes fans (docs/physics.md §6, [E]); 0.04 is the middle of the range.
 FAN_FRAC = 0.04
 #: CDU + facility-water pump power as a fraction of IT heat: CDU 0.6–1.2 % + facility 0.5–1 %
-#: (PHYSICS.md §6/§7 "CDU + facility pumps 1–2 %", [E, derived]); 0.015 is the middle.
+#: (docs/physics.md §6/§7 "CDU + facility pumps 1–2 %", [E, derived]); 0.015 is the middle.
 PUMP_FRAC = 0.015
-
-#: Capacity modifier CAPFT(Tchw, Tc) of the York YCAL0033EE air-cooled chiller (100.6 kW, COP 3.1
-#: at Tchw 6.67 °C / Tc 35 °C); valid Tchw 4.4–10 °C, Tc 23.9–51.7 °C. PHYSICS.md (46).
-YORK_YCAL0033EE_CAPFT = np.array(
-    [-0.2660645697, 0.0998714035, -0.0023814154, 0.0628316481, -0.0009644649, -0.0011249224]
-)
-#: Energy-input-ratio modifier EIRFT(Tchw, Tc) of the same chiller. PHYSICS.md (46).
-YORK_YCAL0033EE_EIRFT = np.array(
-    [0.1807017787, 0.0271530312, -0.0004553574, 0.0188175079, 0.0002623276, -0.0012881189]
-)
-#: Flat part-load curve EIRFPLR = PLR (the York record). PHYSICS.md (46).
-EIRFPLR_FLAT = np.array([0.0, 1.0, 0.0])
-#: DOE-2 reciprocating part-load curve. PHYSICS.md (46).
-EIRFPLR_DOE2_RECIP = np.array([0.088065, 1.137742, -0.225806])
-
-#: Named curve sets a site file may reference: name -> (CAPFT, EIRFT, EIRFPLR, (Tchw range), (Tc range)).
-CHILLER_CURVES = {
-    "york-ycal0033ee": (
-        YORK_YCAL0033EE_CAPFT,
-        YORK_YCAL0033EE_EIRFT,
-        EIRFPLR_FLAT,
-        (4.4, 10.0),
-        (23.9, 51.7),
-    ),
-}
-
 
 @njit
 def biquadratic(c, x, y):  # pragma: no cover - jitted
@@ -136,29 +105,11 @@ def chiller_power_mw(
 
 
 @njit
-def chiller_cop(q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
-                t_amb_range):  # pragma: no cover - jitted
-    """Compressor COP of an air-cooled chiller at a load, ``Q_served/P_comp`` [-].
-
-    Uses :func:`chiller_capacity_mw` and :func:`chiller_power_mw` (PHYSICS.md §6,
-    ``Chiller:Electric:EIR`` (46)); at full load with a flat EIRFPLR this is ``COP_ref/EIRFT``. Returns
-    0 when the chiller serves nothing.
-    """
-    cap = chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
-    q = q_load_mw if q_load_mw < cap else cap
-    p = chiller_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
-                         t_amb_range)
-    if p <= 0.0:
-        return 0.0
-    return q / p
-
-
-@njit
 def cop_warm_water(t_chw_c, t_amb_c, eta_ii=0.5, dt_evap_k=3.0, dt_cond_k=12.5):  # pragma: no cover - jitted
     """Second-law COP of a chiller on warm (12–25 °C) chilled water, where the EIR curves extrapolate.
 
     ``COP = η_II·T_ev/(T_cd − T_ev)`` with ``T_ev = Tchw − dt_evap`` and ``T_cd = Tamb + dt_cond`` in
-    kelvin (PHYSICS.md §6, [E]: η_II ≈ 0.45–0.55, T_cd = Tamb + 10…15 K, T_ev = Tchw − 3 K).
+    kelvin (docs/physics.md §6, [E]: η_II ≈ 0.45–0.55, T_cd = Tamb + 10…15 K, T_ev = Tchw − 3 K).
 
     Parameters
     ----------
@@ -183,7 +134,7 @@ def cop_warm_water(t_chw_c, t_amb_c, eta_ii=0.5, dt_evap_k=3.0, dt_cond_k=12.5):
 
 @njit
 def auxiliary_power_mw(q_cool_mw, p_it_mw, fan_frac=FAN_FRAC, pump_frac=PUMP_FRAC):  # pragma: no cover
-    """Condenser-fan plus CDU/facility-pump electric power [MW] (PHYSICS.md §6/§7, fractions [E]).
+    """Condenser-fan plus CDU/facility-pump electric power [MW] (docs/physics.md §6/§7, fractions [E]).
 
     ``P_aux = fan_frac·Q_cool + pump_frac·P_IT``.
 
@@ -200,19 +151,38 @@ def auxiliary_power_mw(q_cool_mw, p_it_mw, fan_frac=FAN_FRAC, pump_frac=PUMP_FRA
 
 
 @njit
+def compressor_power_mw(q_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_water_c, t_amb_c, t_chw_range,
+                        t_amb_range):  # pragma: no cover - jitted
+    """Compressor power of a chiller plant serving ``q_mw`` with water at ``t_water_c`` [MW].
+
+    Where the plant produces chilled water within the curve's range, the ``Chiller:Electric:EIR`` curves
+    (:func:`chiller_power_mw`); where it produces warm facility water above that range (liquid-cooled
+    halls, 12–25 °C and more), the second-law form :func:`cop_warm_water` at that water temperature,
+    because the EIR curves would only extrapolate there (docs/physics.md §6). Free cooling (no lift) costs
+    no compressor power.
+    """
+    if q_mw <= 0.0:
+        return 0.0
+    if t_water_c > t_chw_range[1]:
+        cop = cop_warm_water(t_water_c, t_amb_c)
+        return q_mw / cop if cop < np.inf else 0.0
+    return chiller_power_mw(q_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_water_c, t_amb_c, t_chw_range, t_amb_range)
+
+
+@njit
 def cooling_plant_power_mw(q_load_mw, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c,
                            t_chw_range, t_amb_range, p_it_mw, fan_frac=FAN_FRAC,
                            pump_frac=PUMP_FRAC):  # pragma: no cover - jitted
     """Electric power of a chiller plant: compressors + condenser fans + pumps [MW].
 
-    The compressor power is :func:`chiller_power_mw` for the served load (capped at capacity); fans
-    and pumps are fractions (:func:`auxiliary_power_mw`). Arguments as in :func:`chiller_power_mw`
-    and :func:`auxiliary_power_mw`; ``q_ref_mw`` is the summed rating of the working chillers.
+    The compressor power is :func:`compressor_power_mw` for the served load (capped at capacity,
+    :func:`chiller_capacity_mw`); fans and pumps are fractions (:func:`auxiliary_power_mw`).
+    Arguments as in :func:`chiller_power_mw` and :func:`auxiliary_power_mw`; ``q_ref_mw`` is the
+    summed rating of the working chillers and ``t_chw_c`` the water the plant produces.
     """
     cap = chiller_capacity_mw(q_ref_mw, capft, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
     q = q_load_mw if q_load_mw < cap else cap
     if q < 0.0:
         q = 0.0
-    p = chiller_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range,
-                         t_amb_range)
+    p = compressor_power_mw(q, q_ref_mw, cop_ref, capft, eirft, eirfplr, t_chw_c, t_amb_c, t_chw_range, t_amb_range)
     return p + auxiliary_power_mw(q, p_it_mw, fan_frac, pump_frac)

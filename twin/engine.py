@@ -16,6 +16,7 @@ closed grid tie the tie is the slack. Island losses enter the kernel's power bal
 from __future__ import annotations
 
 import copy as _copy
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,22 +26,39 @@ import numpy as np
 from . import __version__
 from ._jit import njit
 from .plant import (
-    B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, G_ISLAND, H_ISLAND, T_H_S, T_S_MVA, H_GPUS_PER_RACK, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW,
-    H_RACKS, H_TDP_KW, P_T_CHW_C, T_ISLAND, T_ONLINE0, T_START_S, compile_plant,
+    B_ISLAND, B_SOC0, C_PLANT, C_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
+    CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_SECONDARY, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S,
+    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, G_ISLAND, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_P_PEAK_MW, H_P_STATIC_MW, H_PLANT, H_G_JC_MW_PER_K,
+    H_UA_CDU_MW_PER_K, P_T_CHW_C, T_GOV, T_H_S, T_ISLAND, T_ONLINE0, T_P_ISO_MW, T_S_MVA, T_START_S, compile_plant,
 )
+from .protection import ROCOF_LONG_S, ROCOF_SHORT_S, UFLS_DELAY_S, UFLS_HZ
 from .scenario import Event, Scenario, parse_time_s
-from .stepping import (
-    CDU_DT_DESIGN_K, R_JC_K_PER_MW, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED,
-    SG_NCOL, SH_CAP, SH_NCOL, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_STAGE, SI_TIED,
-    SP_NCOL, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, STATUS_ONLINE, STATUS_STANDBY,
-    STATUS_STARTING, STATUS_TRIPPED, step_segment,
+from .state import (
+    RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED, SG_NCOL, SH_CAP,
+    SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
+    SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
+)
+from .stepping import step_segment
+from .thermal import gpu_heat_split_mw, hall_thermal_steady_state
+from .turbines import (
+    GX_NSTATE, STATUS_ONLINE, STATUS_STANDBY, STATUS_STARTING, STATUS_TRIPPED, governor_init, governor_prepare,
 )
 from .weather import AmbientProfile
+from .workload import hall_demand_mw
 
-__all__ = ["Engine", "N_SUB"]
+__all__ = ["Engine", "N_SUB", "H_SUB_S", "substeps_per_step"]
 
-#: Sub-steps per second for governors, batteries and the swing equation (50 ms).
+log = logging.getLogger(__name__)
+
+#: Sub-step of governors, batteries, the swing equation and the relays [s] (docs/physics.md: 20–50 ms).
+H_SUB_S = 0.05
+#: Sub-steps per 1-s step.
 N_SUB = 20
+
+
+def substeps_per_step(step_s: float) -> int:
+    """Sub-steps per step so that a sub-step is at most :data:`H_SUB_S` (at least one)."""
+    return max(1, int(np.ceil(step_s / H_SUB_S - 1e-9)))
 
 
 class Engine:
@@ -64,7 +82,7 @@ class Engine:
     """
 
     def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600,
-                 reuse_outputs: bool = False):
+                 reuse_outputs: bool = False, record_substeps: bool = False):
         from grid_models.build import build_net
         from grid_models.cache import NetCache
         from twin.operating_point import nominal_operating_point
@@ -85,48 +103,94 @@ class Engine:
         self._override_t_amb: float | None = None
 
         t0 = float(self.amb(np.array([0.0]))[0])
-        self._workload = _Workload(site, scenario, base_dir)
-        first = self._workload(0, min(60, max(self.n_total, 1))).mean(axis=0)  # start in equilibrium with the workload
+        self.n_sub = substeps_per_step(self.step_s)
+        self._workload = _Workload(site, scenario, base_dir, self.n_sub)
+        first = self._workload(0, min(60, max(self.n_total, 1))).mean(axis=(0, 1))  # start in equilibrium with the workload
         op = nominal_operating_point(site, t0, scenario.workload.gpu_power_frac,
                                      p_it_mw={h.id: float(v) for h, v in zip(site.halls, first)})
         self.op = op
         self._net_cache = NetCache(_net_fingerprint(site, op), lambda: build_net(site, op))
+        self.record_substeps = record_substeps
         # ---- state
-        self.s_turb = np.zeros((len(p.turb), ST_NCOL))
-        self.s_turb[:, ST_STATUS] = np.where(p.turb[:, T_ONLINE0] > 0.5, STATUS_ONLINE, STATUS_STANDBY)
+        n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
+        s_turb = np.zeros((n_t, ST_NCOL))
+        s_turb[:, ST_STATUS] = np.where(p.turb[:, T_ONLINE0] > 0.5, STATUS_ONLINE, STATUS_STANDBY)
         pm0 = np.array([op.p_turbine_mw.get(n, 0.0) for n in p.names["turbine"]])
-        self.s_turb[:, ST_PM] = pm0
-        self.s_turb[:, ST_PREF] = pm0
-        self.s_turb[:, ST_DERATE] = 1.0
-        self.s_bess = np.zeros((len(p.bess), SB_NCOL))
-        self.s_bess[:, SB_SOC] = p.bess[:, B_SOC0]
-        self.s_bess[:, SB_OK] = 1.0
-        self.s_bess[:, SB_DERATE] = 1.0
-        self.s_plant = np.zeros((len(p.plant), SP_NCOL))
-        self.s_plant[:, SP_TFWS] = p.plant[:, P_T_CHW_C]
-        self.s_hall = np.zeros((len(p.hall), SH_NCOL))
-        self.s_hall[:, SH_CAP] = 1.0
-        for h in range(len(p.hall)):  # start at the thermal steady state of the nominal point
-            p_it = op.p_it_mw[p.names["hall"][h]]
+        s_turb[:, ST_PM] = pm0
+        s_turb[:, ST_PREF] = pm0
+        s_turb[:, ST_DERATE] = 1.0
+        gov_par = p.gov.copy()
+        s_gov = np.zeros((n_t, GX_NSTATE))
+        h_sub = self.step_s / self.n_sub
+        for u in range(n_t):
+            kind = int(p.turb[u, T_GOV])
+            governor_prepare(kind, gov_par[u], h_sub)
+            governor_init(kind, s_gov[u], gov_par[u], pm0[u] / p.turb[u, T_P_ISO_MW])
+        s_bess = np.zeros((n_b, SB_NCOL))
+        s_bess[:, SB_SOC] = p.bess[:, B_SOC0]
+        s_bess[:, SB_OK] = 1.0
+        s_bess[:, SB_DERATE] = 1.0
+        s_plant = np.zeros((len(p.plant), SP_NCOL))
+        s_plant[:, SP_TFWS] = p.plant[:, P_T_CHW_C]
+        for k, pl in enumerate(site.cooling_plants):  # chillers start in steady state with the halls' heat
+            s_plant[k, SP_Q_REJ_MW] = sum(op.p_it_mw[h.id] for h in site.halls if h.cooling_plant == pl.id)
+            s_plant[k, SP_P_COOL_MW] = sum(op.p_chiller_mw.get(c.id, 0.0) for c in site.chillers if c.plant == pl.id)
+        s_hall = np.zeros((n_h, SH_NCOL))
+        s_hall[:, SH_CAP] = 1.0
+        p_it0 = np.array([op.p_it_mw[n] for n in p.names["hall"]])
+        # smoothing filters and rack stores start settled at the first IT power, the stores full
+        s_hall[:, SH_P_GPU_W] = np.maximum(p_it0 - p.hall[:, H_P_STATIC_MW], 0.0) * 1e6 / np.maximum(p.hall[:, H_N_GPU], 1.0)
+        s_hall[:, SH_PSU_P_W] = p_it0 * 1e6
+        if scenario.workload.psu_storage is not None:
+            s_hall[:, SH_PSU_E_J] = scenario.workload.psu_storage.energy_s * p.hall[:, H_P_PEAK_MW] * 1e6
+        tt = np.empty(2)
+        for h in range(n_h):  # start at the thermal steady state of the nominal point
             row = p.hall[h]
-            p_peak = row[H_RACKS] * row[H_RACK_PEAK_KW] * 1e-3
-            p_gpu = max(p_it - row[H_RACKS] * (row[H_RACK_PEAK_KW] - row[H_GPUS_PER_RACK] * row[H_TDP_KW]) * 1e-3, 0.0)
-            q_tcs = max(row[H_LIQUID_FRAC] * p_it, p_gpu)
-            t_fws = self.s_plant[int(row[H_PLANT]), SP_TFWS]
-            self.s_hall[h, SH_TTCS] = t_fws + q_tcs / (p_peak / CDU_DT_DESIGN_K)
-            self.s_hall[h, SH_TJ] = self.s_hall[h, SH_TTCS] + p_gpu * R_JC_K_PER_MW / row[H_N_GPU]
-        self.s_ch = np.zeros((len(p.chiller), SC_NCOL))
-        self.s_ch[:, SC_OK] = 1.0
-        self.s_ch[:, SC_DERATE] = 1.0
-        self.s_grid = np.ones((len(p.grid), SG_NCOL))
-        self.s_isl = np.zeros((p.n_island, SI_NCOL))
-        self.s_isl[:, SI_TIED] = p.island_grid_tied
+            p_gpu, q_liq, _ = gpu_heat_split_mw(op.p_it_mw[p.names["hall"][h]], row[H_P_STATIC_MW], row[H_LIQUID_FRAC])
+            hall_thermal_steady_state(s_plant[int(row[H_PLANT]), SP_TFWS], p_gpu, q_liq, row[H_G_JC_MW_PER_K], row[H_UA_CDU_MW_PER_K], tt)
+            s_hall[h, SH_TJ], s_hall[h, SH_TTCS] = tt
+        s_ch = np.zeros((len(p.chiller), SC_NCOL))
+        s_ch[:, SC_OK] = 1.0
+        s_ch[:, SC_DERATE] = 1.0
+        s_isl = np.zeros((n_i, SI_NCOL))
+        s_isl[:, SI_TIED] = p.island_grid_tied
+        s_isl[:, SI_OTHER] = p.island_p_other_mw
         for i, isl in enumerate(op.islands):
-            self.s_isl[i, SI_LPF] = isl.p_load_mw
-        c = scenario.control
-        self._controls = np.array([c.secondary, c.gpu_capping, c.ufls, c.auto_start], dtype=np.float64)
+            s_isl[i, SI_LPF] = isl.p_load_mw
+        self.st = State(turb=s_turb, gov=s_gov, bess=s_bess, hall=s_hall, plant=s_plant, chiller=s_ch, isl=s_isl,
+                        grid=np.ones((len(p.grid), SG_NCOL)), ufls_timer=np.zeros((n_i, len(UFLS_HZ))),
+                        ring=np.full((n_i, RING_N), 60.0))
+        self._load_p = {ld.id: ld.p_mw for ld in site.loads}
+        self.par = Params(turb=p.turb, gov=gov_par, bess=p.bess, hall=p.hall, plant=p.plant, chiller=p.chiller, grid=p.grid,
+                          curves=p.curves, curve_ranges=p.curve_ranges, ctrl=_controls(scenario))
         self._network = _Network(self, self._net_cache)
-        self.s_isl[:, SI_LOSS] = self._network.initial_losses()
+        self.st.isl[:, SI_LOSS] = self._network.initial_losses()
+        self._start_in_balance(h_sub)
+
+    def _start_in_balance(self, h_sub: float) -> None:
+        """Islanded islands start in balance: their online units also carry the island's losses (shared as
+        the operating point shares the load), with their governors in steady state there."""
+        p, st = self.plant, self.st
+        for i in range(p.n_island):
+            if st.isl[i, SI_TIED] > 0.5:
+                continue
+            units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & (st.turb[:, ST_STATUS] == STATUS_ONLINE))[0]
+            total = st.turb[units, ST_PM].sum()
+            if total <= 0.0:
+                continue
+            for u in units:
+                pm = st.turb[u, ST_PM] * (1.0 + st.isl[i, SI_LOSS] / total)
+                st.turb[u, ST_PM] = st.turb[u, ST_PREF] = pm
+                governor_init(int(p.turb[u, T_GOV]), st.gov[u], self.par.gov[u], pm / p.turb[u, T_P_ISO_MW])
+
+    # the state arrays by their old names (tests, the live twin and what-ifs read them)
+    s_turb = property(lambda self: self.st.turb)
+    s_bess = property(lambda self: self.st.bess)
+    s_hall = property(lambda self: self.st.hall)
+    s_plant = property(lambda self: self.st.plant)
+    s_ch = property(lambda self: self.st.chiller)
+    s_isl = property(lambda self: self.st.isl)
+    s_grid = property(lambda self: self.st.grid)
 
     @property
     def net(self):
@@ -149,7 +213,7 @@ class Engine:
             "scenario_doc": self.sc.model_dump(mode="json"),
             "code_version": f"colossus-twin {__version__}",
             "step_s": self.step_s,
-            "substeps_per_step": N_SUB,
+            "substeps_per_step": self.n_sub,
             "load_flow": self._network.describe(),
             "island_members": self.island_members(),
             "Conventions": "CF-1.10",
@@ -225,6 +289,12 @@ class Engine:
             self._network.topology_changed()
         elif ev.kind in ("lines", "transformers"):
             self._network.set_branch(ev.kind, ev.target, in_service=a not in ("trip", "open"))
+        elif ev.kind == "loads":  # a fixed load steps to a new constant power
+            ld = next(x for x in self.site.loads if x.id == ev.target)
+            isl = next(k for k, island in enumerate(self.site.islands()) if ld.bus in island.buses)
+            old_p, self._load_p[ld.id] = self._load_p[ld.id], max(float(v), 0.0)
+            self.st.isl[isl, SI_OTHER] += self._load_p[ld.id] - old_p
+            self._network.loads_changed(self._load_p)
 
     # ------------------------------------------------------------------ stepping
     def segments(self):
@@ -247,22 +317,23 @@ class Engine:
         t_amb = self.amb(t) if self._override_t_amb is None else np.full(n, self._override_t_amb)
         demand = self._workload(self.k, n)
         for h, v in self._override_p_it.items():
-            demand[:, h] = v
+            demand[:, :, h] = v
         n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
-        shapes = {
-            "p_it_mw": n_h, "p_cooling_mw": n_h, "t_gpu_c": n_h, "t_coolant_c": n_h, "throttle": n_h, "p_shed_mw": n_h,
-            "p_mech_mw": n_t, "p_bess_mw": n_b, "soc_bess": n_b, "f_hz": n_i, "rocof_hz_s": n_i, "p_unserved_mw": n_i,
-            "p_other_mw": n_i, "p_load_island_mw": n_i, "turbine_starts": None, "turbine_status": n_t,
-        }
-        out = {k: self.buffers.get(k, (n,) if m is None else (n, m)) for k, m in shapes.items()}
-        step_segment(
-            n, self.step_s, N_SUB, demand, t_amb,
-            p.turb, p.bess, p.hall, p.plant, p.chiller, p.grid, p.island_p_other_mw, p.curves, p.curve_ranges,
-            self.s_turb, self.s_bess, self.s_hall, self.s_plant, self.s_ch, self.s_isl, self.s_grid,
-            out["p_it_mw"], out["p_cooling_mw"], out["t_gpu_c"], out["t_coolant_c"], out["throttle"], out["p_shed_mw"],
-            out["p_mech_mw"], out["p_bess_mw"], out["soc_bess"], out["f_hz"], out["rocof_hz_s"], out["p_unserved_mw"],
-            out["p_other_mw"], out["p_load_island_mw"], out["turbine_starts"], out["turbine_status"], self._controls,
-        )
+        buf = self.buffers
+        o = Outputs(*(buf.get(name, (n,) if m is None else (n, m)) for name, m in (
+            ("p_it_mw", n_h), ("p_it_min_mw", n_h), ("p_it_max_mw", n_h), ("p_cooling_mw", n_h), ("t_gpu_c", n_h),
+            ("t_coolant_c", n_h), ("throttle", n_h), ("p_shed_mw", n_h), ("p_mech_mw", n_t), ("p_bess_mw", n_b),
+            ("soc_bess", n_b), ("f_hz", n_i), ("f_min_hz", n_i), ("f_max_hz", n_i), ("rocof_hz_s", n_i),
+            ("rocof_long_hz_s", n_i), ("p_kinetic_mw", n_i), ("p_unserved_mw", n_i), ("p_other_mw", n_i),
+            ("p_load_island_mw", n_i), ("p_import_mw", n_i), ("turbine_starts", None), ("turbine_status", n_t))))
+        shape = (n, self.n_sub, n_i) if self.record_substeps else (0, 0, 0)
+        sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
+                         np.zeros((n, self.n_sub, n_b) if self.record_substeps else (0, 0, 0)))
+        step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
+        out = dict(zip(_OUTPUT_NAMES, o))
+        if self.record_substeps:
+            out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
+                       p_kinetic_sub_mw=sub.kin, p_bess_unit_sub_mw=sub.bess_unit)
         out["t_amb_c"] = t_amb
         self._network.solve_segment(out)
         self.k += n
@@ -289,6 +360,28 @@ class Engine:
     def copy(self) -> "Engine":
         """An independent copy of the engine and its full state (for what-ifs from a live state)."""
         return _copy.deepcopy(self)
+
+
+#: Names of the kernel's outputs (twin.state.Outputs, in order) in a segment.
+_OUTPUT_NAMES = ("p_it_mw", "p_it_min_mw", "p_it_max_mw", "p_cooling_mw", "t_gpu_c", "t_coolant_c", "throttle", "p_shed_mw",
+                 "p_mech_mw", "p_bess_mw", "soc_bess", "f_hz", "f_min_hz", "f_max_hz", "rocof_hz_s", "rocof_long_hz_s",
+                 "p_kinetic_mw", "p_unserved_mw", "p_other_mw", "p_load_island_mw", "p_import_mw", "turbine_starts",
+                 "turbine_status")
+
+
+def _controls(sc: Scenario) -> np.ndarray:
+    """The run's settings vector (twin.plant ``CT_*``): control switches, relay settings, workload options."""
+    c, w = sc.control, sc.workload
+    ct = np.zeros(CT_NCOL)
+    ct[CT_SECONDARY], ct[CT_CAPPING], ct[CT_UFLS], ct[CT_AUTO_START] = c.secondary, c.gpu_capping, c.ufls, c.auto_start
+    ct[CT_UFLS_DELAY_S], ct[CT_ROCOF_SHORT_S], ct[CT_ROCOF_LONG_S] = UFLS_DELAY_S, ROCOF_SHORT_S, ROCOF_LONG_S
+    if w.smoothing is not None:
+        s = w.smoothing
+        ct[CT_SMOOTH], ct[CT_SMOOTH_FLOOR], ct[CT_SMOOTH_UP_PER_S] = 1.0, s.floor_frac, s.ramp_up_frac_per_s
+        ct[CT_SMOOTH_DOWN_PER_S], ct[CT_SMOOTH_HYST_S] = s.ramp_down_frac_per_s, s.hysteresis_s
+    if w.psu_storage is not None:
+        ct[CT_PSU], ct[CT_PSU_TAU_S], ct[CT_PSU_E_S] = 1.0, w.psu_storage.tau_s, w.psu_storage.energy_s
+    return ct
 
 
 def _net_fingerprint(site, op) -> str:
@@ -319,7 +412,7 @@ class _Buffers:
 class _Workload:
     """Demanded IT power per hall, generated a day at a time (bounded memory for any horizon).
 
-    Synthetic training (PHYSICS.md §1, :func:`twin.workload.utilisation_profile`): the halls of a
+    Synthetic training (docs/physics.md §1, :func:`twin.workload.utilisation_profile`): the halls of a
     site run one synchronous job, so they share a utilisation profile ``u`` (seeded by the
     scenario's seed and the site); a hall draws ``P = P_idle + (P_compute − P_idle)·u``, with
     ``P_compute`` its rack power at ``gpu_power_frac`` of TDP. The communication-phase utilisation
@@ -332,12 +425,13 @@ class _Workload:
 
     DAY = 86400
 
-    def __init__(self, site, sc: Scenario, base_dir: Path | None):
+    def __init__(self, site, sc: Scenario, base_dir: Path | None, n_sub: int):
         from .operating_point import hall_it_mw
 
         w = sc.workload
         self.w = w
         self.step_s = sc.scenario.step_s
+        self.n_sub = n_sub
         start = sc.scenario.start
         self.t0_s = start.hour * 3600 + start.minute * 60 + start.second
         halls = site.halls
@@ -346,7 +440,7 @@ class _Workload:
         span = np.maximum(self.p_comp - self.p_idle, 1e-9)
         # u_comm such that (P_comp − P_idle)·(1 − u_comm) = swing_frac·P_comp, per site (the tightest hall)
         sites = sorted({h.id.split("/")[0] for h in halls})
-        self.site_of = np.array([sites.index(h.id.split("/")[0]) for h in halls])
+        self.site_of = np.array([sites.index(h.id.split("/")[0]) for h in halls], dtype=np.int64)
         self.u_comm = np.ones(len(sites))
         for k in range(len(sites)):
             sel = self.site_of == k
@@ -390,32 +484,41 @@ class _Workload:
         from .workload import utilisation_profile
 
         w = self.w
-        n = int(self.DAY / self.step_s)
+        steps = self.DAY / self.step_s
+        sps = self.n_sub / self.step_s  # samples per second on the sub-step grid
+        exact = abs(steps - round(steps)) < 1e-9 and abs(sps - round(sps)) < 1e-9
+        # on the sub-step grid when it tiles a day; else (odd steps) a profile whose time unit is the step
+        n_s, sps = (self.DAY, int(round(sps))) if exact else (int(steps), self.n_sub)
+        steps = int(steps)
         p = w.swing_period_s
-        self._u = np.empty((len(self.sites), n))
+        self._u = np.empty((len(self.sites), steps, self.n_sub), dtype=np.float32)
         for k, site in enumerate(self.sites):
             seed = (w.seed * 1_000_003 + sum(map(ord, site)) * 7919 + day) % (2**32)
             prof = utilisation_profile(
-                n, seed, period_s=(0.8 * p, 1.2 * p), u_comm=self.u_comm[k],
+                n_s, seed, period_s=(0.8 * p, 1.2 * p), u_comm=self.u_comm[k],
                 checkpoint_interval_s=(0.8 * w.checkpoint_interval_s, 1.2 * w.checkpoint_interval_s),
                 checkpoint_duration_s=(0.5 * w.checkpoint_duration_s, 1.5 * w.checkpoint_duration_s) if w.checkpoint_duration_s > 0 else (0.0, 0.0),
                 inference_share=w.inference_share, t0_s=(self.t0_s + day * self.DAY) % self.DAY,
-                samples_per_s=max(int(round(20 / self.step_s)), 1) if self.step_s <= 1 else 1)
-            self._u[k] = prof.u_mean
+                samples_per_s=sps, keep_samples=True)
+            self._u[k] = prof.u_sub.reshape(steps, self.n_sub)
         self._day = day
 
     def __call__(self, k0: int, n: int) -> np.ndarray:
-        """Demanded IT power [MW], shape (n, halls), for steps k0 … k0 + n − 1."""
+        """Demanded IT power [MW] on the sub-step grid, shape (n, n_sub, halls), for steps k0 … k0 + n − 1."""
+        n_h = len(self.p_comp)
         if self.trace is not None:
             t_tr, cols = self.trace
-            t = (k0 + np.arange(n)) * self.step_s
-            out = np.repeat(self.p_comp[None, :], n, axis=0)
-            for h, v in enumerate(cols):
+            h = self.step_s / self.n_sub
+            t = k0 * self.step_s + (np.arange(n * self.n_sub) + 0.5) * h
+            out = np.repeat(self.p_comp[None, None, :], n, axis=0).repeat(self.n_sub, axis=1)
+            for j, v in enumerate(cols):
                 if v is not None:
-                    out[:, h] = np.interp(t, t_tr, v)
+                    out[:, :, j] = np.interp(t, t_tr, v).reshape(n, self.n_sub)
+            return out
+        out = np.empty((n, self.n_sub, n_h))
+        if n_h == 0:
             return out
         per_day = int(self.DAY / self.step_s)
-        out = np.empty((n, len(self.p_comp)))
         i = 0
         while i < n:
             k = k0 + i
@@ -423,8 +526,7 @@ class _Workload:
             if day != self._day:
                 self._load_day(day)
             take = min(n - i, per_day - off)
-            u = self._u[:, off:off + take][self.site_of].T  # (take, halls)
-            out[i:i + take] = self.p_idle + (self.p_comp - self.p_idle) * u
+            hall_demand_mw(self._u[:, off:off + take], self.site_of, self.p_idle, self.p_comp, out[i:i + take])
             i += take
         return out
 
@@ -523,22 +625,32 @@ class _Network:
         if key == self._key:
             return
         self.config = config
+        self.state = None
+        self._key = key
+        self.turb_share = np.zeros(len(p.turb))
+        self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
+        if not (config.gen_slack.any() or config.ext_grid_in_service.any()):  # the whole site is dark
+            self.arrays = None
+            return
         self.arrays = a = self.cache.compiled(config)
         online = status == STATUS_ONLINE
         # LF island of each site island (via any energised bus of it), and weights per unit
-        self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
         for b, i in enumerate(self.bus_isl):
             k = a.pp_bus_internal[b]
             if k >= 0:
                 self.lf_isl_of[i] = a.bus_island[k]
-        self.turb_share = np.zeros(len(p.turb))
         for i in range(p.n_island):
             units = np.nonzero((p.turb[:, T_ISLAND].astype(int) == i) & online)[0]
             w = config.gen_slack_weight[self.gen_turb[units]]
             if w.sum() > 0:
                 self.turb_share[units] = w / w.sum()
-        self.state = None
-        self._key = key
+
+    def loads_changed(self, p_by_load: dict[str, float]) -> None:
+        """Fixed loads now draw ``p_by_load`` [MW] (by load id): the island's other load is spread by them."""
+        names = list(self.t.load_name[self.load_fixed])
+        for name, v in p_by_load.items():
+            if name in names:
+                self.fixed_p[names.index(name)] = v
 
     def units_changed(self) -> None:
         self._compile(self.eng.s_turb[:, ST_STATUS])
@@ -588,7 +700,7 @@ class _Network:
         """
         t, e, p = self.t, self.eng, self.eng.plant
         ok = (e.s_ch[:, SC_OK] > 0.5) * e.s_ch[:, SC_DERATE] * p.chiller[:, C_Q_REF_MW]
-        key = ok.tobytes()  # the weights depend on nothing else (dead buses are masked in _solve)
+        key = ok.tobytes() + self.fixed_p.tobytes()  # nothing else changes the weights (dead buses are masked in _solve)
         if key == getattr(self, "_agg_key", None):
             return
         n_bus = len(t.bus_index)
@@ -610,7 +722,9 @@ class _Network:
                 plant_q[pl] = (w * self.tan_phi[self.load_chiller[ch]]) @ load_to_bus[self.load_chiller[ch]]
         hall_plant = np.zeros((len(p.hall), len(p.plant)))
         hall_plant[np.arange(len(p.hall)), p.hall[:, H_PLANT].astype(int)] = 1.0
-        nominal_other = p.island_p_other_mw[self.fixed_isl]
+        nominal_other = np.zeros(p.n_island)
+        np.add.at(nominal_other, self.fixed_isl, self.fixed_p)
+        nominal_other = nominal_other[self.fixed_isl]
         other_p = np.zeros((p.n_island, n_bus))
         other_q = np.zeros((p.n_island, n_bus))
         for j, row in enumerate(self.load_fixed):
@@ -644,6 +758,8 @@ class _Network:
 
         pb, qb = profiles
         a, t, p = self.arrays, self.t, self.eng.plant
+        if a is None:  # no energised island: nothing flows, nothing is lost
+            return self._dark(len(pb))
         live = np.zeros(len(t.bus_index), dtype=bool)
         live[a.pp_bus_internal >= 0] = True
         pb[:, ~live] = 0.0  # a dead island (blackout) injects nothing
@@ -678,6 +794,14 @@ class _Network:
                 grid[:, g] = res.p_from_mw[:, tf].sum(axis=1) + res.p_to_mw[:, tt].sum(axis=1) - pb[:, bpos]
         return loss, slack, grid, res
 
+    def _dark(self, n: int):
+        """Load-flow results of a site with no energised island: no losses, no flows, voltages 0."""
+        from types import SimpleNamespace
+
+        n_bus, n_br, p = len(self.t.bus_index), len(self.t.line_name) + len(self.t.trafo_name), self.eng.plant
+        res = SimpleNamespace(vm_pu=np.zeros((n, n_bus)), loading_percent=np.zeros((n, n_br)), converged=np.ones(n, bool))
+        return np.zeros((n, p.n_island)), np.zeros((n, p.n_island)), np.zeros((n, len(self.eg_tie))), res
+
     def solve_segment(self, out: dict[str, np.ndarray]) -> None:
         """Run the load flow over a segment; add vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw."""
         p, buf = self.eng.plant, self.eng.buffers
@@ -690,7 +814,8 @@ class _Network:
         out["p_turbine_mw"] = buf.get("p_turbine_mw", (n, len(p.turb)))
         out["p_grid_mw"] = buf.get("p_grid_mw", (n, len(p.grid)))
         out["lf_converged"] = buf.get("lf_converged", (n,), bool)
-        change = np.nonzero(np.any(status[1:] != status[:-1], axis=1))[0] + 1
+        online = status == STATUS_ONLINE  # only the set of online units changes the network
+        change = np.nonzero(np.any(online[1:] != online[:-1], axis=1))[0] + 1
         bounds = [0, *change.tolist(), n]
         for a, b in zip(bounds[:-1], bounds[1:]):
             self._compile(status[a])
@@ -702,6 +827,11 @@ class _Network:
             out["p_turbine_mw"][rows] = out["p_mech_mw"][rows] + self.turb_share[None, :] * slack[:, p.turb[:, T_ISLAND].astype(int)]
             out["p_grid_mw"][rows] = grid
             out["lf_converged"][rows] = res.converged
+            failed = np.size(res.converged) - int(np.count_nonzero(res.converged))
+            if failed:
+                t0 = (self.eng.k + a) * self.eng.step_s
+                log.warning("load flow did not converge in %d of %d steps from t = %.0f s (%s): voltages and flows of "
+                            "those steps are NaN, their losses are taken as zero", failed, b - a, t0, self.eng.site.label)
         last = out["p_loss_mw"][-1]
         self.eng.s_isl[:, SI_LOSS] = np.where(np.isfinite(last), last, self.eng.s_isl[:, SI_LOSS])
 

@@ -1,14 +1,14 @@
 """System frequency of an electrical island: the aggregate (centre-of-inertia) swing equation.
 
-Model form from ``shared/PHYSICS.md`` §4 (Kundur, *Power System Stability and Control*, (35))::
+Model form from docs/physics.md §4 (Kundur, *Power System Stability and Control*, [P35])::
 
     d(Δf)/dt = f0/(2·H_sys·S_sys) · [ΣPm_i + P_bess + P_grid − P_load·(1 + D·Δf/f0)]     (P in MW)
     H_sys·S_sys = Σ H_i·S_i   over online synchronous units (+ BESS virtual inertia if grid-forming)
     RoCoF = f0·ΔP/(2·H_sys·S_sys)
 
 Grid-tied islands: Δf is an exogenous trace and ``P_grid`` balances the island. Islanded: turbines
-(+ BESS) only. Governors and batteries run on internal sub-steps of 20–50 ms (PHYSICS.md step-size
-warning); rotor-angle and electromagnetic dynamics are not resolved: every unit sees the island's
+(+ BESS) only. Governors and batteries run on internal sub-steps of 20–50 ms (docs/physics.md
+§0); rotor-angle and electromagnetic dynamics are not resolved: every unit sees the island's
 centre-of-inertia frequency.
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
@@ -22,58 +22,44 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .storage import bess_power_mw
-from .turbines import GX_PMECH, ggov1_step
+from .plant import (
+    B_DEADBAND_HZ, B_DROOP, B_E_MWH, B_ETA_C, B_ETA_D, B_GFM, B_H_V_S, B_ISLAND, B_P_MW, B_SOC_MAX, B_SOC_MIN,
+    CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_UFLS, CT_UFLS_DELAY_S, T_GOV, T_H_S, T_ISLAND, T_P_ISO_MW, T_S_MVA,
+)
+from .protection import BLACKOUT_HZ, UFLS_HZ, UFLS_RELIEF, rocof_window_hz_per_s, ufls_shed_fraction, ufls_step
+from .state import (
+    RING_N, SB_DERATE, SB_OK, SB_P, SB_SOC, SI_BLACKOUT, SI_DF, SI_RESTORE, SI_RING, SI_STAGE, SI_TIED, ST_PM,
+    ST_STATUS,
+)
+from .storage import bess_substep_mw, soc_step
+from .turbines import GOV_IDEAL, STATUS_STANDBY, STATUS_TRIPPED, governor_step
 
 __all__ = [
     "F0_HZ", "D_LOAD_CONVENTIONAL", "D_LOAD_DATACENTRE",
-    "system_inertia_mw_s", "rocof_hz_per_s", "droop_stiffness_mw_per_hz", "swing_step",
-    "grid_tied_balance_mw", "island_step", "ISL_DF_HZ", "ISL_DF_MIN_HZ", "ISL_ROCOF_MAX", "ISL_P_GRID_MW",
-    "ISL_NOUT",
+    "inertial_power_mw", "droop_stiffness_mw_per_hz", "swing_step", "grid_tied_balance_mw", "island_step",
+    "ISL_F_MIN_HZ", "ISL_F_MAX_HZ", "ISL_ROCOF_SHORT", "ISL_ROCOF_LONG", "ISL_LOAD_MW", "ISL_KIN_MW",
+    "ISL_IMPORT_MW", "ISL_TRIPPED", "ISL_NOUT",
 ]
 
 #: Nominal frequency [Hz].
 F0_HZ = 60.0
-#: Load damping of conventional load [%ΔP per %Δf], 1–2 (NEM ≈1.5) [S2] (35).
+#: Load damping of conventional load [%ΔP per %Δf], 1–2 (NEM ≈1.5) [S2] [P35].
 D_LOAD_CONVENTIONAL = 1.5
 #: Load damping of data-centre (constant-power converter/UPS, VFD chiller) load ≈0 [E].
 D_LOAD_DATACENTRE = 0.0
 
-# ---- island_step output vector
-ISL_DF_HZ, ISL_DF_MIN_HZ, ISL_ROCOF_MAX, ISL_P_GRID_MW, ISL_NOUT = 0, 1, 2, 3, 4
+# ---- island_step output vector: per-step extremes and means of the island
+# (ISL_LOAD_MW is the served load without losses; ISL_KIN_MW the kinetic power of the rotors alone)
+(ISL_F_MIN_HZ, ISL_F_MAX_HZ, ISL_ROCOF_SHORT, ISL_ROCOF_LONG, ISL_LOAD_MW, ISL_KIN_MW, ISL_IMPORT_MW, ISL_TRIPPED,
+ ISL_NOUT) = range(9)
 
 
 @njit
-def system_inertia_mw_s(h_s, s_mva, online, h_v_s=0.0, p_v_mw=0.0):  # pragma: no cover - jitted
-    """Stored kinetic energy ``Σ H_i·S_i`` of the online units (+ virtual inertia) [MW·s].
-
-    Parameters
-    ----------
-    h_s : ndarray(float, n)
-        Inertia constants on machine base [s] (aeroderivative/two-shaft 1.5–3 s, single-shaft
-        3–5 s [E], PHYSICS.md §3).
-    s_mva : ndarray(float, n)
-        Machine ratings [MVA].
-    online : ndarray(n)
-        Non-zero where the unit is online and synchronised.
-    h_v_s, p_v_mw : float
-        Virtual inertia of grid-forming BESS [s] on its rating [MW] (PHYSICS.md §4/§5).
-    """
-    acc = h_v_s * p_v_mw
-    for i in range(h_s.shape[0]):
-        if online[i]:
-            acc += h_s[i] * s_mva[i]
-    return acc
-
-
-@njit
-def rocof_hz_per_s(dp_mw, hs_mw_s, f0_hz=F0_HZ):  # pragma: no cover - jitted
-    """Initial rate of change of frequency after a power imbalance, ``f0·ΔP/(2·H·S)`` [Hz/s].
-
-    PHYSICS.md §4: 1.2 GVA of turbines at H = 3 s and a 100 MW step give 0.83 Hz/s. Positive ``dp_mw``
-    (surplus generation) gives a rising frequency.
-    """
-    return f0_hz * dp_mw / (2.0 * hs_mw_s)
+def inertial_power_mw(hs_mw_s, dfdt_hz_per_s, f0_hz=F0_HZ):  # pragma: no cover - jitted
+    """Power released by stored kinetic energy ``H·S`` (rotors, or a grid-forming inverter's virtual
+    inertia) while the frequency changes, ``−2·H·S·(df/dt)/f0`` [MW] (linearised swing equation,
+    docs/physics.md §4/§5; positive while the frequency falls)."""
+    return -2.0 * hs_mw_s * dfdt_hz_per_s / f0_hz
 
 
 @njit
@@ -87,10 +73,10 @@ def swing_step(df_hz, p_gen_mw, p_load_mw, hs_mw_s, k_mw_per_hz, d_load, f0_hz, 
     """Advance the aggregate swing equation by ``dt_s`` exactly, with inputs held and linear feedback.
 
     Solves ``M·dΔf/dt = A − B·Δf`` with ``M = 2·H·S/f0`` [MW·s/Hz], ``A = P_gen − P_load`` and
-    ``B = K + P_load·D/f0`` (PHYSICS.md §4): ``K`` is the stiffness of lag-free (ideal) droop
-    governors and BESS [MW/Hz] (:func:`droop_stiffness_mw_per_hz`; ``p_gen_mw`` then holds their
-    output at Δf = 0) and ``P_load·D/f0`` the load damping. ``B > 0``:
-    ``Δf(t) = A/B + (Δf0 − A/B)·e^(−B·t/M)``; ``B = 0``: a ramp.
+    ``B = K + P_load·D/f0`` (docs/physics.md §4): ``K`` is the stiffness of lag-free (ideal) droop
+    governors [MW/Hz] (:func:`droop_stiffness_mw_per_hz`; ``p_gen_mw`` then holds their output at
+    Δf = 0) and ``P_load·D/f0`` the load damping. ``B > 0``: ``Δf(t) = A/B + (Δf0 − A/B)·e^(−B·t/M)``;
+    ``B = 0``: a ramp.
 
     Parameters
     ----------
@@ -101,9 +87,9 @@ def swing_step(df_hz, p_gen_mw, p_load_mw, hs_mw_s, k_mw_per_hz, d_load, f0_hz, 
     p_load_mw : float
         Load at nominal frequency [MW].
     hs_mw_s : float
-        ``Σ H·S`` of online units [MW·s] (:func:`system_inertia_mw_s`).
+        ``Σ H·S`` of online units (+ virtual inertia) [MW·s].
     k_mw_per_hz : float
-        Lag-free droop stiffness [MW/Hz] (0 when governors are stepped separately).
+        Lag-free droop stiffness [MW/Hz].
     d_load : float
         Load damping [%ΔP per %Δf] (≈0 for data-centre load, 1–2 conventional).
     f0_hz, dt_s : float
@@ -138,125 +124,232 @@ def swing_step(df_hz, p_gen_mw, p_load_mw, hs_mw_s, k_mw_per_hz, d_load, f0_hz, 
 def grid_tied_balance_mw(p_gen_mw, p_load_mw, df_hz, d_load, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Grid import that balances a grid-tied island, ``P_load·(1 + D·Δf/f0) − P_gen`` [MW].
 
-    Positive = import from the grid (the grid is a source for the island, PHYSICS.md §4).
+    Positive = import from the grid (the grid is a source for the island, docs/physics.md §4).
     """
     return p_load_mw * (1.0 + d_load * df_hz / f0_hz) - p_gen_mw
 
 
 @njit
-def island_step(df_hz, tied, df_grid_hz, gov_x, gov_par, p_set_pu, p_base_mw, hs_unit_mw_s, online,
-                bess_sched_mw, bess_soc, bess_p_rated_mw, bess_soc_min, bess_soc_max, bess_r, bess_db_hz,
-                bess_h_v_s, bess_i_max_pu, p_load_mw, d_load, f0_hz, dt_s, n_sub,
-                out_pm_mw, out_p_bess_mw, out):  # pragma: no cover - jitted
-    """Advance one island by ``dt_s``: GGOV1 governors, BESS response and the swing equation on sub-steps.
+def _ideal_output_mw(p_ref_mw, k_mw_per_hz, df_hz, p_av_mw):  # pragma: no cover - jitted
+    """Output of an ideal droop unit at Δf: ``P_ref − K·Δf`` within ``[0, P_av]`` [MW]."""
+    p = p_ref_mw - k_mw_per_hz * df_hz
+    return min(max(p, 0.0), p_av_mw)
 
-    Per sub-step ``h = dt_s/n_sub`` (20–50 ms recommended, PHYSICS.md step-size warning):
 
-    1. BESS power from its schedule, droop (deadband) and virtual inertia at the present Δf and
-       RoCoF, within its SoC/current limits (:func:`twin.storage.bess_power_mw`; lag-free);
-    2. imbalance ``ΔP = ΣPm + ΣP_bess − P_load·(1 + D·Δf/f0)``; swing update of Δf over ``h``
-       (:func:`swing_step`, ``K = 0``, so the load damping is integrated exactly);
-    3. each online unit's electrical output is its mechanical power less its inertial share of the
-       imbalance, ``Pe_i = Pm_i − (H_i·S_i/ΣH·S)·ΔP`` (coherent machines) [E], and its governor
-       advances with ``Pe_i`` and ``Δω = Δf/f0`` (:func:`twin.turbines.ggov1_step`).
+@njit
+def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw, bess, bess_a, it_sub_mw, fixed_mw,
+                loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, f0_hz=F0_HZ):  # pragma: no cover - jitted
+    """Advance island ``i`` by one step of ``n_sub`` sub-steps of ``h_s``: governors, batteries, swing, relays.
 
-    A grid-tied island (``tied``) holds ``Δf = df_grid_hz`` (an exogenous trace); the units' output
-    follows their governors (``Pe = Pm``) and the grid takes the balance (:func:`grid_tied_balance_mw`).
-    The load is held over the step; SoC is not updated here (pass ``out_p_bess_mw`` to
-    :func:`twin.storage.bess_step`, lag-free, or :func:`twin.storage.soc_step`).
+    Per sub-step (docs/physics.md §4 and step-size warning):
 
-    Parameters
-    ----------
-    df_hz : float
-        Island frequency deviation at the start [Hz].
-    tied : bool
-        True if a closed grid tie holds the frequency.
-    df_grid_hz : float
-        Grid frequency deviation for a tied island [Hz].
-    gov_x : ndarray(float, (n_u, GX_NSTATE))
-        Governor states (:func:`twin.turbines.ggov1_init`), updated in place.
-    gov_par : ndarray(float, (n_u, GG_NPAR))
-        Governor parameters (:func:`twin.turbines.ggov1_params`).
-    p_set_pu : ndarray(float, n_u)
-        Load references [pu of ``p_base_mw``].
-    p_base_mw : ndarray(float, n_u)
-        MW base of each governor (the unit's ISO rating) [MW].
-    hs_unit_mw_s : ndarray(float, n_u)
-        ``H_i·S_i`` of each unit [MW·s].
-    online : ndarray(n_u)
-        Non-zero for online units; offline units deliver 0 and keep their state.
-    bess_sched_mw, bess_soc, bess_p_rated_mw, bess_soc_min, bess_soc_max, bess_r, bess_db_hz,
-    bess_h_v_s, bess_i_max_pu : ndarray(float, n_b)
-        Per battery: schedule [MW], SoC [-], rating [MW], SoC window [-], droop [pu] (≤ 0: none),
-        deadband [Hz], virtual inertia [s] (counted in the island's inertia), current limit [pu].
-    p_load_mw : float
-        Island load at nominal frequency (IT + cooling + other + losses) [MW].
-    d_load : float
-        Load damping [-].
-    f0_hz, dt_s : float
-        Nominal frequency [Hz] and step [s].
-    n_sub : int
-        Number of sub-steps.
-    out_pm_mw : ndarray(float, n_u)
-        Receives each unit's step-mean mechanical (= electrical, on average) power [MW].
-    out_p_bess_mw : ndarray(float, n_b)
-        Receives each battery's step-mean power [MW].
-    out : ndarray(float, ISL_NOUT)
-        Receives ``[Δf_end, Δf_min, max |RoCoF|, step-mean P_grid]`` [Hz, Hz, Hz/s, MW].
+    1. sources at the start of the sub-step: each lagged governor's mechanical power (GGOV1/TGOV1,
+       :func:`twin.turbines.governor_step`), ideal droop units as a stiffness, each battery's power
+       (:func:`twin.storage.bess_substep_mw`: schedule + droop with deadband, within SoC limits,
+       through its response lag; grid-forming ones lag-free);
+    2. the island load ``IT·(1 − shed) + fixed`` with the IT on the sub-step grid (sub-second
+       workload, smoothing and PSU storage already applied);
+    3. islanded: the swing equation over the sub-step (:func:`swing_step`) with the inertia of the
+       online units and of grid-forming batteries; grid-tied: Δf = 0 and the tie imports the balance
+       (:func:`grid_tied_balance_mw`);
+    4. the kinetic power released, ``−M·ΔΔf/h`` (:func:`inertial_power_mw`), is shared by inertia:
+       each unit's electrical output is ``Pe = Pm + (H·S/ΣH·S)·P_kin`` (coherent machines) and feeds
+       its governor; a grid-forming battery delivers its share on top of its power (and its SoC
+       pays for it); every battery's SoC advances over the sub-step (:func:`twin.storage.soc_step`);
+    5. relays on the sub-step frequency: UFLS stages with pick-up delay
+       (:func:`twin.protection.ufls_step`; shedding acts from the next sub-step), the island blacks
+       out below :data:`twin.protection.BLACKOUT_HZ`; RoCoF over the relay windows
+       (:func:`twin.protection.rocof_window_hz_per_s`).
+
+    A grid-tied island holds Δf = 0, so nothing in it needs the sub-steps: it is advanced in one pass
+    of the whole step with the step-mean IT (governors and battery lags exactly as on sub-steps, with
+    the step as their time step).
+
+    ``units`` are the island's online units that are stepped, each standing for ``counts[j]``
+    identical units (same model, state and set point: their trajectories are identical, so one is
+    stepped and the engine copies it). ``pref_mw``/``pav_mw`` are per unit [MW]. ``it_sub_mw``
+    (n_sub,) is the island's IT before shedding, ``fixed_mw`` the rest of its served load (cooling,
+    other) and ``loss_mw`` its network losses (from the load flow). ``bess`` lists the island's batteries,
+    ``bess_a`` (n_bess, 2) their response-lag decay factors over a sub-step and over a step. Fills ``keep`` (n_sub,) with the served fraction of IT on each sub-step, ``pm_mean``/
+    ``pb_mean`` with each stepped unit's/battery's step-mean power [MW], ``out`` (ISL_NOUT,) with the
+    island's step extremes and means, and ``sub`` (SubOutputs) at row ``k`` when it is recorded; ``sw`` is
+    scratch of shape (3,).
     """
-    n_u = gov_x.shape[0]
-    n_b = bess_sched_mw.shape[0]
-    h = dt_s / n_sub
-    hs = 0.0
-    for u in range(n_u):
-        out_pm_mw[u] = 0.0
-        if online[u]:
-            hs += hs_unit_mw_s[u]
-    for b in range(n_b):
-        out_p_bess_mw[b] = 0.0
-        hs += bess_h_v_s[b] * bess_p_rated_mw[b]
-    sw = np.empty(3)
-    df = df_grid_hz if tied else df_hz
-    df_min = df
-    rocof_max = 0.0
-    rocof = 0.0
-    p_grid_acc = 0.0
-    for _ in range(n_sub):
-        pm_tot = 0.0
-        for u in range(n_u):
-            if online[u]:
-                pm_tot += gov_x[u, GX_PMECH] * p_base_mw[u]
-        pb_tot = 0.0
-        for b in range(n_b):
-            pb = bess_power_mw(bess_sched_mw[b], df, rocof, bess_soc[b], bess_p_rated_mw[b], bess_soc_min[b],
-                               bess_soc_max[b], bess_r[b], bess_db_hz[b], bess_h_v_s[b], bess_i_max_pu[b], f0_hz)
-            out_p_bess_mw[b] += pb
-            pb_tot += pb
-        if tied:
-            imb = 0.0
-            p_grid_acc += grid_tied_balance_mw(pm_tot + pb_tot, p_load_mw, df, d_load, f0_hz)
-            df = df_grid_hz
-        else:
-            imb = pm_tot + pb_tot - p_load_mw * (1.0 + d_load * df / f0_hz)
-            swing_step(df, pm_tot + pb_tot, p_load_mw, hs, 0.0, d_load, f0_hz, h, sw)
-            rocof = sw[2]
-            if abs(rocof) > rocof_max:
-                rocof_max = abs(rocof)
-            df = sw[0]
-            if df < df_min:
-                df_min = df
-        for u in range(n_u):
-            if not online[u]:
+    tied = st.isl[i, SI_TIED] > 0.5
+    ctrl = par.ctrl
+    ufls_on = ctrl[CT_UFLS] > 0.5
+    n_short = max(1, int(round(ctrl[CT_ROCOF_SHORT_S] / h_s)))
+    n_long = max(1, int(round(ctrl[CT_ROCOF_LONG_S] / h_s)))
+    rec = sub.f.shape[0] > 0
+    n_u = units.shape[0]
+    n_pass = 1 if tied else n_sub
+    h = h_s * n_sub if tied else h_s
+    col = 1 if tied else 0
+    it_step = 0.0
+    if tied:
+        for jj in range(n_sub):
+            it_step += it_sub_mw[jj] / n_sub
+    hs_rot = 0.0
+    for j in range(n_u):
+        u = units[j]
+        hs_rot += counts[j] * par.turb[u, T_H_S] * par.turb[u, T_S_MVA]
+        pm_mean[u] = 0.0
+    hs_tot = hs_rot
+    for b in bess:
+        pb_mean[b] = 0.0
+        if par.bess[b, B_GFM] > 0.5 and st.bess[b, SB_OK] > 0.5:
+            hs_tot += par.bess[b, B_H_V_S] * par.bess[b, B_P_MW] * st.bess[b, SB_DERATE]
+    df = st.isl[i, SI_DF]
+    stage = int(st.isl[i, SI_STAGE])
+    dark = st.isl[i, SI_BLACKOUT] > 0.5
+    shed = 1.0 if dark else ufls_shed_fraction(stage, UFLS_RELIEF)
+    f_min = f0_hz + df
+    f_max = f_min
+    r_short = 0.0
+    r_long = 0.0
+    load_acc = 0.0
+    kin_acc = 0.0
+    imp_acc = 0.0
+    tripped = 0.0
+    for jj in range(n_pass):
+        # 1. sources held over the sub-step
+        pm = 0.0
+        a_id = 0.0
+        b_id = 0.0
+        for j in range(n_u):
+            u = units[j]
+            if int(par.turb[u, T_GOV]) == GOV_IDEAL:
+                kd = droop_stiffness_mw_per_hz(par.turb[u, T_P_ISO_MW], par.gov[u, 0], f0_hz)
+                tgt = pref_mw[u] - kd * df
+                if tgt >= pav_mw[u]:
+                    a_id += counts[j] * pav_mw[u]
+                elif tgt > 0.0:
+                    a_id += counts[j] * pref_mw[u]
+                    b_id += counts[j] * kd
+            else:
+                pm += counts[j] * st.turb[u, ST_PM]
+        pb = 0.0
+        for b in bess:
+            if st.bess[b, SB_OK] < 0.5 or dark:
+                st.bess[b, SB_P] = 0.0
                 continue
-            pm_u = gov_x[u, GX_PMECH] * p_base_mw[u]
-            pe_u = pm_u - (hs_unit_mw_s[u] / hs) * imb if hs > 0.0 else pm_u
-            out_pm_mw[u] += pm_u  # the power the swing equation saw over this sub-step
-            ggov1_step(gov_x[u], gov_par[u], p_set_pu[u], pe_u / p_base_mw[u], df / f0_hz, h)
-    for u in range(n_u):
-        out_pm_mw[u] /= n_sub
-    for b in range(n_b):
-        out_p_bess_mw[b] /= n_sub
-    out[ISL_DF_HZ] = df
-    out[ISL_DF_MIN_HZ] = df_min
-    out[ISL_ROCOF_MAX] = rocof_max
-    out[ISL_P_GRID_MW] = p_grid_acc / n_sub
+            p = bess_substep_mw(st.bess[b, SB_P], sched_mw[b], df, st.bess[b, SB_SOC], par.bess[b], st.bess[b, SB_DERATE],
+                                bess_a[b, col], f0_hz)
+            st.bess[b, SB_P] = p
+            pb += p
+        # 2. load
+        it = it_step if tied else it_sub_mw[jj]
+        served = 0.0 if dark else it * (1.0 - shed) + fixed_mw
+        load = 0.0 if dark else served + loss_mw
+        if not tied:
+            keep[jj] = 1.0 - shed
+        # 3. frequency
+        if tied:
+            df1 = 0.0
+            dfm = 0.0
+            kin = 0.0
+            imp_acc += grid_tied_balance_mw(pm + pb + a_id, load, 0.0, D_LOAD_DATACENTRE, f0_hz)
+        elif dark:
+            df1 = df
+            dfm = df
+            kin = 0.0
+        else:
+            swing_step(df, pm + pb + a_id, load, hs_tot, b_id, D_LOAD_DATACENTRE, f0_hz, h, sw)
+            df1, dfm = sw[0], sw[1]
+            if hs_tot <= 0.0:  # no spinning mass: only an exact balance holds
+                df1 = df if abs(pm + pb + a_id - load) < 1e-6 else BLACKOUT_HZ - f0_hz - 1.0
+                dfm = df1
+            kin = inertial_power_mw(hs_tot, (df1 - df) / h, f0_hz) if hs_tot > 0.0 else 0.0
+        # 4. kinetic power shared by inertia; governors; SoC
+        kin_rot = kin * hs_rot / hs_tot if hs_tot > 0.0 else 0.0
+        for j in range(n_u):
+            u = units[j]
+            kind = int(par.turb[u, T_GOV])
+            p_base = par.turb[u, T_P_ISO_MW]
+            if kind == GOV_IDEAL:
+                kd = droop_stiffness_mw_per_hz(p_base, par.gov[u, 0], f0_hz)
+                pm_mean[u] += _ideal_output_mw(pref_mw[u], kd, dfm, pav_mw[u])
+                st.turb[u, ST_PM] = _ideal_output_mw(pref_mw[u], kd, df1, pav_mw[u])
+                continue
+            pm_u = st.turb[u, ST_PM]
+            pm_mean[u] += pm_u
+            share = par.turb[u, T_H_S] * par.turb[u, T_S_MVA] / hs_tot if hs_tot > 0.0 else 0.0
+            pe_u = pm_u + share * kin
+            st.turb[u, ST_PM] = p_base * governor_step(kind, st.gov[u], par.gov[u], pref_mw[u] / p_base, pe_u / p_base,
+                                                       df1 / f0_hz, h, pav_mw[u] / p_base)
+        for b in bess:
+            if st.bess[b, SB_OK] < 0.5:
+                continue
+            p = st.bess[b, SB_P]
+            if par.bess[b, B_GFM] > 0.5 and hs_tot > 0.0 and not tied:
+                p += inertial_power_mw(par.bess[b, B_H_V_S] * par.bess[b, B_P_MW] * st.bess[b, SB_DERATE], (df1 - df) / h, f0_hz)
+            pb_mean[b] += p
+            if rec:
+                for j2 in range(jj, n_sub if tied else jj + 1):
+                    sub.bess_unit[k, j2, b] = p
+            st.bess[b, SB_SOC] = soc_step(st.bess[b, SB_SOC], p, par.bess[b, B_E_MWH], par.bess[b, B_ETA_C],
+                                          par.bess[b, B_ETA_D], h)
+        load_acc += served
+        kin_acc += kin_rot
+        if rec:
+            for j2 in range(jj, n_sub if tied else jj + 1):
+                sub.f[k, j2, i] = f0_hz + df1
+                sub.load[k, j2, i] = load
+                sub.mech[k, j2, i] = pm + a_id - b_id * dfm
+                sub.bess[k, j2, i] = pb + (kin - kin_rot)
+                sub.kin[k, j2, i] = kin_rot
+        df = df1
+        if tied:
+            continue
+        # 5. relays on the sub-step frequency
+        f = f0_hz + df
+        pos = int(st.isl[i, SI_RING])
+        st.ring[i, pos % RING_N] = f
+        st.isl[i, SI_RING] = pos + 1
+        if pos >= n_short:
+            r_short = max(r_short, abs(rocof_window_hz_per_s(st.ring[i], pos, n_short, h)))
+        if pos >= n_long:
+            r_long = max(r_long, abs(rocof_window_hz_per_s(st.ring[i], pos, n_long, h)))
+        f_min = min(f_min, f)
+        f_max = max(f_max, f)
+        if dark:
+            continue
+        if f < BLACKOUT_HZ:  # generator under-frequency trip: the island goes dark until an event restores it
+            st.isl[i, SI_BLACKOUT] = 1.0
+            dark = True
+            for u in range(par.turb.shape[0]):
+                if int(par.turb[u, T_ISLAND]) == i and st.turb[u, ST_STATUS] != STATUS_STANDBY:
+                    st.turb[u, ST_STATUS] = STATUS_TRIPPED
+                    st.turb[u, ST_PM] = 0.0
+            for b in bess:
+                st.bess[b, SB_P] = 0.0
+            shed = 1.0
+            tripped = 1.0
+            hs_tot = 0.0
+            hs_rot = 0.0
+            n_u = 0
+            continue
+        # (relays only run while picked up or below the next set point: above it every timer is reset)
+        if ufls_on and stage < UFLS_HZ.shape[0] and (f < UFLS_HZ[stage] or st.ufls_timer[i, stage] > 0.0):
+            new = ufls_step(f, stage, st.ufls_timer[i], UFLS_HZ, ctrl[CT_UFLS_DELAY_S], h)
+            if new > stage:
+                stage = new
+                st.isl[i, SI_STAGE] = stage
+                st.isl[i, SI_RESTORE] = 0.0
+                shed = ufls_shed_fraction(stage, UFLS_RELIEF)
+    if tied:
+        for jj in range(n_sub):
+            keep[jj] = 1.0 - shed
+    st.isl[i, SI_DF] = df
+    for j in range(units.shape[0]):
+        pm_mean[units[j]] /= n_pass
+    for b in bess:
+        pb_mean[b] /= n_pass
+    out[ISL_F_MIN_HZ] = f_min
+    out[ISL_F_MAX_HZ] = f_max
+    out[ISL_ROCOF_SHORT] = r_short
+    out[ISL_ROCOF_LONG] = r_long
+    out[ISL_LOAD_MW] = load_acc / n_pass
+    out[ISL_KIN_MW] = kin_acc / n_pass
+    out[ISL_IMPORT_MW] = imp_acc / n_pass
+    out[ISL_TRIPPED] = tripped

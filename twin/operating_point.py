@@ -4,14 +4,14 @@ This is the state the grid model is built at and the one ``twin show`` summarise
 at its nominal GPU power, the cooling plant rejecting that heat at the design ambient temperature,
 online turbines sharing the load in proportion to their ambient-derated capacity, batteries idle.
 
-Model choices (see PHYSICS.md):
+Model choices (see docs/physics.md):
 
-* Nominal GPU power is 80 % of TDP, as Meta provisions GB200 (960 W of 1,200 W; PHYSICS.md §1,
-  source (6)); the non-GPU part of a rack is flat, so
+* Nominal GPU power is 80 % of TDP, as Meta provisions GB200 (960 W of 1,200 W; docs/physics.md §1,
+  [P6]); the non-GPU part of a rack is flat, so
   ``P_rack = P_rack_peak − n_gpu·TDP·(1 − 0.8)``.
 * All IT power becomes heat in the hall's cooling plant; the plant's chillers share it equally
   (``twin.cooling.chiller_power_mw``), condenser fans and pumps add ``fan_frac`` and ``pump_frac``
-  of the heat (PHYSICS.md §6-7). Cooling power is booked on the chillers' buses.
+  of the heat (docs/physics.md §6-7). Cooling power is booked on the chillers' buses.
 * In an island with a grid tie (or a standalone import boundary) the tie imports up to its limit and
   online turbines cover the rest; in an islanded microgrid the online turbines share the whole load.
 """
@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
-from .cooling import CHILLER_CURVES, chiller_capacity_mw, chiller_power_mw
+from sites.curves import chiller_curves
+
+from .cooling import chiller_capacity_mw, cooling_plant_power_mw
 from .turbines import derate_factor
 
 __all__ = ["NOMINAL_GPU_POWER_FRAC", "IslandSummary", "OperatingPoint", "nominal_operating_point", "hall_it_mw"]
 
-#: Nominal GPU power as a fraction of TDP (Meta provisions 960 W of 1,200 W; PHYSICS.md §1 (6)).
+#: Nominal GPU power as a fraction of TDP (Meta provisions 960 W of 1,200 W; docs/physics.md §1 [P6]).
 NOMINAL_GPU_POWER_FRAC = 0.8
 
 
@@ -86,24 +87,18 @@ class OperatingPoint:
 
 
 def _plant_cooling(site, plant, heat_mw: float, t_amb_c: float) -> tuple[dict[str, float], float]:
-    """Electric power per chiller of a plant rejecting ``heat_mw``, and the heat it cannot reject."""
+    """Electric power per chiller of a plant rejecting ``heat_mw`` (the engine's plant model,
+    :func:`twin.cooling.cooling_plant_power_mw`, shared by rated capacity), and the heat it cannot reject."""
     chillers = [c for c in site.chillers if c.plant == plant.id]
     if not chillers:
         return {}, heat_mw
-    caps = []
-    for c in chillers:
-        capft, _eirft, _plr, r_chw, r_amb = CHILLER_CURVES[c.curve]
-        caps.append(chiller_capacity_mw(c.q_ref_mw, capft, plant.t_chw_c, t_amb_c, r_chw, r_amb))
-    caps = np.asarray(caps)
-    total_cap = float(caps.sum())
-    share = min(heat_mw / total_cap, 1.0) if total_cap > 0 else 0.0
-    extra = (plant.fan_frac + plant.pump_frac) * heat_mw / len(chillers)
-    out = {}
-    for c, cap in zip(chillers, caps):
-        capft, eirft, eirfplr, r_chw, r_amb = CHILLER_CURVES[c.curve]
-        p = chiller_power_mw(share * cap, c.q_ref_mw, c.cop_ref, capft, eirft, eirfplr, plant.t_chw_c, t_amb_c, r_chw, r_amb)
-        out[c.id] = p + extra
-    return out, max(heat_mw - total_cap, 0.0)
+    curve = chiller_curves()[chillers[0].curve]
+    q_ref = sum(c.q_ref_mw for c in chillers)
+    cap = chiller_capacity_mw(q_ref, curve.capft, plant.t_chw_c, t_amb_c, curve.t_chw_range_c, curve.t_amb_range_c)
+    q = min(heat_mw, cap)
+    p = cooling_plant_power_mw(q, q_ref, chillers[0].cop_ref, curve.capft, curve.eirft, curve.eirfplr, plant.t_chw_c, t_amb_c,
+                               curve.t_chw_range_c, curve.t_amb_range_c, heat_mw, plant.fan_frac, plant.pump_frac)
+    return {c.id: p * c.q_ref_mw / q_ref for c in chillers}, max(heat_mw - cap, 0.0)
 
 
 def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: float = NOMINAL_GPU_POWER_FRAC,

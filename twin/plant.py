@@ -12,29 +12,54 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cooling import CHILLER_CURVES
+from sites.curves import chiller_curves
 
-__all__ = ["PlantArrays", "compile_plant", "CP_PG25_MJ_PER_M3K", "CP_WATER_MJ_PER_M3K"]
+from .thermal import C_GPU_MJ_PER_K, cdu_conductance_mw_per_k, gpu_conductance_mw_per_k
+from .turbines import GG_NPAR, GOVERNOR_KINDS, GOV_GGOV1, GOV_TGOV1, ggov1_params, tgov1_params
+
+__all__ = ["PlantArrays", "compile_plant", "governor_row", "CP_PG25_MJ_PER_M3K", "CP_WATER_MJ_PER_M3K"]
 
 #: Volumetric heat capacity of PG25 (25 % propylene glycol) ≈ 3.9 MJ/(m³·K) and of water 4.18 MJ/(m³·K).
 CP_PG25_MJ_PER_M3K = 3.9
 CP_WATER_MJ_PER_M3K = 4.18
 
 # ---- turbine columns
-(T_ISLAND, T_P_ISO_MW, T_DERATE_PER_C, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_DROOP, T_START_S, T_HR_FULL,
- T_WFNL, T_H_S, T_S_MVA, T_CO2_KG_PER_MMBTU, T_NOX_KG_PER_MWH, T_ONLINE0, T_GOV_S, T_NCOL) = range(16)
+(T_ISLAND, T_P_ISO_MW, T_DERATE_PER_C, T_P_MIN_FRAC, T_RAMP_MW_PER_S, T_DROOP, T_START_S, T_H_S, T_S_MVA,
+ T_ONLINE0, T_GOV, T_NCOL) = range(12)
 # ---- BESS columns
-(B_ISLAND, B_P_MW, B_E_MWH, B_ETA, B_SOC_MIN, B_SOC_MAX, B_SOC0, B_DROOP, B_MODE, B_RESPONSE_S, B_NCOL) = range(11)
+(B_ISLAND, B_P_MW, B_E_MWH, B_ETA_C, B_ETA_D, B_SOC_MIN, B_SOC_MAX, B_SOC0, B_DROOP, B_MODE, B_RESPONSE_S,
+ B_DEADBAND_HZ, B_GFM, B_H_V_S, B_NCOL) = range(15)
 BESS_MODES = {"smoothing": 0, "droop": 1, "import-cap": 2}
 # ---- hall columns
 (H_ISLAND, H_PLANT, H_RACKS, H_RACK_PEAK_KW, H_RACK_IDLE_KW, H_GPUS_PER_RACK, H_TDP_KW, H_LIQUID_FRAC,
- H_T_SLOW_C, H_T_SHUT_C, H_N_GPU, H_NCOL) = range(12)
+ H_T_SLOW_C, H_T_SHUT_C, H_N_GPU, H_P_PEAK_MW, H_P_IDLE_MW, H_P_STATIC_MW, H_G_JC_MW_PER_K, H_C_GPU_MJ_PER_K,
+ H_UA_CDU_MW_PER_K, H_C_TCS_MJ_PER_K, H_NCOL) = range(19)
 # ---- cooling plant columns
 (P_T_CHW_C, P_C_TCS_MJ_PER_K, P_C_FWS_MJ_PER_K, P_PUMP_FRAC, P_FAN_FRAC, P_NCOL) = range(6)
 # ---- chiller columns
 (C_PLANT, C_ISLAND, C_Q_REF_MW, C_COP_REF, C_CURVE, C_NCOL) = range(6)
 # ---- grid-tie columns
 (G_ISLAND, G_IMPORT_MW, G_EXPORT_MW, G_NCOL) = range(4)
+# ---- run settings (Params.ctrl): control switches, relay settings and workload options
+(CT_SECONDARY, CT_CAPPING, CT_UFLS, CT_AUTO_START, CT_UFLS_DELAY_S, CT_ROCOF_SHORT_S, CT_ROCOF_LONG_S,
+ CT_SMOOTH, CT_SMOOTH_FLOOR, CT_SMOOTH_UP_PER_S, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_HYST_S,
+ CT_PSU, CT_PSU_TAU_S, CT_PSU_E_S, CT_NCOL) = range(16)
+
+
+def governor_row(model, f0_hz: float = 60.0) -> np.ndarray:
+    """Governor parameter row (GG_NPAR,) of a turbine model from its site-file fields (twin.turbines)."""
+    kind = GOVERNOR_KINDS[model.governor]
+    r = model.droop_pct / 100.0
+    if kind == GOV_TGOV1:
+        return tgov1_params(r, model.tgov1_t1_s, model.tgov1_t2_s, model.tgov1_t3_s, model.tgov1_dt_pu,
+                            model.tgov1_vmax_pu, model.tgov1_vmin_pu, deadband_hz=model.gov_deadband_hz, f0_hz=f0_hz)
+    if kind == GOV_GGOV1:
+        k_turb = 1.5  # GGOV1 typical Kturb [P22]; the loading rate sets the valve opening rate
+        return ggov1_params(r=r, wfnl=model.wfnl_frac, k_turb=k_turb, r_open_pu_per_s=model.loading_rate_frac_per_s / k_turb,
+                            deadband_hz=model.gov_deadband_hz, f0_hz=f0_hz)
+    row = np.zeros(GG_NPAR)  # ideal droop: only R is used
+    row[0] = r
+    return row
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,7 @@ class PlantArrays:
     """Packed parameters of a site (plain numpy, ready for numba) and the names behind each row."""
 
     turb: np.ndarray
+    gov: np.ndarray  # (n_turbine, GG_NPAR) governor parameters (twin.turbines)
     bess: np.ndarray
     hall: np.ndarray
     plant: np.ndarray
@@ -68,22 +94,38 @@ def compile_plant(site) -> PlantArrays:
 
     turbines = [t for t in site.turbines if t.state != "out"]
     turb = np.zeros((len(turbines), T_NCOL))
+    gov = np.zeros((len(turbines), GG_NPAR))
     for i, t in enumerate(turbines):
         m = site.turbine_model(t)
         turb[i] = [isl_of_bus[t.bus], m.p_iso_mw, m.derate_per_c, m.p_min_frac, m.ramp_frac_per_min * m.p_iso_mw / 60.0,
-                   m.droop_pct / 100.0, m.start_time_s, m.heat_rate_btu_per_kwh, m.wfnl_frac, m.h_s, m.p_iso_mw / m.pf,
-                   m.co2_kg_per_mmbtu, m.nox_kg_per_mwh, 1.0 if t.state == "online" else 0.0, m.t_gov_s]
+                   m.droop_pct / 100.0, m.start_time_s, m.h_s, m.p_iso_mw / m.pf, 1.0 if t.state == "online" else 0.0,
+                   GOVERNOR_KINDS[m.governor]]
+        gov[i] = governor_row(m)
+    from .storage import efficiency_from_rte  # (twin.storage reads this module's columns)
+
     bess = np.zeros((len(site.bess), B_NCOL))
     for i, b in enumerate(site.bess):
-        bess[i] = [isl_of_bus[b.bus], b.p_mw, b.e_mwh, np.sqrt(b.rte_frac), b.soc_min_frac, b.soc_max_frac,
-                   b.soc_init_frac, b.droop_pct / 100.0, BESS_MODES[b.mode], b.response_s]
-    hall = np.zeros((len(site.halls), H_NCOL))
-    for i, h in enumerate(site.halls):
-        hall[i] = [isl_of_bus[h.bus], plants[h.cooling_plant], h.racks, h.rack_p_peak_kw, h.rack_p_idle_kw,
-                   h.gpus_per_rack, h.gpu_tdp_kw, h.liquid_frac, h.t_gpu_slowdown_c, h.t_gpu_shutdown_c, h.gpu_count]
+        eta = efficiency_from_rte(b.rte_frac)
+        bess[i] = [isl_of_bus[b.bus], b.p_mw, b.e_mwh, b.eta_charge_frac or eta, b.eta_discharge_frac or eta,
+                   b.soc_min_frac, b.soc_max_frac, b.soc_init_frac, b.droop_pct / 100.0, BESS_MODES[b.mode], b.response_s,
+                   b.deadband_hz, 1.0 if b.inverter == "grid-forming" else 0.0, b.h_v_s]
     plant = np.zeros((len(site.cooling_plants), P_NCOL))
     for i, p in enumerate(site.cooling_plants):
         plant[i] = [p.t_chw_c, p.tcs_volume_m3 * CP_PG25_MJ_PER_M3K, p.fws_volume_m3 * CP_WATER_MJ_PER_M3K, p.pump_frac, p.fan_frac]
+    hall = np.zeros((len(site.halls), H_NCOL))
+    peak_of_plant = np.zeros(len(site.cooling_plants))
+    for h in site.halls:
+        peak_of_plant[plants[h.cooling_plant]] += h.racks * h.rack_p_peak_kw * 1e-3
+    for i, h in enumerate(site.halls):
+        p_peak = h.racks * h.rack_p_peak_kw * 1e-3
+        pl = plants[h.cooling_plant]
+        hall[i] = [isl_of_bus[h.bus], pl, h.racks, h.rack_p_peak_kw, h.rack_p_idle_kw,
+                   h.gpus_per_rack, h.gpu_tdp_kw, h.liquid_frac, h.t_gpu_slowdown_c, h.t_gpu_shutdown_c, h.gpu_count,
+                   p_peak, h.racks * h.rack_p_idle_kw * 1e-3,
+                   h.racks * (h.rack_p_peak_kw - h.gpus_per_rack * h.gpu_tdp_kw) * 1e-3,  # flat non-GPU rack power
+                   gpu_conductance_mw_per_k(h.gpu_count), C_GPU_MJ_PER_K * h.gpu_count,
+                   cdu_conductance_mw_per_k(p_peak),  # CDUs sized for the hall's peak heat [E]
+                   plant[pl, P_C_TCS_MJ_PER_K] * p_peak / peak_of_plant[pl]]  # the plant's loop volume shared by peak
     chiller = np.zeros((len(site.chillers), C_NCOL))
     for i, c in enumerate(site.chillers):
         chiller[i] = [plants[c.plant], isl_of_bus[c.bus], c.q_ref_mw, c.cop_ref, curve_ix[c.curve]]
@@ -99,7 +141,7 @@ def compile_plant(site) -> PlantArrays:
     curves = np.zeros((len(curve_names), 15))
     ranges = np.zeros((len(curve_names), 4))
     for k, n in enumerate(curve_names):
-        capft, eirft, eirfplr, r_chw, r_amb = CHILLER_CURVES[n]
+        capft, eirft, eirfplr, r_chw, r_amb = chiller_curves()[n]
         curves[k] = np.r_[capft, eirft, eirfplr]
         ranges[k] = [*r_chw, *r_amb]
     branches = [ln.id for ln in site.lines] + [t.id for t in site.transformers]
@@ -115,7 +157,7 @@ def compile_plant(site) -> PlantArrays:
         "branch": branches,
     }
     return PlantArrays(
-        turb=turb, bess=bess, hall=hall, plant=plant, chiller=chiller, grid=grid,
+        turb=turb, gov=gov, bess=bess, hall=hall, plant=plant, chiller=chiller, grid=grid,
         island_grid_tied=np.array([1.0 if isl.grid_tied else 0.0 for isl in islands]),
         island_p_other_mw=other, curves=curves, curve_ranges=ranges, names=names,
     )

@@ -25,7 +25,7 @@ __all__ = ["plot_run", "reduce_for_plots", "fig_power", "fig_frequency", "fig_be
 
 #: What the figures show; a variable recorded only per minute is read from its 1-min mean/min/max.
 PLOT_VARIABLES = ("p_turbine_mw", "p_grid_mw", "p_bess_mw", "soc_bess", "p_it_mw", "p_cooling_mw", "p_unserved_mw",
-                  "f_hz", "t_gpu_c", "t_coolant_c", "t_amb_c", "throttle")
+                  "f_hz", "f_min_hz", "f_max_hz", "t_gpu_c", "t_coolant_c", "t_amb_c", "throttle")
 MAX_BINS = 2000
 #: seconds of 1-s frequency shown before and after the first event
 EVENT_WINDOW_S = (30, 180)
@@ -140,26 +140,37 @@ def _first_event_s(ds: xr.Dataset) -> float | None:
     return min(parse_time_s(e["at"]) for e in events) if events else None
 
 
-def fig_frequency(r: xr.Dataset, window: xr.DataArray | None = None) -> plt.Figure:
-    """Frequency per island over the run (band: min/max per bin) and, if given, 1-s values around an event.
+def fig_frequency(r: xr.Dataset, window: xr.DataArray | xr.Dataset | None = None) -> plt.Figure:
+    """Frequency per island over the run (band: min/max per bin, of the sub-step extremes where they are
+    recorded) and, if given, 1-s values around an event.
 
-    ``window``: ``f_hz`` at full rate with a ``t_rel_s`` coordinate (seconds after the event).
+    ``window``: ``f_hz`` at full rate with a ``t_rel_s`` coordinate (seconds after the event), or a
+    dataset with ``f_hz`` and the per-step sub-step extremes ``f_min_hz``/``f_max_hz`` (drawn as a band).
     """
     fig, axes = plt.subplots(2 if window is not None else 1, 1, figsize=(11, 7.5 if window is not None else 3.8), squeeze=False)
     ax = axes[0, 0]
-    banded = r.attrs.get("bin_s", 1.0) > 1.0
+    sub_steps = "f_min_hz" in r and "f_max_hz" in r
+    lo, hi = (r.f_min_hz_min, r.f_max_hz_max) if sub_steps and "f_min_hz_min" in r else (
+        (r.f_min_hz, r.f_max_hz) if sub_steps else (r.get("f_hz_min"), r.get("f_hz_max")))
+    banded = lo is not None and (sub_steps or r.attrs.get("bin_s", 1.0) > 1.0)
     for isl in r.island.values:
         if banded:
-            ax.fill_between(r.time.values, r.f_hz_min.sel(island=isl).values, r.f_hz_max.sel(island=isl).values, alpha=0.25)
+            ax.fill_between(r.time.values, lo.sel(island=isl).values, hi.sel(island=isl).values, alpha=0.25)
         ax.plot(r.time.values, r.f_hz.sel(island=isl).values, lw=1, label=str(isl))
-    ax.set_title("Frequency per island" + (" (band: min/max)" if banded else ""))
+    ax.set_title("Frequency per island" + (" (band: lowest and highest sub-step values)" if sub_steps else
+                                           " (band: min/max)" if banded else ""))
     if window is not None:
         zx = axes[1, 0]
-        for isl in window.island.values:
-            zx.plot(window.t_rel_s.values, window.sel(island=isl).values, lw=1.2, label=str(isl))
+        f = window.f_hz if isinstance(window, xr.Dataset) else window
+        for isl in f.island.values:
+            line, = zx.plot(f.t_rel_s.values, f.sel(island=isl).values, lw=1.2, label=str(isl))
+            if isinstance(window, xr.Dataset) and "f_min_hz" in window:
+                zx.fill_between(f.t_rel_s.values, window.f_min_hz.sel(island=isl).values,
+                                window.f_max_hz.sel(island=isl).values, color=line.get_color(), alpha=0.25)
         zx.axvline(0, color="k", ls="--", lw=0.8)
         zx.set_xlabel("seconds after the first event")
-        zx.set_title("Around the first event (1-s values)")
+        zx.set_title("Around the first event (end-of-second values; band: sub-step min/max)"
+                     if isinstance(window, xr.Dataset) and "f_min_hz" in window else "Around the first event (1-s values)")
     for a in axes[:, 0]:
         a.axhline(59.3, color="r", ls=":", lw=1)
         a.set_ylabel("Hz")
@@ -203,7 +214,7 @@ def fig_thermal(r: xr.Dataset) -> plt.Figure:
     return _finish(fig)
 
 
-def _event_window(ds: xr.Dataset) -> xr.DataArray | None:
+def _event_window(ds: xr.Dataset) -> xr.Dataset | None:
     t_ev = _first_event_s(ds)
     if t_ev is None or "f_hz" not in ds or "time" not in ds.f_hz.dims:
         return None
@@ -212,7 +223,8 @@ def _event_window(ds: xr.Dataset) -> xr.DataArray | None:
     a, b = max(k - int(EVENT_WINDOW_S[0] / step_s), 0), min(k + int(EVENT_WINDOW_S[1] / step_s) + 1, ds.sizes["time"])
     if a >= b:
         return None
-    w = ds.f_hz.isel(time=slice(a, b)).load()
+    names = [v for v in ("f_hz", "f_min_hz", "f_max_hz") if v in ds and "time" in ds[v].dims]
+    w = ds[names].isel(time=slice(a, b)).load()
     return w.assign_coords(t_rel_s=("time", (np.arange(a, b) - k) * step_s))
 
 

@@ -1,9 +1,9 @@
 """Protection and emergency controls: under-frequency load shedding (UFLS) and GPU power capping.
 
-UFLS follows the ERCOT set points of ``shared/PHYSICS.md`` §4 (39) [S]: 59.3 / 59.1 / 58.9 / 58.7 /
+UFLS follows the ERCOT set points of docs/physics.md §4 [P39] [S]: 59.3 / 59.1 / 58.9 / 58.7 /
 58.5 Hz, with cumulative relief ≥5 / 15 / 25 % for the first three stages [S]; the reliefs of the last
-two (35 / 45 %) are an assumption [E]. The optional anti-stall stages shed 1.5 / 3.0 / 4.5 % when the
-frequency stays below 59.5 Hz for 90 / 120 / 150 s [S] (39). GPU power capping (the campus's own fast
+two (35 / 45 %) are an assumption [E]. Relays act on the sub-step frequency after a pick-up
+delay (:data:`UFLS_DELAY_S`). GPU power capping (the campus's own fast
 load reduction) is an assumption throughout [E].
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
@@ -16,19 +16,29 @@ import numpy as np
 from ._jit import njit
 
 __all__ = [
-    "UFLS_HZ", "UFLS_RELIEF", "ANTI_STALL_HZ", "ANTI_STALL_DELAY_S", "ANTI_STALL_RELIEF",
+    "UFLS_HZ", "UFLS_RELIEF", "UFLS_DELAY_S", "BLACKOUT_HZ", "RESTORE_HZ", "RESTORE_S", "ROCOF_SHORT_S", "ROCOF_LONG_S",
     "CAP_ON_HZ", "CAP_OFF_HZ", "CAP_DOWN_PER_S", "CAP_UP_PER_S", "CAP_MIN",
-    "ufls_step", "ufls_shed_fraction", "anti_stall_step", "gpu_cap_step", "budget_cap_factor",
+    "ufls_step", "ufls_shed_fraction", "ufls_restore_step", "rocof_window_hz_per_s", "gpu_cap_step",
 ]
 
-#: ERCOT UFLS set points [Hz], PHYSICS.md §4 (39) [S].
+#: ERCOT UFLS set points [Hz], docs/physics.md §4 [P39] [S].
 UFLS_HZ = np.array([59.3, 59.1, 58.9, 58.7, 58.5])
-#: Cumulative relief at each stage [fraction of load]: 5/15/25 % [S] (39); 35/45 % [E].
+#: Cumulative relief at each stage [fraction of load]: 5/15/25 % [S] [P39]; 35/45 % [E].
 UFLS_RELIEF = np.array([0.05, 0.15, 0.25, 0.35, 0.45])
-#: ERCOT anti-stall stage: frequency [Hz], delays [s] and cumulative relief [-] (39) [S].
-ANTI_STALL_HZ = 59.5
-ANTI_STALL_DELAY_S = np.array([90.0, 120.0, 150.0])
-ANTI_STALL_RELIEF = np.array([0.015, 0.030, 0.045])
+#: UFLS relay pick-up delay [s]: the 6-cycle minimum (0.1 s at 60 Hz) of ERCOT NOGRR 247 (docs/physics.md §4 [P39]).
+UFLS_DELAY_S = 0.1
+#: Below this frequency an islanded island blacks out: generator under-frequency protection trips every unit
+#: at once (57 Hz, the bottom of the PRC-024 no-trip zone, taken as instantaneous [E]).
+BLACKOUT_HZ = 57.0
+#: A shed UFLS stage is restored once the island's frequency has not fallen below RESTORE_HZ for RESTORE_S
+#: (its lowest sub-step value in each step; training swings of ±0.2 Hz would keep a 59.95 Hz rule on the
+#: end-of-step value from ever restoring) and the spinning reserve covers it [E].
+RESTORE_HZ = 59.5
+RESTORE_S = 300.0
+#: RoCoF measuring windows [s]: 100 ms and 500 ms, as relays measure it (IEEE 1547-2018 / ENTSO-E practice
+#: of averaging over several cycles [P36] [P37]; the two windows are an assumption [E]).
+ROCOF_SHORT_S = 0.1
+ROCOF_LONG_S = 0.5
 #: GPU power-capping thresholds and rates [E]: cap below 59.7 Hz at 5 %/s down to 60 % of the
 #: dynamic power, release above 59.9 Hz at 1 %/s.
 CAP_ON_HZ = 59.7
@@ -91,36 +101,6 @@ def ufls_shed_fraction(stage, relief):  # pragma: no cover - jitted
 
 
 @njit
-def anti_stall_step(f_hz, timer_s, f_set_hz, delays_s, relief, dt_s, out):  # pragma: no cover - jitted
-    """ERCOT-style anti-stall stages: shed after the frequency stays below ``f_set_hz`` long enough.
-
-    The timer runs while ``f < f_set_hz`` (59.5 Hz) and resets above it; the shed fraction is the
-    cumulative relief of every stage whose delay (90/120/150 s) has elapsed (1.5/3.0/4.5 %)
-    (PHYSICS.md §4 (39) [S]). Shed load stays shed: ``out[1]`` never falls while the timer is reset.
-
-    Parameters
-    ----------
-    f_hz, timer_s : float
-        Frequency [Hz] and time spent below the set point so far [s].
-    f_set_hz : float
-        Set point [Hz].
-    delays_s, relief : ndarray(float, n)
-        Delays [s] and cumulative relief [-] of the stages.
-    dt_s : float
-        Step [s].
-    out : ndarray(float, 2)
-        On entry ``out[1]`` holds the relief already shed; receives ``[timer_s, shed_fraction]``.
-    """
-    t = timer_s + dt_s if f_hz < f_set_hz else 0.0
-    shed = out[1]
-    for s in range(delays_s.shape[0]):
-        if t >= delays_s[s] and relief[s] > shed:
-            shed = relief[s]
-    out[0] = t
-    out[1] = shed
-
-
-@njit
 def gpu_cap_step(cap, f_hz, f_on_hz=CAP_ON_HZ, f_off_hz=CAP_OFF_HZ, down_per_s=CAP_DOWN_PER_S,
                  up_per_s=CAP_UP_PER_S, cap_min=CAP_MIN, dt_s=1.0):  # pragma: no cover - jitted
     """GPU power cap driven by frequency, with hysteresis and rate limits [E].
@@ -128,7 +108,7 @@ def gpu_cap_step(cap, f_hz, f_on_hz=CAP_ON_HZ, f_off_hz=CAP_OFF_HZ, down_per_s=C
     Below ``f_on_hz`` the cap on the dynamic GPU power falls at ``down_per_s`` to ``cap_min``; above
     ``f_off_hz`` it is released at ``up_per_s`` to 1; in between it holds. The cap multiplies ``u``
     like the thermal factor in ``P_IT = N·[P_idle + (P_peak − P_idle)·u·g_T·cap] + P_static``. All
-    thresholds and rates are assumptions [E] (PHYSICS.md lists GPU capping as a protection without
+    thresholds and rates are assumptions [E] (the sources name GPU capping as a protection but give no
     values; the NVML power-smoothing ramps of §1 bound how fast GPUs can follow).
 
     Returns
@@ -146,17 +126,30 @@ def gpu_cap_step(cap, f_hz, f_on_hz=CAP_ON_HZ, f_off_hz=CAP_OFF_HZ, down_per_s=C
 
 
 @njit
-def budget_cap_factor(p_budget_mw, p_idle_mw, p_demand_mw, p_static_mw):  # pragma: no cover - jitted
-    """Cap factor that fits a hall's IT power into a power budget [-].
+def ufls_restore_step(stage, timer_s, f_hz, reserve_mw, it_mw, relief, dt_s, f_restore_hz=RESTORE_HZ,
+                      delay_s=RESTORE_S):  # pragma: no cover - jitted
+    """Restore the last shed UFLS stage after ``delay_s`` above ``f_restore_hz`` when the reserve covers it [E].
 
-    Solves ``P_static + P_idle + (P_demand − P_idle)·c = P_budget`` for ``c`` in [0, 1], where the
-    powers are hall totals [MW] and ``P_demand`` is the uncapped GPU power (PHYSICS.md §1 load
-    model). Returns 1 when the demand fits, 0 when even idle does not.
+    The PMS brings back the last stage when the frequency (``f_hz``: the step's lowest) has stayed above
+    :data:`RESTORE_HZ` for :data:`RESTORE_S` and the
+    island's spinning reserve exceeds the load that stage brings back, ``(relief[s] − relief[s−1])·IT``
+    (assumptions [E]). Returns ``(stage, timer_s)``.
     """
-    dyn = p_demand_mw - p_idle_mw
-    room = p_budget_mw - p_static_mw - p_idle_mw
-    if dyn <= 0.0 or room >= dyn:
-        return 1.0
-    if room <= 0.0:
-        return 0.0
-    return room / dyn
+    if stage <= 0 or f_hz <= f_restore_hz:
+        return stage, 0.0
+    t = timer_s + dt_s
+    back = (relief[stage - 1] - (relief[stage - 2] if stage >= 2 else 0.0)) * it_mw
+    if t >= delay_s and reserve_mw > back:
+        return stage - 1, 0.0
+    return stage, t
+
+
+@njit
+def rocof_window_hz_per_s(ring_hz, pos, n_window, h_s):  # pragma: no cover - jitted
+    """Rate of change of frequency over the last ``n_window`` sub-steps, as a relay measures it [Hz/s].
+
+    ``(f[pos] − f[pos − n])/(n·h)`` over a ring of sub-step frequencies (``ring_hz[pos % len]`` is
+    the newest); the caller makes sure ``pos ≥ n_window`` and ``n_window < len(ring_hz)``.
+    """
+    n = ring_hz.shape[0]
+    return (ring_hz[pos % n] - ring_hz[(pos - n_window) % n]) / (n_window * h_s)

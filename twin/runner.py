@@ -110,7 +110,7 @@ def run(
         recorder = Recorder(run_dir, engine.coords, sc.record.full_rate, sc.record.per_minute, sc.scenario.start,
                             sc.scenario.step_s, engine.provenance(run_id))
         first_event = events[0].t_s if events else 0.0
-        kpi = KpiAccumulator(engine.plant, sc.scenario.step_s, t_ref_s=first_event, permits=site_obj.permits)
+        kpi = KpiAccumulator(engine.plant, sc.scenario.step_s, t_ref_s=first_event, site=site_obj)
         n_total = sc.n_steps
         last_update = 0.0
         for seg in engine.segments():

@@ -75,6 +75,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "derate": ("turbines", "chillers", "bess"),
     "start": ("turbines",),
     "restore": ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties"),
+    "set": ("loads",),
 }
 
 
@@ -87,8 +88,8 @@ class ScenarioError(InputError):
 MAX_TIME_S = 50 * 365.25 * 86400.0
 #: Earliest and latest scenario start.
 START_RANGE = (datetime(1900, 1, 1), datetime(2200, 1, 1))
-#: Shortest and longest time step [s]. Below 0.1 s the synthetic workload's sampling makes a run's cost
-#: grow with 1/step² (see the API's admission by estimated cost).
+#: Shortest and longest time step [s]. A run's cost grows faster than 1/step (each shorter step samples more
+#: of the sub-second workload; see the API's admission by estimated cost).
 STEP_RANGE_S = (0.1, 60.0)
 _TIME_PATTERN = r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*$"
 #: The same, as the schema states it (minutes and seconds below 60; the parser names that rule when broken).
@@ -143,11 +144,11 @@ class EventSpec(_Strict):
     """One event: at a time, do an action to a target (a component id or a glob)."""
 
     at: TimeValue = Field(description="'HH:MM:SS' from the start, or seconds")
-    do: Literal["trip", "open", "close", "fail", "derate", "start", "restore"]
+    do: Literal["trip", "open", "close", "fail", "derate", "start", "restore", "set"]
     target: str = Field(min_length=3, max_length=200, description="'site/component-id' or a glob such as 'colossus2/chiller-*'",
                         json_schema_extra={"pattern": "/"})
     count: int | None = Field(None, ge=1, le=100_000, strict=True, description="with a glob: pick this many matches (seeded)")
-    value: Number | None = Field(None, description="derate: the fraction of capacity kept [0-1]")
+    value: Number | None = Field(None, description="derate: the fraction of capacity kept [0-1]; set: the load's new power [MW]")
 
     @field_validator("target")
     @classmethod
@@ -161,6 +162,9 @@ class EventSpec(_Strict):
         if self.do == "derate":
             if self.value is None or not 0.0 <= self.value <= 1.0:
                 raise ValueError("derate needs value = the fraction of capacity kept, between 0 and 1")
+        elif self.do == "set":
+            if self.value is None or not 0.0 <= self.value < 1e5:
+                raise ValueError("set needs value = the load's new active power [MW], between 0 and 100,000")
         elif self.value is not None:
             raise ValueError(f"'{self.do}' takes no value")
         return self
@@ -190,6 +194,22 @@ class WeatherSpec(_Strict):
         return self
 
 
+class SmoothingSpec(_Strict):
+    """NVIDIA GB200/GB300 GPU power smoothing (NVML; docs/physics.md §1, [P9] [P4])."""
+
+    floor_frac: Number = Field(0.6, ge=0.2, le=0.9, description="power floor [fraction of TDP] (settable 20-90 %)")
+    ramp_up_frac_per_s: Number = Field(0.5, gt=0, le=100, description="ramp-up rate [fraction of TDP per s]")
+    ramp_down_frac_per_s: Number = Field(0.5, gt=0, le=100, description="ramp-down rate [fraction of TDP per s]")
+    hysteresis_s: Number = Field(1.0, ge=0, le=60, description="ramp-down hysteresis [s]")
+
+
+class PsuStorageSpec(_Strict):
+    """GB300 rack PSU energy storage: a low-pass of rack power within an energy budget ([P2], [E])."""
+
+    tau_s: Number = Field(0.5, gt=0, le=10, description="low-pass time constant [s] (0.1-1 s)")
+    energy_s: Number = Field(3.0, gt=0, le=60, description="energy budget [s of rack peak power] (1-5 s)")
+
+
 class WorkloadSpec(_Strict):
     """Synthetic training/inference mix (seeded), or a measured trace (CSV: time_s, then MW per hall)."""
 
@@ -201,6 +221,8 @@ class WorkloadSpec(_Strict):
     checkpoint_duration_s: Number = Field(30.0, ge=0, le=3600, description="length of a checkpoint pause [s]")
     inference_share: Number = Field(0.0, ge=0, le=1, description="share of IT serving inference with a daily shape")
     trace: str | None = Field(None, max_length=4096)
+    smoothing: SmoothingSpec | None = Field(None, description="GPU power smoothing (off when absent)")
+    psu_storage: PsuStorageSpec | None = Field(None, description="rack PSU energy storage (off when absent)")
 
 
 class RecordSpec(_Strict):
@@ -334,7 +356,7 @@ def resolve_events(scenario: Scenario, site, *, origin: str | Path = "scenario")
     A glob with ``count = N`` picks N of its matches with ``numpy.random.default_rng(workload.seed)``,
     so the same scenario always picks the same components.
     """
-    kinds = {k: [c.id for c in getattr(site, k)] for k in ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties")}
+    kinds = {k: [c.id for c in getattr(site, k)] for k in ("turbines", "bess", "chillers", "lines", "transformers", "grid_ties", "loads")}
     rng = np.random.default_rng(scenario.workload.seed)
     problems: list[tuple[str, str]] = []
     out: list[Event] = []

@@ -1,50 +1,26 @@
-"""The coupled per-second stepping kernel: workload → thermal/cooling → dispatch → frequency → protection.
+"""The coupled stepping kernel: a composition of the concept modules' stages, one step at a time.
 
-One call advances a whole segment (thousands of seconds) over packed arrays; Python runs only between
-segments (events, load-flow pass, recording). The load flow runs as a second pass over the segment
-(:mod:`twin.engine`), with the island losses of the previous segment in the power balance here.
+One call advances a whole segment (thousands of steps) over packed arrays (:mod:`twin.state`); Python
+runs only between segments (events, the load-flow pass, recording). Each step composes, in order:
 
-What is resolved (PHYSICS.md, step-size warning): governors, batteries and the swing equation run on
-``n_sub`` sub-steps per second (default 20, i.e. 50 ms); thermal nodes, chillers, dispatch and the
-workload advance once per second, the workload as per-second means. Electromagnetic and rotor-angle
-dynamics are not resolved.
+1. **workload** (:func:`twin.workload.hall_it_substeps`): each hall's IT power on the sub-step grid —
+   the demanded power throttled by GPU temperature (:func:`twin.thermal.gpu_throttle_factor`) and the
+   power cap, through GPU power smoothing and rack PSU storage when the scenario turns them on;
+2. **thermal and cooling** (:func:`twin.thermal.hall_thermal_step`, :func:`twin.thermal.fws_step`,
+   :func:`twin.thermal.chiller_heat_rejection_mw`, :func:`twin.cooling.cooling_plant_power_mw`): the
+   three-node RC network per hall and plant, the chillers' duty and their electric power;
+3. **dispatch** (:func:`twin.dispatch.pms_step`): availability, commitment, set points, battery schedules;
+4. **island sub-steps** (:func:`twin.frequency.island_step`): governors, batteries, the swing equation
+   and the relays on ``n_sub`` sub-steps, driven by the sub-step IT power;
+5. **slow controls** (:func:`twin.dispatch.trim_step`, :func:`twin.protection.ufls_restore_step`,
+   :func:`twin.protection.gpu_cap_step`): isochronous trim, UFLS restoration, GPU power capping.
 
-Models (each cites PHYSICS.md; [E] = engineering estimate, a default to calibrate):
-
-* **IT power** (§1): ``P = P_idle + (P_demand − P_idle)·g`` with ``g = g_T(T_j)·cap``; UFLS sheds a
-  fraction of the island's IT load.
-* **GPU throttle** g_T (§6): 1 below 85 °C, linear to 0.6 at the slowdown threshold, 0.45 above it,
-  0 (idle) at the shutdown threshold.
-* **Thermal RC** (§6): GPU node (C = 0.2 kJ/K per GPU, R_jc = 0.025 K/W per GPU [E]) → coolant loop
-  (TCS: C from its volume of PG25, CDU UA sized for peak IT heat at 8 K mean difference [E]) → facility
-  water (FWS: C from its volume) → chillers (``Chiller:Electric:EIR``) → ambient. The chillers are
-  asked for the heat entering the FWS plus a proportional correction of its set-point error
-  (τ = 600 s [E]), within their ambient-derated capacity. Fans and pumps are fractions of the heat
-  (§7).
-* **Turbines** (§3): a droop governor (R from the file) with a first-order lag ``T_gov = Tact + Tb =
-  1 s`` and valve-rate limits ±0.10 pu/s (GGOV1 typical), within the ambient-derated capacity; the
-  plant PMS sets references each second, ramp-limited at the file's ramp rate
-  (:func:`twin.turbines.ramp_limit_mw`), shared by available
-  capacity, with an integral (isochronous) trim that returns the frequency to 60 Hz [S2 (23)]. When
-  the spinning reserve of an islanded island falls below its largest online unit the PMS starts a
-  standby unit, online after the file's start time. A trip drops a unit's output at once.
-* **BESS** (§5): droop (R_b from the file, deadband ±0.036 Hz, :func:`twin.storage.droop_response_mw`)
-  plus a schedule by mode (``smoothing``:
-  the high-pass part of the island load, τ = 60 s; ``import-cap``: what the grid tie cannot import;
-  ``droop``: none), first-order lag at the file's response time, power derated to 0 over the last 5 %
-  of SoC at each end (:func:`twin.storage.soc_power_limit_mw`), SoC advanced once per second with the
-  step's mean power (:func:`twin.storage.soc_step`, η = √RTE).
-* **Frequency** (§4): one aggregate swing equation per islanded island,
-  ``dΔf/dt = f0/(2·H·S)·(ΣPm + P_bess − P_load − P_loss)`` with H·S summed over online turbines,
-  advanced exactly over each sub-step (:func:`twin.frequency.swing_step`; ideal governors enter as
-  its droop stiffness);
-  load damping D = 0 for converter loads [E]. Islands with a closed grid tie are held at 60 Hz.
-* **Protection**: GPU power capping below 59.7 Hz (5 %/s down to 60 % of demand, released at
-  1 %/s above 59.9 Hz, on the frequency at the end of each second: :func:`twin.protection.gpu_cap_step`)
-  [E]; UFLS at 59.3/59.1/58.9/58.7/58.5 Hz shedding 5/15/25/35/45 % of IT
-  cumulatively (ERCOT set points and first three reliefs, PHYSICS.md §4 (39); the last two [E];
-  :func:`twin.protection.ufls_step` on every sub-step, without relay delay [E]); a
-  stage is restored after 300 s above 59.95 Hz when the spinning reserve allows [E].
+Identical online units of an island (same model, state and set point) follow identical trajectories;
+the kernel steps one of each such group and copies its state to the others (exact, and the cost of a
+step grows with the number of distinct units, not of units). Results are step means (energy) except
+temperatures, SoC and frequency (end of step), with per-step extremes of frequency and IT power and the
+largest RoCoF over the relay windows. What is resolved is stated in :mod:`twin.frequency` and
+docs/physics.md; electromagnetic and rotor-angle dynamics are not.
 """
 
 from __future__ import annotations
@@ -52,536 +28,303 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import njit
-from .cooling import biquadratic, chiller_power_mw
-from .plant import (
-    B_DROOP, B_E_MWH, B_ETA, B_ISLAND, B_MODE, B_P_MW, B_RESPONSE_S, B_SOC_MAX, B_SOC_MIN,
-    C_COP_REF, C_CURVE, C_ISLAND, C_PLANT, C_Q_REF_MW,
-    G_IMPORT_MW, G_ISLAND,
-    H_GPUS_PER_RACK, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_PLANT, H_RACK_IDLE_KW, H_RACK_PEAK_KW, H_RACKS,
-    H_T_SHUT_C, H_T_SLOW_C, H_TDP_KW,
-    P_C_FWS_MJ_PER_K, P_C_TCS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C,
-    T_DERATE_PER_C, T_DROOP, T_GOV_S, T_H_S, T_ISLAND, T_P_ISO_MW, T_RAMP_MW_PER_S, T_S_MVA, T_START_S,
+from .cooling import chiller_capacity_mw, cooling_plant_power_mw
+from .dispatch import pms_step, trim_step
+from .frequency import (
+    F0_HZ, ISL_F_MAX_HZ, ISL_F_MIN_HZ, ISL_IMPORT_MW, ISL_KIN_MW, ISL_LOAD_MW, ISL_NOUT, ISL_ROCOF_LONG,
+    ISL_ROCOF_SHORT, ISL_TRIPPED, island_step,
 )
-from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, ufls_shed_fraction, ufls_step
-from .storage import DEADBAND_HZ as BESS_DEADBAND_HZ
-from .storage import droop_response_mw, soc_power_limit_mw, soc_step
-from .frequency import swing_step
-from .thermal import gpu_throttle_factor
-from .turbines import derate_factor, ramp_limit_mw
+from .plant import (
+    B_ISLAND, B_RESPONSE_S, C_COP_REF, C_CURVE, C_ISLAND, C_PLANT, C_Q_REF_MW, CT_CAPPING, CT_SECONDARY, H_C_GPU_MJ_PER_K, H_C_TCS_MJ_PER_K,
+    H_G_JC_MW_PER_K, H_ISLAND, H_LIQUID_FRAC, H_N_GPU, H_P_IDLE_MW, H_P_PEAK_MW, H_P_STATIC_MW, H_PLANT, H_T_SHUT_C,
+    H_T_SLOW_C, H_TDP_KW, H_UA_CDU_MW_PER_K, P_C_FWS_MJ_PER_K, P_FAN_FRAC, P_PUMP_FRAC, P_T_CHW_C, T_ISLAND, T_ONLINE0,
+)
+from .protection import UFLS_RELIEF, gpu_cap_step, ufls_restore_step, ufls_shed_fraction
+from .state import (
+    SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
+    SI_TIED, SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_PREF, ST_STATUS,
+)
+from .storage import lag_decay
+from .thermal import (
+    CHILLER_RAMP_FRAC_PER_S, CHILLER_TAU_S, chiller_heat_rejection_mw, fws_step, gpu_heat_split_mw,
+    gpu_throttle_factor, hall_thermal_step,
+)
+from .turbines import STATUS_ONLINE
+from .workload import hall_it_substeps
 
-__all__ = ["F0_HZ", "step_segment", "STATE_COLUMNS"]
-
-F0_HZ = 60.0
-# ---- engine constants [E] (PHYSICS.md §3-§6)
-C_GPU_MJ_PER_K = 0.2e-3  # heat capacity of one GPU package + cold plate [MJ/K]
-R_JC_K_PER_MW = 0.025e6  # junction-to-coolant resistance of one GPU [K/MW]
-CDU_DT_DESIGN_K = 8.0  # mean TCS-FWS difference at peak IT heat [K]
-CHILLER_TAU_S = 600.0  # set-point correction time constant of the chiller plant [s]
-VALVE_RATE_PU_S = 0.10  # valve opening/closing rate [pu/s] (GGOV1 Ropen/Rclose)
-SMOOTH_TAU_S = 60.0  # BESS smoothing high-pass time constant [s]
-TRIM_KI = 0.05  # PMS isochronous trim gain [MW per MW·(Δf/f0)·s], slow compared with droop
-RESTORE_HZ, RESTORE_S = 59.95, 300.0
-#: UFLS relay delay [s]: stages trip on the sub-step their set point is crossed [E]
-UFLS_DELAY_S = 0.0
-#: Below this frequency an islanded island blacks out (generator under-frequency protection) [E].
-BLACKOUT_HZ = 57.0
-
-# ---- state columns
-(ST_STATUS, ST_TIMER, ST_PM, ST_PREF, ST_DERATE, ST_NCOL) = range(6)  # turbines; status: 0 standby, 1 online, 2 starting, 3 tripped
-(SB_SOC, SB_P, SB_OK, SB_DERATE, SB_NCOL) = range(5)
-(SH_TJ, SH_TTCS, SH_CAP, SH_NCOL) = range(4)
-(SP_TFWS, SP_NCOL) = range(2)
-(SC_OK, SC_DERATE, SC_NCOL) = range(3)
-(SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_NCOL) = range(9)
-(SG_CLOSED, SG_NCOL) = range(2)
-STATUS_STANDBY, STATUS_ONLINE, STATUS_STARTING, STATUS_TRIPPED = 0.0, 1.0, 2.0, 3.0
-
-STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,
-                 "island": SI_NCOL, "grid": SG_NCOL}
+__all__ = ["F0_HZ", "step_segment"]
 
 
 @njit(error_model="numpy", nogil=True)
-def step_segment(
-    n_steps, dt_s, n_sub,
-    p_demand, t_amb,
-    turb, bess, hall, plant, chiller, grid, isl_other_mw, curves, curve_ranges,
-    s_turb, s_bess, s_hall, s_plant, s_ch, s_isl, s_grid,
-    o_p_it, o_p_cool, o_t_gpu, o_t_tcs, o_thr, o_shed,
-    o_pm, o_p_bess, o_soc, o_f, o_rocof, o_unserved, o_other, o_load_isl, o_starts, o_status,
-    controls,
-):  # pragma: no cover - jitted
-    """Advance the plant ``n_steps`` steps of ``dt_s`` seconds; fill the ``o_*`` arrays (steps × components).
+def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no cover - jitted
+    """Advance the plant ``n_steps`` steps of ``dt_s`` seconds, ``n_sub`` sub-steps each.
 
-    ``p_demand`` (steps × halls) is the demanded IT power [MW] before throttling, capping and shedding;
-    ``t_amb`` (steps,) the ambient dry-bulb [°C]. The ``s_*`` state arrays are updated in place.
-    ``o_load_isl`` receives each island's served load (IT + cooling + other) [MW]; ``o_starts`` the
-    number of turbines that came online in each step. ``controls`` switches the plant controls:
-    [secondary (PMS redispatch and trim), GPU capping, UFLS, auto-start] as 1.0/0.0.
+    ``inp`` (:class:`twin.state.Inputs`), ``par`` (:class:`twin.state.Params`), ``st``
+    (:class:`twin.state.State`, updated in place); fills ``out`` (:class:`twin.state.Outputs`, steps ×
+    components) and, when its arrays are not empty, ``sub`` (:class:`twin.state.SubOutputs`).
     """
-    secondary = controls[0] > 0.5
-    capping = controls[1] > 0.5
-    ufls = controls[2] > 0.5
-    auto_start = controls[3] > 0.5
-    n_t = turb.shape[0]
-    n_b = bess.shape[0]
-    n_h = hall.shape[0]
-    n_p = plant.shape[0]
-    n_c = chiller.shape[0]
-    n_g = grid.shape[0]
-    n_i = s_isl.shape[0]
-    h_sub = dt_s / n_sub
-
-    q_plant_in = np.zeros(n_p)
-    q_plant_air = np.zeros(n_p)
-    it_plant = np.zeros(n_p)
-    cap_plant = np.zeros(n_p)
-    n_ok = np.zeros(n_p)
-    ch_curve = np.zeros(n_p, dtype=np.int64)
-    q_ref_ok = np.zeros(n_p)
-    cop_plant = np.zeros(n_p)
-    p_cool_plant = np.zeros(n_p)
-    load = np.zeros(n_i)
-    it_isl = np.zeros(n_i)
-    shed_isl = np.zeros(n_i)
-    imp_lim = np.zeros(n_i)
-    cap_on = np.zeros(n_i)
-    big_unit = np.zeros(n_i)
-    hs = np.zeros(n_i)
-    pref_tot = np.zeros(n_i)
-    bess_sched = np.zeros(n_b)
-    p_av = np.zeros(n_t)
-    any_starting = np.zeros(n_i)
-    rocof = np.zeros(n_i)
-    pm_isl = np.zeros(n_i)
-    pm_now = np.zeros(n_i)
-    pb_isl = np.zeros(n_i)
-    # chiller availability changes only at events (between segments): aggregate per plant once
-    for p in range(n_p):
-        n_ok[p] = 0.0
-        q_ref_ok[p] = 0.0
-    for c in range(n_c):
-        if s_ch[c, SC_OK] > 0.5:
-            pl = int(chiller[c, C_PLANT])
-            n_ok[pl] += 1.0
-            q_ref_ok[pl] += chiller[c, C_Q_REF_MW] * s_ch[c, SC_DERATE]
-            ch_curve[pl] = int(chiller[c, C_CURVE])
-            cop_plant[pl] = chiller[c, C_COP_REF]
-    # peak IT of each plant's halls: shares the plant's coolant-loop capacity between its halls
-    peak_plant = np.zeros(n_p)
-    for h in range(n_h):
-        peak_plant[int(hall[h, H_PLANT])] += hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
-    # per-hall thermal constants: GPU node τ = R·C, coolant loop UA and C, and their step decay factors
-    r_gpu = np.empty(n_h)  # junction-to-coolant resistance of the hall's GPUs in parallel [K/MW]
-    e_gpu = np.empty(n_h)
-    e_tcs = np.empty(n_h)
-    ua_hall = np.empty(n_h)
-    c_tcs_hall = np.empty(n_h)
-    for h in range(n_h):
-        n_gpu = hall[h, H_N_GPU]
-        r_gpu[h] = R_JC_K_PER_MW / n_gpu
-        e_gpu[h] = np.exp(-dt_s / (r_gpu[h] * (C_GPU_MJ_PER_K * n_gpu)))
-        p_peak = hall[h, H_RACKS] * hall[h, H_RACK_PEAK_KW] * 1e-3
-        ua_hall[h] = p_peak / CDU_DT_DESIGN_K
-        c_tcs_hall[h] = plant[int(hall[h, H_PLANT]), P_C_TCS_MJ_PER_K] * p_peak / max(1e-9, peak_plant[int(hall[h, H_PLANT])])
-        e_tcs[h] = np.exp(-dt_s * ua_hall[h] / c_tcs_hall[h])
-    # cooling power of a plant is booked on its chillers' islands, in proportion to working capacity
-    plant_isl_share = np.zeros((n_p, n_i))
-    for c in range(n_c):
-        if s_ch[c, SC_OK] > 0.5:
-            pl = int(chiller[c, C_PLANT])
-            plant_isl_share[pl, int(chiller[c, C_ISLAND])] += chiller[c, C_Q_REF_MW] * s_ch[c, SC_DERATE] / q_ref_ok[pl]
-    for p in range(n_p):
-        if q_ref_ok[p] <= 0.0:  # no working chiller: fans and pumps stay with the first hall's island
-            for h in range(n_h):
-                if int(hall[h, H_PLANT]) == p:
-                    plant_isl_share[p, int(hall[h, H_ISLAND])] = 1.0
-                    break
-    # islanded islands step on sub-steps; units of grid-tied islands follow their references at 1 s
-    isl_sub = np.zeros(n_i, dtype=np.bool_)
-    for i in range(n_i):
-        isl_sub[i] = s_isl[i, SI_TIED] < 0.5
-    t_isl = np.empty(n_t, dtype=np.int64)
-    for u in range(n_t):
-        t_isl[u] = int(turb[u, T_ISLAND])
-    b_isl = np.empty(n_b, dtype=np.int64)
-    a_b_sub = np.empty(n_b)
-    a_b_step = np.empty(n_b)
-    for b in range(n_b):
-        b_isl[b] = int(bess[b, B_ISLAND])
-        tau = bess[b, B_RESPONSE_S]
-        a_b_sub[b] = 1.0 if tau <= 0.0 else 1.0 - np.exp(-h_sub / tau)
-        a_b_step[b] = 1.0 if tau <= 0.0 else 1.0 - np.exp(-dt_s / tau)
-    a_gov_sub = np.ones(n_t)
-    a_gov_step = np.ones(n_t)
-    k_droop = np.empty(n_t)  # droop gain [MW/Hz]
-    lim_sub = np.empty(n_t)  # valve-rate limit per sub-step [MW]
-    ideal = np.empty(n_t, dtype=np.bool_)
-    for u in range(n_t):
-        if turb[u, T_GOV_S] > 0.0:
-            a_gov_sub[u] = 1.0 - np.exp(-h_sub / turb[u, T_GOV_S])
-            a_gov_step[u] = 1.0 - np.exp(-dt_s / turb[u, T_GOV_S])
-        k_droop[u] = turb[u, T_P_ISO_MW] / (turb[u, T_DROOP] * F0_HZ)
-        lim_sub[u] = VALVE_RATE_PU_S * turb[u, T_P_ISO_MW] * h_sub
-        ideal[u] = turb[u, T_GOV_S] <= 0.0
-    b_lim_dis = np.zeros(n_b)
-    b_lim_ch = np.zeros(n_b)
-    pm_sum = np.zeros(n_t)
-    pb_sum = np.zeros(n_b)
-    a_ideal = np.zeros(n_i)
-    b_ideal = np.zeros(n_i)
-    sub_units = np.empty(n_t, dtype=np.int64)  # online units of islanded islands (rebuilt every step)
-    swing = np.zeros(3)  # swing_step's [Δf at the end, mean Δf, dΔf/dt at the start]
-    ufls_timers = np.zeros((n_i, UFLS_HZ.shape[0]))  # relay pick-up timers (per segment: exact for UFLS_DELAY_S = 0)
-    su_pm = np.empty(n_t)
-    su_pref = np.empty(n_t)
-    su_pav = np.empty(n_t)
-    su_sum = np.empty(n_t)
-    su_k = np.empty(n_t)
-    su_a = np.empty(n_t)
-    su_lim = np.empty(n_t)
-    su_lo = np.zeros(n_i + 1, dtype=np.int64)  # island i's lagged units are su_*[su_lo[i]:su_lo[i + 1]]
-    su_ideal = np.zeros(n_i + 1, dtype=np.int64)  # then its ideal units, up to su_ideal[i]
-    pm_fixed = np.zeros(n_i)  # mechanical power of units that are not sub-stepped, per island
-
+    n_t, n_b, n_h = par.turb.shape[0], par.bess.shape[0], par.hall.shape[0]
+    n_p, n_i = par.plant.shape[0], st.isl.shape[0]
+    h = dt_s / n_sub
+    p_av, pm_mean, sched, pb_mean = np.zeros(n_t), np.zeros(n_t), np.zeros(n_b), np.zeros(n_b)
+    work, sw, tmp3, th, qp = np.zeros((7, n_i)), np.zeros(3), np.zeros(3), np.zeros(3), np.zeros((2, n_p))
+    b_list, b_lo, b_a = _battery_lists(par, n_i, h, dt_s)
+    it_sub, it_isl = np.zeros((n_h, n_sub)), np.zeros((n_i, n_sub))
+    keep, isl_out, gfac, it_hall = np.ones((n_i, n_sub)), np.zeros((n_i, ISL_NOUT)), np.zeros(n_h), np.zeros((n_h, 3))
+    fixed, load_est, it_mean_isl, shed_mw = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
+    units, counts, lo, rep = np.zeros(n_t, np.int64), np.zeros(n_t), np.zeros(n_i + 1, np.int64), np.zeros(n_t, np.int64)
+    chill = _chiller_aggregates(par, st)  # chiller availability changes only at events, between segments
+    regroup = True
     for k in range(n_steps):
-        ta = t_amb[k]
-        # -------- IT power per hall: throttle, power cap, UFLS shedding
+        ta = inp.t_amb[k]
+        # 1. workload on the sub-step grid; 2. thermal and cooling (on the IT served at the step's start)
+        _workload_stage(k, par, st, inp.demand, h, it_sub, it_isl, it_mean_isl, gfac, it_hall)
+        _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, chill, qp, th, out)
+        # 3. dispatch on the island loads as they stand
         for i in range(n_i):
-            shed_isl[i] = ufls_shed_fraction(int(s_isl[i, SI_STAGE]), UFLS_RELIEF)
-            if s_isl[i, SI_BLACKOUT] > 0.5:
-                shed_isl[i] = 1.0
-            it_isl[i] = 0.0
-        for p in range(n_p):
-            q_plant_in[p] = 0.0
-            q_plant_air[p] = 0.0
-            it_plant[p] = 0.0
-        for h in range(n_h):
-            isl = int(hall[h, H_ISLAND])
-            p_idle = hall[h, H_RACKS] * hall[h, H_RACK_IDLE_KW] * 1e-3
-            g = gpu_throttle_factor(s_hall[h, SH_TJ], hall[h, H_T_SLOW_C] - 4.0, hall[h, H_T_SLOW_C], hall[h, H_T_SHUT_C]) * s_hall[h, SH_CAP]
-            p_served = p_idle + (p_demand[k, h] - p_idle) * g
-            if p_served < 0.0:
-                p_served = 0.0
-            shed = shed_isl[isl] * p_served
-            p_it = p_served - shed
-            o_p_it[k, h] = p_it
-            o_shed[k, h] = shed
-            o_thr[k, h] = g
-            it_isl[isl] += p_it
-            # thermal: GPU node → TCS → FWS (exact exponential for the GPU node, semi-implicit loops)
-            pl = int(hall[h, H_PLANT])
-            p_gpu = p_it - hall[h, H_RACKS] * (hall[h, H_RACK_PEAK_KW] - hall[h, H_GPUS_PER_RACK] * hall[h, H_TDP_KW]) * 1e-3
-            if p_gpu < 0.0:
-                p_gpu = 0.0
-            q_liq = hall[h, H_LIQUID_FRAC] * p_it
-            q_air = p_it - max(q_liq, p_gpu)
-            if q_air < 0.0:
-                q_air = 0.0
-            t_tcs = s_hall[h, SH_TTCS]
-            tj_ss = t_tcs + p_gpu * r_gpu[h]
-            s_hall[h, SH_TJ] = tj_ss + (s_hall[h, SH_TJ] - tj_ss) * e_gpu[h]
-            ua = ua_hall[h]
-            c_tcs = c_tcs_hall[h]
-            t_fws = s_plant[pl, SP_TFWS]
-            q_tcs_in = max(q_liq, p_gpu)
-            # exact update of C·dT/dt = Q_in − UA·(T − T_fws) with T_fws held over the step; the heat passed
-            # on to the facility water is what the loop did not store
-            t_ss = t_fws + q_tcs_in / ua
-            t_new = t_ss + (t_tcs - t_ss) * e_tcs[h]
-            s_hall[h, SH_TTCS] = t_new
-            q_plant_in[pl] += q_tcs_in - c_tcs * (t_new - t_tcs) / dt_s
-            q_plant_air[pl] += q_air
-            it_plant[pl] += p_it
-            o_t_gpu[k, h] = s_hall[h, SH_TJ]
-            o_t_tcs[k, h] = t_new
-        # -------- cooling plants: chillers against ambient, facility water node
-        for p in range(n_p):
-            cv = ch_curve[p]
-            x = min(max(plant[p, P_T_CHW_C], curve_ranges[cv, 0]), curve_ranges[cv, 1])
-            y = min(max(ta, curve_ranges[cv, 2]), curve_ranges[cv, 3])
-            cap_plant[p] = q_ref_ok[p] * max(biquadratic(curves[cv, 0:6], x, y), 0.0)
-        for p in range(n_p):
-            c_fws = plant[p, P_C_FWS_MJ_PER_K]
-            q_in = q_plant_in[p] + q_plant_air[p]
-            req = q_in + c_fws * (s_plant[p, SP_TFWS] - plant[p, P_T_CHW_C]) / CHILLER_TAU_S
-            q_ch = min(max(req, 0.0), cap_plant[p])
-            s_plant[p, SP_TFWS] += dt_s * (q_in - q_ch) / c_fws
-            p_comp = 0.0
-            if n_ok[p] > 0.0 and q_ch > 0.0:
-                cv = ch_curve[p]
-                p_comp = chiller_power_mw(q_ch, q_ref_ok[p], cop_plant[p], curves[cv, 0:6], curves[cv, 6:12],
-                                          curves[cv, 12:15], plant[p, P_T_CHW_C], ta,
-                                          (curve_ranges[cv, 0], curve_ranges[cv, 1]), (curve_ranges[cv, 2], curve_ranges[cv, 3]))
-            p_cool_plant[p] = p_comp + plant[p, P_FAN_FRAC] * q_ch + plant[p, P_PUMP_FRAC] * it_plant[p]
-        for h in range(n_h):
-            pl = int(hall[h, H_PLANT])
-            share = o_p_it[k, h] / it_plant[pl] if it_plant[pl] > 0.0 else 0.0
-            o_p_cool[k, h] = p_cool_plant[pl] * share
-        # -------- island loads and grid ties
-        for i in range(n_i):
-            load[i] = isl_other_mw[i] if s_isl[i, SI_BLACKOUT] < 0.5 else 0.0
-            o_other[k, i] = load[i]
-            imp_lim[i] = 0.0
-            cap_on[i] = 0.0
-            big_unit[i] = 0.0
-            hs[i] = 0.0
-            any_starting[i] = 0.0
-        for h in range(n_h):
-            load[int(hall[h, H_ISLAND])] += o_p_it[k, h]
+            dark = st.isl[i, SI_BLACKOUT] > 0.5
+            fixed[i] = 0.0 if dark else st.isl[i, SI_OTHER]
+            out.other[k, i] = fixed[i]
         for p in range(n_p):
             for i in range(n_i):
-                load[i] += p_cool_plant[p] * plant_isl_share[p, i]
-        for g in range(n_g):
-            if s_grid[g, SG_CLOSED] > 0.5:
-                imp_lim[int(grid[g, G_ISLAND])] += grid[g, G_IMPORT_MW]
+                if st.isl[i, SI_BLACKOUT] < 0.5:
+                    fixed[i] += st.plant[p, SP_P_COOL_MW] * chill[p, 3 + i]
         for i in range(n_i):
-            o_load_isl[k, i] = load[i]
-        # -------- turbines: availability, start-up timers
-        o_starts[k] = 0.0
-        for u in range(n_t):
-            i = int(turb[u, T_ISLAND])
-            p_av[u] = turb[u, T_P_ISO_MW] * derate_factor(ta, turb[u, T_DERATE_PER_C]) * s_turb[u, ST_DERATE]
-            st = s_turb[u, ST_STATUS]
-            if st == STATUS_STARTING:
-                any_starting[i] = 1.0
-                s_turb[u, ST_TIMER] -= dt_s
-                if s_turb[u, ST_TIMER] <= 0.0:
-                    s_turb[u, ST_STATUS] = STATUS_ONLINE
-                    s_turb[u, ST_PM] = 0.0
-                    s_turb[u, ST_PREF] = 0.0
-                    o_starts[k] += 1.0
-                    st = STATUS_ONLINE
-            if st == STATUS_ONLINE:
-                cap_on[i] += p_av[u]
-                hs[i] += turb[u, T_H_S] * turb[u, T_S_MVA]
-                if p_av[u] > big_unit[i]:
-                    big_unit[i] = p_av[u]
-        # -------- PMS dispatch (once per second): BESS schedule, turbine references
+            shed0 = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
+            load_est[i] = it_mean_isl[i] * (1.0 - shed0) + fixed[i]
+            shed_mw[i] = it_mean_isl[i] * shed0
+        started, changed = pms_step(par, st, ta, load_est, shed_mw, dt_s, p_av, sched, work, tmp3)
+        out.starts[k] = started
+        if changed or regroup:
+            _group_units(par, st, units, counts, lo, rep)
+            regroup = False
+        # 4. island sub-steps
+        pm_mean[:] = 0.0
         for i in range(n_i):
-            tied = s_isl[i, SI_TIED] > 0.5
-            s_isl[i, SI_LPF] += dt_s / SMOOTH_TAU_S * (load[i] - s_isl[i, SI_LPF])
-            need = load[i] + s_isl[i, SI_LOSS]
-            if not secondary:  # references stay where they are
-                pref_tot[i] = -1.0
-                continue
-            if tied:
-                pref_tot[i] = max(need - imp_lim[i], 0.0)
-            else:
-                pref_tot[i] = s_isl[i, SI_LPF] + s_isl[i, SI_LOSS] + s_isl[i, SI_TRIM]
-            if pref_tot[i] > cap_on[i]:
-                pref_tot[i] = cap_on[i]
-            if pref_tot[i] < 0.0:
-                pref_tot[i] = 0.0
-        for i in range(n_i):
-            pm_now[i] = 0.0
-        for u in range(n_t):
-            if s_turb[u, ST_STATUS] == STATUS_ONLINE:
-                pm_now[t_isl[u]] += s_turb[u, ST_PM]
+            island_step(i, n_sub, h, par, st, units[lo[i]:lo[i + 1]], counts[lo[i]:lo[i + 1]], st.turb[:, ST_PREF], p_av,
+                        sched, b_list[b_lo[i]:b_lo[i + 1]], b_a, it_isl[i], fixed[i], st.isl[i, SI_LOSS], keep[i], pm_mean,
+                        pb_mean, isl_out[i], sub, k, sw)
+            if isl_out[i, ISL_TRIPPED] > 0.5:
+                regroup = True
+        for u in range(n_t):  # identical units follow their group's stepped unit
+            if rep[u] != u:
+                st.turb[u] = st.turb[rep[u]]
+                st.gov[u] = st.gov[rep[u]]
+                pm_mean[u] = pm_mean[rep[u]]
+        # 5. slow controls
+        _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out)
+        _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
+
+
+@njit
+def _battery_lists(par, n_i, h, dt_s):  # pragma: no cover - jitted
+    """Batteries by island (``b_list[b_lo[i]:b_lo[i+1]]``) and their response-lag decays over a sub-step and a step."""
+    n_b = par.bess.shape[0]
+    b_list, b_lo, b_a = np.zeros(n_b, np.int64), np.zeros(n_i + 1, np.int64), np.zeros((n_b, 2))
+    n = 0
+    for i in range(n_i):
+        b_lo[i] = n
         for b in range(n_b):
-            i = int(bess[b, B_ISLAND])
-            mode = int(bess[b, B_MODE])
-            if mode == 0 and s_isl[i, SI_TIED] < 0.5:  # smoothing: the fast part of the load
-                bess_sched[b] = load[i] - s_isl[i, SI_LPF]
-            elif mode == 2 and s_isl[i, SI_TIED] > 0.5:  # import cap: what neither the tie nor the turbines cover
-                # the turbines' actual output, not their (ramp-limited) target
-                bess_sched[b] = load[i] + s_isl[i, SI_LOSS] - imp_lim[i] - pm_now[i]
-                if bess_sched[b] < 0.0:  # room under the cap: recharge, gently
-                    bess_sched[b] = max(bess_sched[b], -0.1 * bess[b, B_P_MW])
-            else:
-                bess_sched[b] = 0.0
-        # auto-start (PMS): keep spinning reserve ≥ the largest online unit in islanded islands
-        for i in range(n_i):
-            if not auto_start or s_isl[i, SI_TIED] > 0.5 or any_starting[i] > 0.5:
-                continue
-            if cap_on[i] - pref_tot[i] < big_unit[i]:
-                for u in range(n_t):
-                    if int(turb[u, T_ISLAND]) == i and s_turb[u, ST_STATUS] == STATUS_STANDBY:
-                        s_turb[u, ST_STATUS] = STATUS_STARTING
-                        s_turb[u, ST_TIMER] = turb[u, T_START_S]
-                        break
-        for u in range(n_t):
-            if s_turb[u, ST_STATUS] != STATUS_ONLINE:
-                s_turb[u, ST_PREF] = 0.0
-                continue
-            i = int(turb[u, T_ISLAND])
-            if pref_tot[i] < 0.0:
-                continue
-            target = pref_tot[i] * p_av[u] / cap_on[i] if cap_on[i] > 0.0 else 0.0
-            s_turb[u, ST_PREF] = ramp_limit_mw(s_turb[u, ST_PREF], target, turb[u, T_RAMP_MW_PER_S], turb[u, T_RAMP_MW_PER_S], dt_s)
-        # -------- sub-steps: governors, batteries, swing equation, capping, UFLS
-        for i in range(n_i):
-            rocof[i] = 0.0
-        for u in range(n_t):
-            pm_sum[u] = 0.0
-            if s_turb[u, ST_STATUS] != STATUS_ONLINE:
-                s_turb[u, ST_PM] = 0.0
-            elif not isl_sub[t_isl[u]]:  # grid-tied island: exact 1-s update of the governor lag
-                tgt = min(max(s_turb[u, ST_PREF], 0.0), p_av[u])
-                dp = (tgt - s_turb[u, ST_PM]) * a_gov_step[u]
-                lim = VALVE_RATE_PU_S * turb[u, T_P_ISO_MW] * dt_s
-                s_turb[u, ST_PM] += dp if turb[u, T_GOV_S] <= 0.0 else min(max(dp, -lim), lim)
-        for b in range(n_b):
-            pb_sum[b] = 0.0
-            # SoC moves once per step: the power limits hold over the sub-steps
-            pmax = bess[b, B_P_MW] * s_bess[b, SB_DERATE]
-            b_lim_dis[b] = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, True)
-            b_lim_ch[b] = soc_power_limit_mw(s_bess[b, SB_SOC], bess[b, B_SOC_MIN], bess[b, B_SOC_MAX], pmax, False)
-        # online units of islanded islands, packed by island (lagged governors first, then ideal ones) so
-        # that the sub-step loop runs over contiguous arrays
-        for i in range(n_i):
-            pm_fixed[i] = 0.0
-        for u in range(n_t):
-            if not (s_turb[u, ST_STATUS] == STATUS_ONLINE and isl_sub[t_isl[u]]):
-                pm_fixed[t_isl[u]] += s_turb[u, ST_PM]
-                pm_sum[u] = s_turb[u, ST_PM] * n_sub
-        n_sub_units = 0
-        for i in range(n_i):
-            su_lo[i] = n_sub_units
-            for pass_ideal in (False, True):
-                for u in range(n_t):
-                    if t_isl[u] == i and ideal[u] == pass_ideal and s_turb[u, ST_STATUS] == STATUS_ONLINE and isl_sub[i]:
-                        jj = n_sub_units
-                        su_pm[jj] = s_turb[u, ST_PM]
-                        su_pref[jj] = s_turb[u, ST_PREF]
-                        su_pav[jj] = p_av[u]
-                        su_sum[jj] = 0.0
-                        su_k[jj] = k_droop[u]
-                        su_a[jj] = a_gov_sub[u]
-                        su_lim[jj] = lim_sub[u]
-                        sub_units[jj] = u
-                        n_sub_units += 1
-                if not pass_ideal:
-                    su_ideal[i] = n_sub_units
-        su_lo[n_i] = n_sub_units
+            if int(par.bess[b, B_ISLAND]) == i:
+                b_list[n] = b
+                n += 1
+    b_lo[n_i] = n
+    for b in range(n_b):
+        b_a[b, 0] = lag_decay(par.bess[b, B_RESPONSE_S], h)
+        b_a[b, 1] = lag_decay(par.bess[b, B_RESPONSE_S], dt_s)
+    return b_list, b_lo, b_a
+
+
+@njit
+def _chiller_aggregates(par, st):  # pragma: no cover - jitted
+    """Per plant: [working rated capacity, curve, COP_ref, share of its power booked on each island…]."""
+    n_p, n_i = par.plant.shape[0], st.isl.shape[0]
+    agg = np.zeros((n_p, 3 + n_i))
+    for c in range(par.chiller.shape[0]):
+        if st.chiller[c, SC_OK] > 0.5:
+            p = int(par.chiller[c, C_PLANT])
+            agg[p, 0] += par.chiller[c, C_Q_REF_MW] * st.chiller[c, SC_DERATE]
+            agg[p, 1] = par.chiller[c, C_CURVE]
+            agg[p, 2] = par.chiller[c, C_COP_REF]
+    for c in range(par.chiller.shape[0]):
+        p = int(par.chiller[c, C_PLANT])
+        if st.chiller[c, SC_OK] > 0.5 and agg[p, 0] > 0.0:
+            agg[p, 3 + int(par.chiller[c, C_ISLAND])] += par.chiller[c, C_Q_REF_MW] * st.chiller[c, SC_DERATE] / agg[p, 0]
+    for p in range(n_p):
+        if agg[p, 0] <= 0.0:  # no working chiller: fans and pumps stay with the plant's first hall's island
+            for hh in range(par.hall.shape[0]):
+                if int(par.hall[hh, H_PLANT]) == p:
+                    agg[p, 3 + int(par.hall[hh, H_ISLAND])] = 1.0
+                    break
+    return agg
+
+
+@njit
+def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it_hall):  # pragma: no cover - jitted
+    """Each hall's IT on the sub-step grid (:func:`twin.workload.hall_it_substeps`), summed per island;
+    ``gfac`` receives each hall's clock factor (thermal throttle × power cap) for the step, ``it_hall``
+    (n_hall, 3) each hall's mean, minimum and maximum over the sub-steps."""
+    it_isl[:] = 0.0
+    it_mean_isl[:] = 0.0
+    n_sub = it_sub.shape[1]
+    for hh in range(par.hall.shape[0]):
+        row = par.hall[hh]
+        g = gpu_throttle_factor(st.hall[hh, SH_TJ], row[H_T_SLOW_C] - 4.0, row[H_T_SLOW_C], row[H_T_SHUT_C]) * st.hall[hh, SH_CAP]
+        gfac[hh] = g
+        hall_it_substeps(demand[k, :, hh], g, row[H_P_IDLE_MW], row[H_P_STATIC_MW], row[H_N_GPU], row[H_TDP_KW],
+                         row[H_P_PEAK_MW], st.hall[hh], par.ctrl, h, it_sub[hh])
+        i = int(row[H_ISLAND])
+        acc, lo_, hi_ = 0.0, np.inf, -np.inf
         for j in range(n_sub):
-            for i in range(n_i):
-                pm_isl[i] = pm_fixed[i]
-                pb_isl[i] = 0.0
-                a_ideal[i] = 0.0
-                b_ideal[i] = 0.0
-            # mechanical power: lagged governors explicitly; ideal ones (t_gov = 0) join the swing equation
-            for i in range(n_i):
-                df = s_isl[i, SI_DF]
-                for jj in range(su_lo[i], su_ideal[i]):
-                    tgt = min(max(su_pref[jj] - su_k[jj] * df, 0.0), su_pav[jj])
-                    pm = su_pm[jj]
-                    dp = min(max((tgt - pm) * su_a[jj], -su_lim[jj]), su_lim[jj])
-                    su_pm[jj] = pm + dp
-                    su_sum[jj] += pm + dp
-                acc = 0.0
-                for jj in range(su_lo[i], su_ideal[i]):
-                    acc += su_pm[jj]
-                pm_isl[i] += acc
-                for jj in range(su_ideal[i], su_lo[i + 1]):
-                    tgt = su_pref[jj] - su_k[jj] * df
-                    if tgt >= su_pav[jj]:
-                        a_ideal[i] += su_pav[jj]
-                    elif tgt > 0.0:
-                        a_ideal[i] += su_pref[jj]
-                        b_ideal[i] += su_k[jj]
-            # batteries
-            for b in range(n_b):
-                i = b_isl[b]
-                if s_bess[b, SB_OK] < 0.5:
-                    s_bess[b, SB_P] = 0.0
-                    continue
-                if j > 0 and not isl_sub[i]:  # grid-tied: one battery update per second is enough
-                    pb_isl[i] += s_bess[b, SB_P]
-                    pb_sum[b] += s_bess[b, SB_P]
-                    continue
-                tgt = bess_sched[b] + droop_response_mw(s_isl[i, SI_DF], bess[b, B_P_MW], bess[b, B_DROOP], BESS_DEADBAND_HZ, F0_HZ)
-                if tgt > b_lim_dis[b]:
-                    tgt = b_lim_dis[b]
-                if tgt < -b_lim_ch[b]:
-                    tgt = -b_lim_ch[b]
-                a = a_b_sub[b] if isl_sub[i] else a_b_step[b]
-                pb = s_bess[b, SB_P] + (tgt - s_bess[b, SB_P]) * a
-                s_bess[b, SB_P] = pb
-                pb_isl[i] += pb
-                pb_sum[b] += pb
-            # swing equation per islanded island: M·dΔf/dt = A − B·Δf, integrated exactly over the sub-step
-            for i in range(n_i):
-                if not isl_sub[i]:
-                    s_isl[i, SI_DF] = 0.0
-                    continue
-                df0 = s_isl[i, SI_DF]
-                # exact update with the inputs held over the sub-step; ideal governors are the stiffness
-                swing_step(df0, pm_isl[i] + a_ideal[i] + pb_isl[i], load[i] + s_isl[i, SI_LOSS], hs[i], b_ideal[i], 0.0,
-                           F0_HZ, h_sub, swing)
-                df1, df_mean, dfdt = swing[0], swing[1], swing[2]
-                if hs[i] <= 0.0:  # no spinning mass: the island collapses unless batteries alone balance it
-                    a_tot = pm_isl[i] + a_ideal[i] + pb_isl[i] - load[i] - s_isl[i, SI_LOSS]
-                    dfdt = 0.0 if abs(a_tot) < 1e-6 else -F0_HZ
-                    df1 = df0 + h_sub * dfdt
-                    df_mean = df1
-                s_isl[i, SI_DF] = df1
-                for jj in range(su_ideal[i], su_lo[i + 1]):  # ideal governors follow the frequency exactly
-                    su_pm[jj] = min(max(su_pref[jj] - su_k[jj] * df1, 0.0), su_pav[jj])
-                    su_sum[jj] += min(max(su_pref[jj] - su_k[jj] * df_mean, 0.0), su_pav[jj])
-                if F0_HZ + s_isl[i, SI_DF] < BLACKOUT_HZ or s_isl[i, SI_BLACKOUT] > 0.5:
-                    # blackout: units trip on under-frequency, every load is lost; held until restored by an event
-                    s_isl[i, SI_BLACKOUT] = 1.0
-                    s_isl[i, SI_DF] = -F0_HZ
-                    for u in range(n_t):
-                        if t_isl[u] == i and s_turb[u, ST_STATUS] != STATUS_STANDBY:
-                            s_turb[u, ST_STATUS] = STATUS_TRIPPED
-                            s_turb[u, ST_PM] = 0.0
-                    for jj in range(su_lo[i], su_lo[i + 1]):
-                        su_pm[jj] = 0.0
-                    for b in range(n_b):
-                        if b_isl[b] == i:
-                            s_bess[b, SB_P] = 0.0
-                    load[i] = 0.0
-                    continue
-                if abs(dfdt) > rocof[i]:
-                    rocof[i] = abs(dfdt)
-                f = F0_HZ + s_isl[i, SI_DF]
-                # UFLS stages (relays without delay)
-                st = int(s_isl[i, SI_STAGE])
-                # (relays only act below the next set point; without delay there is no timer to reset)
-                if ufls and st < UFLS_HZ.shape[0] and (f < UFLS_HZ[st] or UFLS_DELAY_S > 0.0):
-                    st_new = ufls_step(f, st, ufls_timers[i], UFLS_HZ, UFLS_DELAY_S, h_sub)
-                    if st_new > st:
-                        # shedding takes effect at once on the island load (per-second loads are refreshed next step)
-                        load[i] -= (ufls_shed_fraction(st_new, UFLS_RELIEF) - ufls_shed_fraction(st, UFLS_RELIEF)) * it_isl[i]
-                        s_isl[i, SI_RESTORE] = 0.0
-                        st = st_new
-                s_isl[i, SI_STAGE] = st
-        for jj in range(n_sub_units):
-            u = sub_units[jj]
-            s_turb[u, ST_PM] = su_pm[jj]
-            pm_sum[u] += su_sum[jj]
-        # -------- slow controls (once per second): isochronous trim, capping, UFLS restoration
-        for i in range(n_i):
-            if s_isl[i, SI_TIED] > 0.5 or s_isl[i, SI_BLACKOUT] > 0.5 or not secondary:
-                s_isl[i, SI_TRIM] = 0.0
+            p = it_sub[hh, j]
+            it_isl[i, j] += p
+            acc += p
+            lo_ = min(lo_, p)
+            hi_ = max(hi_, p)
+        it_hall[hh, 0], it_hall[hh, 1], it_hall[hh, 2] = acc / n_sub, lo_, hi_
+        it_mean_isl[i] += acc / n_sub
+
+
+@njit
+def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out):  # pragma: no cover - jitted
+    """Halls' GPU and coolant nodes, then each plant's heat rejection, facility water and electric power
+    (``qp`` (2, n_plant) and ``th`` (3,) are scratch)."""
+    n_p = par.plant.shape[0]
+    q_in, it_plant = qp[0], qp[1]
+    q_in[:] = 0.0
+    it_plant[:] = 0.0
+    for hh in range(par.hall.shape[0]):
+        row = par.hall[hh]
+        i, pl = int(row[H_ISLAND]), int(row[H_PLANT])
+        shed = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
+        p_it = it_hall[hh, 0] * (1.0 - shed)
+        p_gpu, q_liq, q_air = gpu_heat_split_mw(p_it, row[H_P_STATIC_MW], row[H_LIQUID_FRAC])
+        hall_thermal_step(st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS], st.plant[pl, SP_TFWS], p_gpu, q_liq, row[H_G_JC_MW_PER_K],
+                          row[H_C_GPU_MJ_PER_K], row[H_UA_CDU_MW_PER_K], row[H_C_TCS_MJ_PER_K], dt_s, th)
+        st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS] = th[0], th[1]
+        out.t_gpu[k, hh], out.t_tcs[k, hh] = th[0], th[1]
+        q_in[pl] += th[2] + q_air
+        it_plant[pl] += p_it
+    for p in range(n_p):
+        cv = int(chill[p, 1])
+        t_rng, a_rng = (par.curve_ranges[cv, 0], par.curve_ranges[cv, 1]), (par.curve_ranges[cv, 2], par.curve_ranges[cv, 3])
+        capft, eirft, eirfplr = par.curves[cv, 0:6], par.curves[cv, 6:12], par.curves[cv, 12:15]
+        t_set = par.plant[p, P_T_CHW_C]
+        q_cap = chiller_capacity_mw(chill[p, 0], capft, t_set, t_amb, t_rng, a_rng)
+        q_rej = chiller_heat_rejection_mw(q_in[p], st.plant[p, SP_TFWS], t_set, par.plant[p, P_C_FWS_MJ_PER_K], CHILLER_TAU_S,
+                                          q_cap, st.plant[p, SP_Q_REJ_MW], CHILLER_RAMP_FRAC_PER_S * chill[p, 0], dt_s)
+        st.plant[p, SP_Q_REJ_MW] = q_rej
+        st.plant[p, SP_TFWS] = fws_step(st.plant[p, SP_TFWS], q_in[p], q_rej, par.plant[p, P_C_FWS_MJ_PER_K], dt_s)
+        st.plant[p, SP_P_COOL_MW] = cooling_plant_power_mw(q_rej, chill[p, 0], chill[p, 2], capft, eirft, eirfplr, t_set, t_amb,
+                                                           t_rng, a_rng, it_plant[p], par.plant[p, P_FAN_FRAC],
+                                                           par.plant[p, P_PUMP_FRAC])
+    for hh in range(par.hall.shape[0]):
+        pl = int(par.hall[hh, H_PLANT])
+        i = int(par.hall[hh, H_ISLAND])
+        shed = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
+        share = it_hall[hh, 0] * (1.0 - shed) / it_plant[pl] if it_plant[pl] > 0.0 else 0.0
+        out.p_cool[k, hh] = st.plant[pl, SP_P_COOL_MW] * share
+
+
+@njit
+def _group_units(par, st, units, counts, lo, rep):  # pragma: no cover - jitted
+    """Pack each island's online units as groups of identical ones: ``units[lo[i]:lo[i+1]]`` are the stepped
+    units, ``counts`` how many each stands for, ``rep[u]`` the stepped unit that ``u`` follows."""
+    n_t, n_i = par.turb.shape[0], st.isl.shape[0]
+    n = 0
+    for u in range(n_t):
+        rep[u] = u
+    for i in range(n_i):
+        lo[i] = n
+        for u in range(n_t):
+            if int(par.turb[u, T_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE:
                 continue
-            s_isl[i, SI_TRIM] -= TRIM_KI * s_isl[i, SI_DF] / F0_HZ * cap_on[i] * dt_s * F0_HZ
-            f = F0_HZ + s_isl[i, SI_DF]
-            if f > RESTORE_HZ and s_isl[i, SI_STAGE] > 0:
-                s_isl[i, SI_RESTORE] += dt_s
-                if s_isl[i, SI_RESTORE] >= RESTORE_S and cap_on[i] - pref_tot[i] > 0.1 * it_isl[i]:
-                    s_isl[i, SI_STAGE] -= 1
-                    s_isl[i, SI_RESTORE] = 0.0
+            found = -1
+            for j in range(lo[i], n):
+                if _same_unit(par, st, units[j], u):
+                    found = j
+                    break
+            if found >= 0:
+                counts[found] += 1.0
+                rep[u] = units[found]
             else:
-                s_isl[i, SI_RESTORE] = 0.0
-        if capping:  # GPU power capping on the island's frequency at the end of the step
-            for h in range(n_h):
-                i = int(hall[h, H_ISLAND])
-                if s_isl[i, SI_BLACKOUT] < 0.5:
-                    s_hall[h, SH_CAP] = gpu_cap_step(s_hall[h, SH_CAP], F0_HZ + s_isl[i, SI_DF], dt_s=dt_s)
-        # -------- outputs
-        for u in range(n_t):  # step means over the sub-steps: the energy delivered in the step
-            o_pm[k, u] = pm_sum[u] / n_sub if s_turb[u, ST_STATUS] == STATUS_ONLINE else 0.0
-            o_status[k, u] = s_turb[u, ST_STATUS]
-        for b in range(n_b):
-            o_p_bess[k, b] = pb_sum[b] / n_sub if s_bess[b, SB_OK] > 0.5 else 0.0
-            # PHYSICS.md §5: SoC advances once per step with the step's mean power
-            s_bess[b, SB_SOC] = soc_step(s_bess[b, SB_SOC], o_p_bess[k, b], bess[b, B_E_MWH], bess[b, B_ETA], bess[b, B_ETA], dt_s)
-            o_soc[k, b] = s_bess[b, SB_SOC]
-        for i in range(n_i):
-            o_f[k, i] = F0_HZ + s_isl[i, SI_DF]
-            o_rocof[k, i] = rocof[i]
-            o_unserved[k, i] = isl_other_mw[i] - o_other[k, i]
-        for h in range(n_h):
-            o_unserved[k, int(hall[h, H_ISLAND])] += o_shed[k, h]
+                units[n] = u
+                counts[n] = 1.0
+                n += 1
+    lo[n_i] = n
+
+
+@njit
+def _same_unit(par, st, a, b):  # pragma: no cover - jitted
+    """True when units ``a`` and ``b`` have the same parameters (but their initial status) and state."""
+    for c in range(par.turb.shape[1]):
+        if c != T_ONLINE0 and par.turb[a, c] != par.turb[b, c]:
+            return False
+    for c in range(par.gov.shape[1]):
+        if par.gov[a, c] != par.gov[b, c]:
+            return False
+    for c in range(st.turb.shape[1]):
+        if st.turb[a, c] != st.turb[b, c]:
+            return False
+    for c in range(st.gov.shape[1]):
+        if st.gov[a, c] != st.gov[b, c]:
+            return False
+    return True
+
+
+@njit
+def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out):  # pragma: no cover - jitted
+    """Once per step: isochronous trim and UFLS restoration (PMS), then GPU power capping on frequency."""
+    secondary = par.ctrl[CT_SECONDARY] > 0.5
+    for i in range(st.isl.shape[0]):
+        if not secondary:
+            continue
+        trim_step(st, i, work[0, i], work[5, i], work[2, i], dt_s, F0_HZ)
+        if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
+            stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
+                                             work[0, i] - work[5, i], it_mean_isl[i], UFLS_RELIEF, dt_s)
+            st.isl[i, SI_STAGE], st.isl[i, SI_RESTORE] = stage, timer
+    if par.ctrl[CT_CAPPING] > 0.5:
+        for hh in range(par.hall.shape[0]):
+            i = int(par.hall[hh, H_ISLAND])
+            if st.isl[i, SI_BLACKOUT] < 0.5:
+                st.hall[hh, SH_CAP] = gpu_cap_step(st.hall[hh, SH_CAP], F0_HZ + st.isl[i, SI_DF], dt_s=dt_s)
+
+
+@njit
+def _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out):  # pragma: no cover - jitted
+    """Write step ``k`` of the outputs."""
+    n_i = st.isl.shape[0]
+    n_sub = it_sub.shape[1]
+    for i in range(n_i):
+        out.f[k, i] = F0_HZ + st.isl[i, SI_DF]
+        out.f_min[k, i] = isl_out[i, ISL_F_MIN_HZ]
+        out.f_max[k, i] = isl_out[i, ISL_F_MAX_HZ]
+        out.rocof[k, i] = isl_out[i, ISL_ROCOF_SHORT]
+        out.rocof_long[k, i] = isl_out[i, ISL_ROCOF_LONG]
+        out.p_kin[k, i] = isl_out[i, ISL_KIN_MW]
+        out.load_isl[k, i] = isl_out[i, ISL_LOAD_MW]
+        out.p_import[k, i] = isl_out[i, ISL_IMPORT_MW]
+        out.unserved[k, i] = st.isl[i, SI_OTHER] - out.other[k, i]
+    for hh in range(par.hall.shape[0]):
+        i = int(par.hall[hh, H_ISLAND])
+        if keep[i, 0] == keep[i, n_sub - 1]:  # shedding only grows within a step: it held all step
+            kp = keep[i, 0]
+            acc, lo_, hi_ = it_hall[hh, 0] * kp, it_hall[hh, 1] * kp, it_hall[hh, 2] * kp
+        else:
+            acc, lo_, hi_ = 0.0, np.inf, -np.inf
+            for j in range(n_sub):
+                p = it_sub[hh, j] * keep[i, j]
+                acc += p / n_sub
+                lo_ = min(lo_, p)
+                hi_ = max(hi_, p)
+        out.p_it[k, hh], out.p_it_min[k, hh], out.p_it_max[k, hh] = acc, lo_, hi_
+        out.shed[k, hh] = it_hall[hh, 0] - acc
+        out.thr[k, hh] = gfac[hh]
+        out.unserved[k, i] += out.shed[k, hh]
+    for u in range(par.turb.shape[0]):
+        out.pm[k, u] = pm_mean[u]
+        out.status[k, u] = st.turb[u, ST_STATUS]
+    for b in range(par.bess.shape[0]):
+        out.p_bess[k, b] = pb_mean[b]
+        out.soc[k, b] = st.bess[b, SB_SOC]

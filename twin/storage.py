@@ -1,14 +1,17 @@
 """Battery energy storage (Tesla Megapack yards): state of charge, limits and control modes.
 
-Model forms from ``shared/PHYSICS.md`` §5 (all [E] unless tagged)::
+Model forms from docs/physics.md §5 (all [E] unless tagged)::
 
-    SoC(t+dt) = SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom          η_c = η_d = √RTE
-    P_bess    = clip(P_sched − (Δf/f0)/R_b·P_rated − 2·H_v·P_rated·(df/dt)/f0 + P_smooth, ±P_avail(SoC))
-    P_smooth  = HPF(P_IT; τ ≈ 30–120 s)
+    SoC(t+h)  = SoC + h·(η_c·P_ch − P_dis/η_d)/E_nom          η_c, η_d from the site (default √RTE)
+    P_cmd     = clip(P_sched − (Δf_e/f0)/R_b·P_rated, ±P_avail(SoC))      Δf_e: beyond the deadband
+    P         = lag(P_cmd, τ_response)            grid-following (<200 ms [S] [P44])
+    P         = P_cmd + (H_v·P_rated/ΣH·S)·P_kin  grid-forming: lag-free, plus its share of the island's
+                                                  inertial response (twin.frequency.island_step)
+    P_smooth  = HPF(P_IT; τ ≈ 30–120 s)           the smoothing schedule (twin.dispatch)
 
 ``P_avail`` is derated linearly to 0 over the last 5 % of SoC at each end. Sign: ``p_mw`` is
-positive when discharging (generation), negative when charging. The response (<200 ms, [S] (44)) is
-lag-free at 1 s; a first-order lag is available for sub-second work.
+positive when discharging (generation), negative when charging. The engine advances power and SoC on
+every sub-step (:func:`bess_substep_mw`, :func:`soc_step`).
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
 Units: power [MW], energy [MWh], frequency [Hz], time [s]; SoC is a fraction [-].
@@ -19,25 +22,26 @@ from __future__ import annotations
 import math
 
 from ._jit import njit
+from .plant import B_DEADBAND_HZ, B_DROOP, B_GFM, B_P_MW, B_SOC_MAX, B_SOC_MIN
 
 __all__ = [
     "MEGAPACK2XL_E_MWH", "RTE_DEFAULT", "SOC_BAND", "DEADBAND_HZ", "R_BESS", "SMOOTH_TAU_S", "F0_HZ",
-    "efficiency_from_rte", "soc_step", "soc_power_limit_mw", "droop_response_mw", "virtual_inertia_mw",
-    "lowpass_step", "smoothing_step", "import_cap_schedule_mw", "bess_power_mw", "bess_step",
+    "efficiency_from_rte", "soc_step", "soc_power_limit_mw", "droop_response_mw",
+    "lowpass_step", "smoothing_step", "import_cap_schedule_mw", "bess_power_mw", "bess_substep_mw", "lag_decay",
 ]
 
-#: Energy of one Megapack 2 XL [MWh] (LFP), PHYSICS.md §5 (42)(43) [S].
+#: Energy of one Megapack 2 XL [MWh] (LFP), docs/physics.md §5 [P42][P43] [S].
 MEGAPACK2XL_E_MWH = 3.9
-#: AC-AC round-trip efficiency incl. auxiliaries, 88–92 % for MP2XL (Megapack 3 ≈91 % [S2] (43)) [E].
+#: AC-AC round-trip efficiency incl. auxiliaries, 88–92 % for MP2XL (Megapack 3 ≈91 % [S2] [P43]) [E].
 RTE_DEFAULT = 0.90
-#: SoC band at each end over which available power is derated to 0 [-] (PHYSICS.md §5, [E]).
+#: SoC band at each end over which available power is derated to 0 [-] (docs/physics.md §5, [E]).
 SOC_BAND = 0.05
-#: Frequency-response deadband [Hz]: ±0.036 Hz (FERC 842 / IEEE 1547 default, [S2] (31)(41));
-#: PHYSICS.md §5 allows 0.017–0.036 Hz.
+#: Frequency-response deadband [Hz]: ±0.036 Hz (FERC 842 / IEEE 1547 default, [S2] [P31][P41]);
+#: docs/physics.md §5 allows 0.017–0.036 Hz.
 DEADBAND_HZ = 0.036
-#: BESS droop [pu], 1–2 % (stiffer than turbines), PHYSICS.md §5 [E]; middle of the range.
+#: BESS droop [pu], 1–2 % (stiffer than turbines), docs/physics.md §5 [E]; middle of the range.
 R_BESS = 0.015
-#: Load-smoothing high-pass time constant [s], 30–120 s (PHYSICS.md §5 [E]).
+#: Load-smoothing high-pass time constant [s], 30–120 s (docs/physics.md §5 [E]).
 SMOOTH_TAU_S = 60.0
 #: Nominal frequency [Hz].
 F0_HZ = 60.0
@@ -45,7 +49,7 @@ F0_HZ = 60.0
 
 @njit
 def efficiency_from_rte(rte):  # pragma: no cover - jitted
-    """One-way efficiency ``η_c = η_d = √RTE`` [-] (PHYSICS.md §5 [E])."""
+    """One-way efficiency ``η_c = η_d = √RTE`` [-] (docs/physics.md §5 [E])."""
     return math.sqrt(rte)
 
 
@@ -53,7 +57,7 @@ def efficiency_from_rte(rte):  # pragma: no cover - jitted
 def soc_step(soc, p_mw, e_nom_mwh, eta_c, eta_d, dt_s):  # pragma: no cover - jitted
     """State of charge after ``dt_s`` at constant battery power ``p_mw`` (positive = discharging).
 
-    ``SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom`` with ``dt`` in hours (PHYSICS.md §5 [E]).
+    ``SoC + dt·(η_c·P_ch − P_dis/η_d)/E_nom`` with ``dt`` in hours (docs/physics.md §5 [E]).
 
     Parameters
     ----------
@@ -77,7 +81,7 @@ def soc_step(soc, p_mw, e_nom_mwh, eta_c, eta_d, dt_s):  # pragma: no cover - ji
 def soc_power_limit_mw(soc, soc_min, soc_max, p_rated_mw, discharging, band=SOC_BAND):  # pragma: no cover
     """Available power toward one end of the SoC window, derated to 0 over the last ``band`` [MW].
 
-    PHYSICS.md §5 [E]: usable window 5–95 % (20–80 % to keep FFR headroom); power falls linearly to
+    docs/physics.md §5 [E]: usable window 5–95 % (20–80 % to keep FFR headroom); power falls linearly to
     0 between ``soc_min + band`` and ``soc_min`` when discharging (``soc_max − band`` and ``soc_max``
     when charging).
 
@@ -108,7 +112,7 @@ def droop_response_mw(df_hz, p_rated_mw, r_b=R_BESS, deadband_hz=DEADBAND_HZ, f0
     """Droop frequency response ``−(Δf_e/f0)/R_b·P_rated`` outside a deadband [MW].
 
     ``Δf_e`` is the deviation beyond the deadband (non-step deadband: the response starts from 0 at
-    the band edge) [E]. Droop 1–2 %, deadband 0.017–0.036 Hz (PHYSICS.md §5, [E]; 0.036 Hz FERC 842
+    the band edge) [E]. Droop 1–2 %, deadband 0.017–0.036 Hz (docs/physics.md §5, [E]; 0.036 Hz FERC 842
     [S2]). Positive result = discharge (under-frequency).
     """
     if df_hz > deadband_hz:
@@ -121,26 +125,14 @@ def droop_response_mw(df_hz, p_rated_mw, r_b=R_BESS, deadband_hz=DEADBAND_HZ, f0
 
 
 @njit
-def virtual_inertia_mw(rocof_hz_per_s, h_v_s, p_rated_mw, f0_hz=F0_HZ):  # pragma: no cover - jitted
-    """Synthetic-inertia power of a grid-forming BESS, ``−2·H_v·P_rated·(df/dt)/f0`` [MW].
-
-    ``H_v`` ≈ 2–10 s on the inverter base (PHYSICS.md §5 [E]; Hornsdale "virtual machine mode"
-    [S] (45)). The current limit (≈1.1–1.2 pu) is applied by :func:`bess_power_mw`.
-    """
-    return -2.0 * h_v_s * p_rated_mw * rocof_hz_per_s / f0_hz
-
-
-@njit
 def lowpass_step(y, u, tau_s, dt_s):  # pragma: no cover - jitted
     """Exact first-order low-pass update with ``u`` held over the step: ``u + (y − u)·e^(−dt/τ)``."""
-    if tau_s <= 0.0:
-        return u
-    return u + (y - u) * math.exp(-dt_s / tau_s)
+    return u + (y - u) * lag_decay(tau_s, dt_s)
 
 
 @njit
 def smoothing_step(lpf_mw, p_it_mw, tau_s, dt_s):  # pragma: no cover - jitted
-    """Load smoothing: the BESS takes the high-pass part of the IT power (PHYSICS.md §5 [E]).
+    """Load smoothing: the BESS takes the high-pass part of the IT power (docs/physics.md §5 [E]).
 
     ``LPF ← lowpass(LPF, P_IT, τ)``, ``P_smooth = P_IT − LPF``; turbines follow ``LPF`` within their
     ramp limits.
@@ -181,27 +173,27 @@ def import_cap_schedule_mw(p_load_mw, p_gen_mw, import_cap_mw, p_recharge_mw):  
 
 
 @njit
-def bess_power_mw(p_sched_mw, df_hz, rocof_hz_per_s, soc, p_rated_mw, soc_min, soc_max, r_b, deadband_hz,
-                  h_v_s, i_max_pu, f0_hz):  # pragma: no cover - jitted
-    """Commanded BESS power: schedule + droop + synthetic inertia, within SoC and current limits [MW].
+def bess_power_mw(p_sched_mw, df_hz, soc, p_rated_mw, soc_min, soc_max, r_b, deadband_hz, i_max_pu,
+                  f0_hz):  # pragma: no cover - jitted
+    """Commanded BESS power: schedule + droop, within SoC and current limits [MW].
 
-    ``P = clip(P_sched + droop(Δf) + inertia(df/dt), −P_ch,avail(SoC), +P_dis,avail(SoC))`` with the
-    inverter limit ``i_max_pu·P_rated`` (≈1.1–1.2 pu when grid-forming, 1.0 otherwise) (PHYSICS.md §5).
+    ``P = clip(P_sched + droop(Δf), −P_ch,avail(SoC), +P_dis,avail(SoC))`` with the inverter limit
+    ``i_max_pu·P_rated`` (docs/physics.md §5). The virtual inertia of a grid-forming inverter is not part of
+    the command: it is the inverter's share of the island's kinetic power
+    (:func:`twin.frequency.inertial_power_mw`, in :func:`twin.frequency.island_step`).
 
     Parameters
     ----------
     p_sched_mw : float
         Schedule incl. the smoothing or import-cap part [MW], positive discharge.
-    df_hz, rocof_hz_per_s : float
-        Frequency deviation [Hz] and its rate [Hz/s].
+    df_hz : float
+        Frequency deviation [Hz].
     soc, soc_min, soc_max : float
         State of charge and window [-].
     p_rated_mw : float
         Rated power [MW].
     r_b, deadband_hz : float
         Droop [pu] and deadband [Hz]; ``r_b ≤ 0`` disables droop.
-    h_v_s : float
-        Virtual inertia [s] on the rated power; 0 when grid-following.
     i_max_pu : float
         Current (power) limit [pu of rated].
     f0_hz : float
@@ -210,8 +202,6 @@ def bess_power_mw(p_sched_mw, df_hz, rocof_hz_per_s, soc, p_rated_mw, soc_min, s
     p = p_sched_mw
     if r_b > 0.0:
         p += droop_response_mw(df_hz, p_rated_mw, r_b, deadband_hz, f0_hz)
-    if h_v_s > 0.0:
-        p += virtual_inertia_mw(rocof_hz_per_s, h_v_s, p_rated_mw, f0_hz)
     p_lim = i_max_pu * p_rated_mw
     lim_dis = soc_power_limit_mw(soc, soc_min, soc_max, p_lim, True, SOC_BAND)
     lim_ch = soc_power_limit_mw(soc, soc_min, soc_max, p_lim, False, SOC_BAND)
@@ -223,60 +213,23 @@ def bess_power_mw(p_sched_mw, df_hz, rocof_hz_per_s, soc, p_rated_mw, soc_min, s
 
 
 @njit
-def bess_step(soc, p_mw, p_cmd_mw, tau_s, e_nom_mwh, eta_c, eta_d, dt_s, out):  # pragma: no cover - jitted
-    """Advance a battery by ``dt_s``: power follows the command through a lag, SoC integrates it.
+def bess_substep_mw(p_mw, p_sched_mw, df_hz, soc, row, derate, decay, f0_hz=F0_HZ):  # pragma: no cover - jitted
+    """Battery power at the end of one sub-step [MW] (a yard's parameter ``row``, twin.plant ``B_*``).
 
-    The power relaxes exactly to ``p_cmd_mw`` with time constant ``tau_s`` (0 = lag-free, the 1 s
-    case, PHYSICS.md §5: response <200 ms [S] (44)). SoC integrates the power exactly, with the
-    charge and discharge parts of a step that crosses zero booked at their own efficiency.
-
-    Parameters
-    ----------
-    soc : float
-        State of charge at the start [-].
-    p_mw : float
-        Battery power at the start [MW] (positive discharging).
-    p_cmd_mw : float
-        Command held over the step [MW] (:func:`bess_power_mw`).
-    tau_s : float
-        Response time constant [s].
-    e_nom_mwh : float
-        Nominal energy [MWh].
-    eta_c, eta_d : float
-        Charge and discharge efficiencies [-].
-    dt_s : float
-        Step [s].
-    out : ndarray(float, 4)
-        Receives ``[soc_end, p_end_mw, p_mean_mw, e_dis_mwh − e_ch_mwh]``: SoC and power at the end,
-        step-mean power and net AC energy delivered (discharge positive) over the step.
+    The command (:func:`bess_power_mw`: schedule + droop with deadband, within the SoC-derated power
+    limits of the yard's rating × ``derate``) is followed through a first-order lag of the yard's
+    response time (<200 ms [P44]), updated exactly with its decay factor over the sub-step,
+    ``decay = e^(−h/τ)`` (:func:`lag_decay`); a grid-forming yard follows it at once (its inertial
+    response is added by the island, :func:`twin.frequency.island_step`).
     """
-    if tau_s <= 0.0:
-        p1 = p_cmd_mw
-        e_pos = max(p1, 0.0) * dt_s / 3600.0
-        e_neg = min(p1, 0.0) * dt_s / 3600.0
-    else:
-        a = math.exp(-dt_s / tau_s)
-        p1 = p_cmd_mw + (p_mw - p_cmd_mw) * a
-        # p(t) = pc + (p0 − pc)·e^(−t/τ) is monotonic: split at its zero crossing, if any
-        t_cross = -1.0
-        if p_mw * p1 < 0.0:
-            t_cross = tau_s * math.log((p_mw - p_cmd_mw) / (0.0 - p_cmd_mw))
-        e_pos = 0.0
-        e_neg = 0.0
-        if t_cross > 0.0:
-            e1 = (p_cmd_mw * t_cross + (p_mw - p_cmd_mw) * tau_s * (1.0 - math.exp(-t_cross / tau_s))) / 3600.0
-            e2 = (p_cmd_mw * dt_s + (p_mw - p_cmd_mw) * tau_s * (1.0 - a)) / 3600.0 - e1
-            if p_mw > 0.0:
-                e_pos, e_neg = e1, e2
-            else:
-                e_neg, e_pos = e1, e2
-        else:
-            e = (p_cmd_mw * dt_s + (p_mw - p_cmd_mw) * tau_s * (1.0 - a)) / 3600.0
-            if p_mw + p1 >= 0.0:
-                e_pos = e
-            else:
-                e_neg = e
-    out[0] = soc - (e_pos / eta_d + e_neg * eta_c) / e_nom_mwh
-    out[1] = p1
-    out[2] = (e_pos + e_neg) * 3600.0 / dt_s
-    out[3] = e_pos + e_neg
+    cmd = bess_power_mw(p_sched_mw, df_hz, soc, row[B_P_MW] * derate, row[B_SOC_MIN], row[B_SOC_MAX], row[B_DROOP],
+                        row[B_DEADBAND_HZ], 1.0, f0_hz)
+    if row[B_GFM] > 0.5:
+        return cmd
+    return cmd + (p_mw - cmd) * decay
+
+
+@njit
+def lag_decay(tau_s, dt_s):  # pragma: no cover - jitted
+    """Decay factor of an exact first-order lag over ``dt_s``, ``e^(−dt/τ)`` (0 for τ ≤ 0: no lag)."""
+    return math.exp(-dt_s / tau_s) if tau_s > 0.0 else 0.0

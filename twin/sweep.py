@@ -81,7 +81,7 @@ def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
     events = resolve_events(sc, site, origin=f"case {name!r}")
     t0 = time.perf_counter()
     eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
-    kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, permits=site.permits)
+    kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
     for seg in eng.segments():
         kpi.update(seg)
     out = kpi.result()
@@ -95,10 +95,12 @@ def kpi_dataset(results: list[dict[str, Any]], islands: list[str]) -> xr.Dataset
     cases = [r["case"] for r in results]
     ds = xr.Dataset(coords={"case": cases, "island": islands})
     scalar = ["unserved_energy_mwh", "gpu_hours_lost", "loading_max_pct", "vm_min_pu", "vm_max_pu", "t_gpu_max_c",
-              "t_coolant_max_c", "time_to_gpu_limit_s", "bess_soc_min", "turbine_starts", "fuel_mmbtu", "co2_t", "nox_t", "pue"]
+              "t_coolant_max_c", "time_to_gpu_limit_s", "bess_soc_min", "turbine_starts", "fuel_mmbtu", "turbine_energy_mwh",
+              "heat_rate_mmbtu_per_mwh", "co2_t", "nox_t", "pue"]
     units = {"unserved_energy_mwh": "MWh", "gpu_hours_lost": "h", "loading_max_pct": "percent", "vm_min_pu": "1",
              "vm_max_pu": "1", "t_gpu_max_c": "degC", "t_coolant_max_c": "degC", "time_to_gpu_limit_s": "s",
-             "bess_soc_min": "1", "turbine_starts": "1", "fuel_mmbtu": "MMBtu", "co2_t": "t", "nox_t": "t", "pue": "1",
+             "bess_soc_min": "1", "turbine_starts": "1", "fuel_mmbtu": "MMBtu", "turbine_energy_mwh": "MWh",
+             "heat_rate_mmbtu_per_mwh": "MMBtu/MWh", "co2_t": "t", "nox_t": "t", "pue": "1",
              "f_min_hz": "Hz", "f_max_hz": "Hz", "rocof_max_hz_s": "Hz/s"}
     for k in scalar:
         ds[k] = ("case", np.array([np.nan if r.get(k) is None else float(r[k]) for r in results]), {"units": units[k]})

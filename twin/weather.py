@@ -6,7 +6,7 @@ hourly fractions of the daily range ``f`` of ASHRAE Handbook—Fundamentals (200
 
 | name | T_max | daily range | basis |
 |---|---|---|---|
-| ``memphis-0.4pct`` | 35.6 °C | 10 K | 0.4 % cooling dry-bulb, Memphis Intl (SITES.md S58); the daily range is an assumption (not in SITES.md) |
+| ``memphis-0.4pct`` | 35.6 °C | 10 K | 0.4 % cooling dry-bulb, Memphis Intl [S58]; the daily range is an assumption (not in the source) |
 | ``memphis-july-1980`` | 42.2 °C | 13.9 K | record high of 1980-07-13 (S59); lows "in the 80s °F" (S59): 83 °F = 28.3 °C assumed |
 """
 

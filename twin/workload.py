@@ -1,22 +1,23 @@
 """AI training and inference load of a data hall, and the GPU power-smoothing filters.
 
-Model from ``shared/PHYSICS.md`` §1 ("Suggested load model", [E])::
+Model from docs/physics.md §1 ("Suggested load model", [E])::
 
     P_IT(t) = N_gpu·[P_idle + (P_peak − P_idle)·u(t)·g_T(T_j)] + P_static
 
 ``u(t)`` is a square wave between ≈1 (compute) and ≈0–0.3 (communication), period 1–10 s with
-jitter, synchronised across the hall (tens of thousands of GPUs in lockstep (1)(2)(3) [S]);
-checkpoints every 10–60 min lasting 5–120 s with ``u → 0`` (mechanism [S] (5), durations [E]); job
-start/stop as near-steps (<1–few s) [S] (2)(5); an inference share with a daily shape [E]. ``g_T`` is
+jitter, synchronised across the hall (tens of thousands of GPUs in lockstep [P1][P2][P3] [S]);
+checkpoints every 10–60 min lasting 5–120 s with ``u → 0`` (mechanism [S] [P5], durations [E]); job
+start/stop as near-steps (<1–few s) [S] [P2][P5]; an inference share with a daily shape [E]. ``g_T`` is
 the thermal throttle (:func:`twin.thermal.gpu_throttle_factor`).
 
-**Step size** (PHYSICS.md step-size warning): a 1 s record cannot carry 0.2–3 Hz swings as samples.
+**Step size** (docs/physics.md §0): a 1 s record cannot carry 0.2–3 Hz swings as samples.
 :func:`utilisation_profile` therefore evaluates ``u`` on a fine internal grid and returns, per
 second, its **mean** (what energy, thermal and the swing equation see) and its **min/max envelope**
 (for compliance checks). Band-limited RMS per band is not computed here.
 
-The profile generator is plain numpy (seeded, run once up front); the per-step kernels
-(:func:`it_power_mw`, :func:`power_smoothing_step`, :func:`psu_storage_step`) are ``@njit`` with
+The profile generator is plain numpy (seeded, run once up front; with ``keep_samples`` it also returns
+the samples, which the engine uses on its sub-step grid); the kernels (:func:`hall_demand_mw`,
+:func:`hall_it_substeps`, :func:`power_smoothing_step`, :func:`psu_storage_step`) are ``@njit`` with
 pure-Python twins ``fn.py_func``.
 """
 
@@ -28,15 +29,17 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import njit
+from .plant import CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S, CT_SMOOTH_UP_PER_S
+from .state import SH_HOLD_S, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W
 
 __all__ = [
     "GB200_TDP_W", "IDLE_FRAC", "STATIC_SHARE", "UtilisationProfile", "utilisation_profile",
-    "static_power_mw", "it_power_mw", "power_smoothing_step", "power_smoothing", "psu_storage_step",
+    "power_smoothing_step", "psu_storage_step", "hall_demand_mw", "hall_it_substeps",
 ]
 
-#: GB200 TDP per GPU [W] (PHYSICS.md §1 (6)(14) [S]; Meta provisions 960 W = 80 % TDP).
+#: GB200 TDP per GPU [W] (docs/physics.md §1 [P6][P14] [S]; Meta provisions 960 W = 80 % TDP).
 GB200_TDP_W = 1200.0
-#: Idle / communication-phase GPU power as a fraction of TDP, 10–25 % (H800: 75 W at 700 W) [S] (14),
+#: Idle / communication-phase GPU power as a fraction of TDP, 10–25 % (H800: 75 W at 700 W) [S] [P14],
 #: range [E]; middle value.
 IDLE_FRAC = 0.15
 #: Non-GPU (CPU, NIC, switch, PSU loss) share of rack peak, ≈flat, 20–30 % [E].
@@ -49,16 +52,17 @@ class UtilisationProfile(NamedTuple):
     u_mean: np.ndarray
     u_min: np.ndarray
     u_max: np.ndarray
+    u_sub: np.ndarray | None = None  # (n_s, samples_per_s) the samples themselves, float32, when asked for
 
 
 def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0.7, u_compute=1.0,
                         u_comm=0.1, checkpoint_interval_s=(600.0, 3600.0),
                         checkpoint_duration_s=(5.0, 120.0), u_checkpoint=0.0, jobs_s=None, ramp_s=2.0,
                         inference_share=0.0, inference_mean=0.6, inference_amplitude=0.3,
-                        inference_peak_h=15.0, t0_s=0.0, samples_per_s=50, chunk_s=3600):
+                        inference_peak_h=15.0, t0_s=0.0, samples_per_s=50, chunk_s=3600, keep_samples=False):
     """Seeded synthetic utilisation ``u(t)`` of a hall, as per-second mean and envelope.
 
-    PHYSICS.md §1 suggested load model [E]. Training: the hall runs jobs (``jobs_s``); within a job
+    docs/physics.md §1 suggested load model [E]. Training: the hall runs jobs (``jobs_s``); within a job
     a synchronous square wave alternates compute (``u_compute``) for ``duty`` of each iteration and
     communication (``u_comm``) for the rest; the iteration period is drawn once per job, uniform in
     ``period_s``, and each iteration jitters by a relative normal ``jitter``. Checkpoints every
@@ -74,7 +78,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
     seed : int
         Seed of ``numpy.random.default_rng``; the same seed gives the same profile.
     period_s : tuple(float, float)
-        Range of the iteration period [s], 1–10 s ("every second or two" [S2] (8)).
+        Range of the iteration period [s], 1–10 s ("every second or two" [S2] [P8]).
     jitter : float
         Relative standard deviation of each iteration's period [-] [E].
     duty : float
@@ -89,7 +93,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
         Job start and stop times [s] from the profile start; ``None`` = one job running throughout
         (no ramps).
     ramp_s : float
-        Duration of the start/stop ramp [s] (<1–few s unless rate-limited [S] (2)(5)).
+        Duration of the start/stop ramp [s] (<1–few s unless rate-limited [S] [P2][P5]).
     inference_share : float
         Share of the hall serving inference [-] [E].
     inference_mean, inference_amplitude, inference_peak_h : float
@@ -100,6 +104,9 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
         Internal samples per second (50 = 20 ms) from which the per-second mean/min/max are taken.
     chunk_s : int
         Seconds evaluated at a time (bounds memory for long horizons).
+    keep_samples : bool
+        Also return the samples (``u_sub``, float32): the engine drives the swing equation with them,
+        sub-step by sub-step, when ``samples_per_s`` equals its sub-steps per second.
 
     Returns
     -------
@@ -139,6 +146,7 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
     u_min = np.empty(n_s)
     u_max = np.empty(n_s)
     sps = int(samples_per_s)
+    u_sub = np.empty((n_s, sps), dtype=np.float32) if keep_samples else None
     for c0 in range(0, n_s, int(chunk_s)):
         c1 = min(c0 + int(chunk_s), n_s)
         t = c0 + (np.arange((c1 - c0) * sps) + 0.5) / sps  # midpoints of the internal samples
@@ -166,35 +174,9 @@ def utilisation_profile(n_s, seed=0, *, period_s=(1.0, 10.0), jitter=0.1, duty=0
         u_mean[c0:c1] = u.mean(axis=1)
         u_min[c0:c1] = u.min(axis=1)
         u_max[c0:c1] = u.max(axis=1)
-    return UtilisationProfile(u_mean, u_min, u_max)
-
-
-def static_power_mw(n_gpu, p_peak_w=GB200_TDP_W, static_share=STATIC_SHARE):
-    """Flat non-GPU rack power [MW] when it is ``static_share`` of rack peak (20–30 %, [E]).
-
-    ``P_static = s/(1 − s)·N·P_peak``.
-    """
-    return static_share / (1.0 - static_share) * n_gpu * p_peak_w * 1e-6
-
-
-@njit
-def it_power_mw(u, n_gpu, p_idle_w, p_peak_w, g_t, p_static_mw):  # pragma: no cover - jitted
-    """IT power of a hall, ``N·[P_idle + (P_peak − P_idle)·u·g_T] + P_static`` [MW] (PHYSICS.md §1 [E]).
-
-    Parameters
-    ----------
-    u : float or ndarray
-        GPU utilisation [-] (per-second mean, or the envelope's min/max).
-    n_gpu : float
-        Number of GPUs.
-    p_idle_w, p_peak_w : float
-        Per-GPU idle (≈10–25 % TDP) and compute-phase (≈TDP) power [W].
-    g_t : float or ndarray
-        Thermal throttle (and power-cap) factor [-].
-    p_static_mw : float
-        Flat non-GPU power of the hall [MW] (:func:`static_power_mw`).
-    """
-    return n_gpu * (p_idle_w + (p_peak_w - p_idle_w) * u * g_t) * 1e-6 + p_static_mw
+        if u_sub is not None:
+            u_sub[c0:c1] = u
+    return UtilisationProfile(u_mean, u_min, u_max, u_sub)
 
 
 @njit
@@ -202,7 +184,7 @@ def power_smoothing_step(p_prev_w, hold_s, p_work_w, floor_frac, tdp_w, ramp_up_
                          hysteresis_s, dt_s):  # pragma: no cover - jitted
     """One step of the NVIDIA GB200/GB300 per-GPU power-smoothing filter.
 
-    NVML power smoothing (PHYSICS.md §1 (9) [S]; floor 20–90 % of TDP [S2] (4)), modelled as
+    NVML power smoothing (docs/physics.md §1 [P9] [S]; floor 20–90 % of TDP [S2] [P4]), modelled as
     ``P_cmd = max(P_work, floor·TDP)``, then ``P = rate_limit(P_cmd, +r_up, −r_dn)``, with a
     ramp-down only after ``P_cmd`` has stayed below ``P`` for the hysteresis time. A step that
     straddles the end of the hold ramps down for the remainder of the step.
@@ -244,26 +226,10 @@ def power_smoothing_step(p_prev_w, hold_s, p_work_w, floor_frac, tdp_w, ramp_up_
 
 
 @njit
-def power_smoothing(p_work_w, floor_frac, tdp_w, ramp_up_w_per_s, ramp_down_w_per_s, hysteresis_s, dt_s,
-                    out):  # pragma: no cover - jitted
-    """Apply :func:`power_smoothing_step` along a trace ``p_work_w`` (n,) [W]; fill ``out`` (n,) [W].
-
-    The filter starts settled at ``max(p_work_w[0], floor·TDP)`` with its hold time full.
-    """
-    floor_w = floor_frac * tdp_w
-    p = p_work_w[0] if p_work_w[0] > floor_w else floor_w
-    hold = hysteresis_s
-    for k in range(p_work_w.shape[0]):
-        p, hold = power_smoothing_step(p, hold, p_work_w[k], floor_frac, tdp_w, ramp_up_w_per_s, ramp_down_w_per_s,
-                                       hysteresis_s, dt_s)
-        out[k] = p
-
-
-@njit
 def psu_storage_step(p_grid_w, e_j, p_rack_w, tau_s, e_max_j, dt_s):  # pragma: no cover - jitted
     """GB300 rack PSU energy storage: the grid sees a low-pass of rack power within an energy budget.
 
-    PHYSICS.md §1 [E] (mechanism [S] (2)): rack low-pass ``τ ≈ 0.1–1 s`` with an energy budget of
+    docs/physics.md §1 [E] (mechanism [S] [P2]): rack low-pass ``τ ≈ 0.1–1 s`` with an energy budget of
     ≈1–5 s of rack power. The grid-side power relaxes toward the rack power with ``τ`` (exact
     update); the storage supplies the difference; if that would empty or overfill it, the grid-side
     power follows the rack so that the store ends the step at its bound.
@@ -300,3 +266,55 @@ def psu_storage_step(p_grid_w, e_j, p_rack_w, tau_s, e_max_j, dt_s):  # pragma: 
         e_new = e_max_j
         p_new = p_rack_w + (e_max_j - e_j) / dt_s
     return p_new, e_new
+
+
+@njit
+def hall_it_substeps(demand_mw, g, p_idle_mw, p_static_mw, n_gpu, tdp_kw, p_peak_mw, state, ctrl, h_s,
+                     out_mw):  # pragma: no cover - jitted
+    """A hall's IT power on the sub-step grid of one step, as the grid sees it [MW].
+
+    For each sub-step of ``h_s``: the workload's demand ``demand_mw`` (docs/physics.md §1 load model, on the
+    sub-step grid) is throttled and capped, ``P = P_idle + (P_demand − P_idle)·g`` (``g`` = thermal
+    factor × power cap, held over the step); with GPU power smoothing on (``ctrl`` ``CT_SMOOTH``), each
+    GPU's power goes through :func:`power_smoothing_step` (floor, ramp rates and hysteresis from the
+    scenario); with rack PSU storage on (``CT_PSU``), the hall's power goes through
+    :func:`psu_storage_step` (time constant and energy budget in seconds of peak power from the
+    scenario). ``state`` is the hall's state row (twin.state ``SH_*``), updated in place; fills
+    ``out_mw`` (n_sub,).
+    """
+    smooth = ctrl[CT_SMOOTH] > 0.5
+    psu = ctrl[CT_PSU] > 0.5
+    tdp_w = tdp_kw * 1e3
+    for j in range(demand_mw.shape[0]):
+        p = p_idle_mw + (demand_mw[j] - p_idle_mw) * g
+        if p < 0.0:
+            p = 0.0
+        if smooth:
+            w = (p - p_static_mw) * 1e6 / n_gpu
+            w, hold = power_smoothing_step(state[SH_P_GPU_W], state[SH_HOLD_S], w, ctrl[CT_SMOOTH_FLOOR], tdp_w,
+                                           ctrl[CT_SMOOTH_UP_PER_S] * tdp_w, ctrl[CT_SMOOTH_DOWN_PER_S] * tdp_w,
+                                           ctrl[CT_SMOOTH_HYST_S], h_s)
+            state[SH_P_GPU_W] = w
+            state[SH_HOLD_S] = hold
+            p = p_static_mw + n_gpu * w * 1e-6
+        if psu:  # the grid supplies the rack less what the store gave: the sub-step's mean grid power
+            e0 = state[SH_PSU_E_J]
+            pg, e = psu_storage_step(state[SH_PSU_P_W], e0, p * 1e6, ctrl[CT_PSU_TAU_S],
+                                     ctrl[CT_PSU_E_S] * p_peak_mw * 1e6, h_s)
+            state[SH_PSU_P_W] = pg
+            state[SH_PSU_E_J] = e
+            p = p + (e - e0) * 1e-6 / h_s
+        out_mw[j] = p
+
+
+@njit(nogil=True)
+def hall_demand_mw(u, site_of, p_idle_mw, p_compute_mw, out):  # pragma: no cover - jitted
+    """Demanded IT power of each hall from its site's utilisation, ``P_idle + (P_compute − P_idle)·u`` [MW].
+
+    docs/physics.md §1 load model with the hall totals: ``u`` (n_sites, n_steps, n_sub) on the sub-step grid,
+    ``site_of`` (n_halls,) the site (job) each hall belongs to; fills ``out`` (n_steps, n_sub, n_halls).
+    """
+    for k in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            for hh in range(out.shape[2]):
+                out[k, j, hh] = p_idle_mw[hh] + (p_compute_mw[hh] - p_idle_mw[hh]) * u[site_of[hh], k, j]

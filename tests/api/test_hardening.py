@@ -61,7 +61,7 @@ def test_bad_runs_are_422_naming_the_field(client, raw, field):
 
 
 def test_cost_admission_names_the_step(tmp_path):
-    """A short step passes the horizon and step caps but not the estimated cost (work grows with 1/step²)."""
+    """A short step passes the horizon and step caps but not the estimated cost (ten times the steps, each costlier)."""
     from fastapi.testclient import TestClient
 
     from api.admission import estimated_cost_s
@@ -70,10 +70,10 @@ def test_cost_admission_names_the_step(tmp_path):
 
     from .conftest import make_settings
 
-    fine, costly = scenario("c", 3600), scenario("c", 3600, )
+    fine, costly = scenario("c", 3600), scenario("c", 3600)
     costly["scenario"]["step_s"] = 0.1
     a, b = estimated_cost_s(load_scenario(fine)), estimated_cost_s(load_scenario(costly))
-    assert b > 30 * a  # ten times the steps, each sampling ten times the workload
+    assert b > 10 * a
     app = create_app(make_settings(tmp_path, live_enabled=False, max_run_cost_s=(a + b) / 2))
     with TestClient(app) as c:
         r = c.post("/runs", json=costly, headers=WRITE)

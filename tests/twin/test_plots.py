@@ -93,7 +93,7 @@ def test_event_window_holds_the_one_second_values_around_the_first_event():
     ds = _dataset()
     w = _event_window(ds)
     assert w.t_rel_s.values[0] == -30 and w.t_rel_s.values[-1] == 180
-    np.testing.assert_array_equal(w.values, ds.f_hz.values[3600 - 30:3600 + 181])
+    np.testing.assert_array_equal(w.f_hz.values, ds.f_hz.values[3600 - 30:3600 + 181])
 
 
 def test_plot_run_writes_four_pngs(tmp_path):

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from sites import load_site
 from twin.cli import app
-from twin.cooling import CHILLER_CURVES, chiller_capacity_mw
+from sites.curves import chiller_curves
+from twin.cooling import chiller_capacity_mw
 from twin.engine import Engine
 from twin.scenario import list_scenarios, load_scenario, resolve_events
 from twin.sweep import expand_cases, rank_cases, run_case, sweep
@@ -46,9 +47,9 @@ def test_tripping_more_units_never_lowers_unserved_energy():
     assert unserved[-1] > 0  # 13 of 15 units lost: the island must shed load
 
 
-@pytest.mark.parametrize("curve", sorted(CHILLER_CURVES))
+@pytest.mark.parametrize("curve", sorted(chiller_curves()))
 def test_hotter_never_raises_turbine_or_chiller_capacity(curve):
-    capft, _e, _p, r_chw, r_amb = CHILLER_CURVES[curve]
+    capft, _e, _p, r_chw, r_amb = chiller_curves()[curve]
     temps = np.arange(-10.0, 55.0, 0.5)
     for a in (0.006, 0.008, 0.010):
         k = np.array([derate_factor(t, a) for t in temps])

@@ -1,0 +1,128 @@
+"""Columns of the engine's state arrays, and the named bundles the stepping kernel passes around.
+
+The engine's state is a handful of 2-D float arrays, one row per component, with named columns in the
+style of pandapower's ``idx_bus`` (``state.turb[u, ST_PM]``). The stage functions of the concept
+modules (:mod:`twin.turbines`, :mod:`twin.storage`, :mod:`twin.frequency`, …) read and write them;
+:mod:`twin.engine` creates them and applies events between segments. Parameter columns live in
+:mod:`twin.plant`.
+
+The bundles are ``NamedTuple`` s of arrays: numba passes each as one argument, so the kernel's
+signature is a few named bundles rather than dozens of positional arrays.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "ST_STATUS", "ST_TIMER", "ST_PM", "ST_PREF", "ST_DERATE", "ST_NCOL",
+    "SB_SOC", "SB_P", "SB_OK", "SB_DERATE", "SB_NCOL",
+    "SH_TJ", "SH_TTCS", "SH_CAP", "SH_P_GPU_W", "SH_HOLD_S", "SH_PSU_P_W", "SH_PSU_E_J", "SH_NCOL",
+    "SP_TFWS", "SP_Q_REJ_MW", "SP_P_COOL_MW", "SP_NCOL",
+    "SC_OK", "SC_DERATE", "SC_NCOL",
+    "SI_DF", "SI_STAGE", "SI_TRIM", "SI_LOSS", "SI_TIED", "SI_RESTORE", "SI_LPF", "SI_BLACKOUT", "SI_OTHER",
+    "SI_RING", "SI_SURPLUS_S", "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
+    "STATE_COLUMNS", "Params", "State", "Inputs", "Outputs", "SubOutputs",
+]
+
+# ---- turbines (status codes: twin.turbines.STATUS_*)
+(ST_STATUS, ST_TIMER, ST_PM, ST_PREF, ST_DERATE, ST_NCOL) = range(6)
+# ---- batteries
+(SB_SOC, SB_P, SB_OK, SB_DERATE, SB_NCOL) = range(5)
+# ---- halls: GPU junction and coolant-loop temperatures, power cap, GPU power-smoothing filter (per GPU)
+#      and rack PSU storage (grid-side power and stored energy of the hall's racks)
+(SH_TJ, SH_TTCS, SH_CAP, SH_P_GPU_W, SH_HOLD_S, SH_PSU_P_W, SH_PSU_E_J, SH_NCOL) = range(8)
+# ---- cooling plants: facility-water temperature, heat rejected last step, electric power of the plant
+(SP_TFWS, SP_Q_REJ_MW, SP_P_COOL_MW, SP_NCOL) = range(4)
+# ---- chillers
+(SC_OK, SC_DERATE, SC_NCOL) = range(3)
+# ---- islands: Δf, UFLS stages tripped, PMS trim, losses (from the load flow), grid-tied flag, restore
+#      timer, load low-pass, blackout flag, fixed other load, sub-steps written to the frequency ring
+#      and how long the island has had more units online than its load needs (commitment)
+(SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_OTHER, SI_RING, SI_SURPLUS_S,
+ SI_NCOL) = range(12)
+# ---- grid ties
+(SG_CLOSED, SG_NCOL) = range(2)
+#: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
+RING_N = 64
+
+STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,
+                 "island": SI_NCOL, "grid": SG_NCOL}
+
+
+class Params(NamedTuple):
+    """Per-segment constants: the packed site (:class:`twin.plant.PlantArrays`) and the run's settings."""
+
+    turb: np.ndarray  # (n_t, T_NCOL)
+    gov: np.ndarray  # (n_t, GG_NPAR) governor parameters, decay factors prepared for the sub-step
+    bess: np.ndarray  # (n_b, B_NCOL)
+    hall: np.ndarray  # (n_h, H_NCOL)
+    plant: np.ndarray  # (n_p, P_NCOL)
+    chiller: np.ndarray  # (n_c, C_NCOL)
+    grid: np.ndarray  # (n_g, G_NCOL)
+    curves: np.ndarray  # (n_curve, 15)
+    curve_ranges: np.ndarray  # (n_curve, 4)
+    ctrl: np.ndarray  # (CT_NCOL,) controls, relay settings and workload options (twin.plant.CT_*)
+
+
+class State(NamedTuple):
+    """The engine's state, updated in place by the kernel."""
+
+    turb: np.ndarray  # (n_t, ST_NCOL)
+    gov: np.ndarray  # (n_t, GX_NSTATE)
+    bess: np.ndarray  # (n_b, SB_NCOL)
+    hall: np.ndarray  # (n_h, SH_NCOL)
+    plant: np.ndarray  # (n_p, SP_NCOL)
+    chiller: np.ndarray  # (n_c, SC_NCOL)
+    isl: np.ndarray  # (n_i, SI_NCOL)
+    grid: np.ndarray  # (n_g, SG_NCOL)
+    ufls_timer: np.ndarray  # (n_i, n_stages) UFLS relay pick-up timers [s]
+    ring: np.ndarray  # (n_i, RING_N) last sub-step frequencies [Hz]
+
+
+class Inputs(NamedTuple):
+    """Exogenous inputs of a segment."""
+
+    demand: np.ndarray  # (n, n_sub, n_h) demanded IT power on the sub-step grid [MW]
+    t_amb: np.ndarray  # (n,) ambient dry-bulb [°C]
+
+
+class Outputs(NamedTuple):
+    """Per-step results of a segment (steps × components); the engine names them (twin.variables)."""
+
+    p_it: np.ndarray  # served IT power, step mean [MW]
+    p_it_min: np.ndarray  # … its minimum over the sub-steps
+    p_it_max: np.ndarray  # … and maximum
+    p_cool: np.ndarray  # cooling power attributed to the hall [MW]
+    t_gpu: np.ndarray
+    t_tcs: np.ndarray
+    thr: np.ndarray
+    shed: np.ndarray  # IT shed by UFLS (and lost in a blackout), step mean [MW]
+    pm: np.ndarray  # turbine mechanical power, step mean [MW]
+    p_bess: np.ndarray  # battery power, step mean [MW]
+    soc: np.ndarray
+    f: np.ndarray  # island frequency at the end of the step [Hz]
+    f_min: np.ndarray  # … its minimum over the sub-steps
+    f_max: np.ndarray  # … and maximum
+    rocof: np.ndarray  # largest |RoCoF| over the short relay window within the step [Hz/s]
+    rocof_long: np.ndarray  # … over the long window
+    p_kin: np.ndarray  # kinetic power released by the island's rotors (and virtual inertia), step mean [MW]
+    unserved: np.ndarray  # island load not served [MW]
+    other: np.ndarray  # fixed other load served [MW]
+    load_isl: np.ndarray  # island load served (IT + cooling + other), step mean [MW]
+    p_import: np.ndarray  # import of a grid-tied island (load + losses − units − batteries), step mean [MW]
+    starts: np.ndarray  # (n,) units that came online in the step
+    status: np.ndarray  # turbine status at the end of the step
+
+
+class SubOutputs(NamedTuple):
+    """Sub-step records (n, n_sub, n_island) for validation; arrays of shape (0, 0, 0) when not recorded."""
+
+    f: np.ndarray  # frequency at the end of each sub-step [Hz]
+    load: np.ndarray  # island load incl. losses over the sub-step [MW]
+    mech: np.ndarray  # mechanical power of the island's units over the sub-step [MW]
+    bess: np.ndarray  # battery power of the island over the sub-step [MW]
+    kin: np.ndarray  # kinetic power released over the sub-step [MW]
+    bess_unit: np.ndarray  # (n, n_sub, n_bess) each battery's power over the sub-step [MW]
