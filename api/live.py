@@ -13,6 +13,7 @@ single worker thread, so the live loop never waits for it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -125,6 +126,8 @@ class LiveTwin:
             log.error("live twin unavailable: %s", self.error)
             return
         self.status = "running"
+        gc.collect()
+        gc.freeze()  # the site, the engine and the imported modules stay: full collections no longer walk them (shorter pauses)
         t0 = time.monotonic()
         k = 1
         while not self._stop.wait(max(t0 + k * self.period_s - time.monotonic(), 0.0)):
@@ -226,34 +229,48 @@ class LiveTwin:
             except Exception:
                 log.exception("on_step hook failed")
 
+    def current_json(self) -> bytes | None:
+        """The latest state as JSON, or None while there is none (starting) or the twin has failed."""
+        return None if self.status == "failed" else self.snapshot_json
+
     def require(self) -> None:
-        if self.snapshot_json is None or self.status == "failed":
+        if self.current_json() is None:
             raise LiveUnavailable(f"the live twin is {self.status}" + (f": {self.error}" if self.error else ""))
 
     # ------------------------------------------------------------------ telemetry
-    def apply_telemetry(self, t: Telemetry) -> tuple[float, list[str]]:
-        """Check telemetry against the site, then apply it; raises InputError naming the bad fields."""
-        self.require()
+    def _check_telemetry(self, t: Telemetry, prefix: str = "") -> list[tuple[str, str]]:
         halls = set(self.engine.coords["hall"])
-        problems = [(f"p_it_mw.{h}", f"unknown hall; expected one of {', '.join(sorted(halls))}") for h in (t.p_it_mw or {}) if h not in halls]
-        problems += [(f"p_it_mw.{h}", f"expected a finite power ≥ 0 MW, got {v}") for h, v in (t.p_it_mw or {}).items()
+        problems = [(f"{prefix}p_it_mw.{h}", f"unknown hall; expected one of {', '.join(sorted(halls))}") for h in (t.p_it_mw or {}) if h not in halls]
+        problems += [(f"{prefix}p_it_mw.{h}", f"expected a finite power from 0 to 10000 MW, got {v}") for h, v in (t.p_it_mw or {}).items()
                      if h in halls and not (math.isfinite(v) and 0 <= v <= 1e4)]
-        problems += [(f"units.{u}", "unknown component; expected a turbine, battery, chiller, grid tie, line or transformer id")
+        problems += [(f"{prefix}units.{u}", "unknown component; expected a turbine, battery, chiller, grid tie, line or transformer id")
                      for u in (t.units or {}) if u not in self._kinds]
+        return problems
+
+    def apply_telemetry(self, batch: Telemetry | list[Telemetry]) -> tuple[float, list[str]]:
+        """Check telemetry (one message or a batch) against the site, then apply it in order.
+
+        Nothing is applied when any message is wrong: raises InputError naming the bad fields
+        (``[i].field`` in a batch).
+        """
+        self.require()
+        items = batch if isinstance(batch, list) else [batch]
+        problems = [p for i, t in enumerate(items) for p in self._check_telemetry(t, f"[{i}]." if isinstance(batch, list) else "")]
         if problems:
             raise InputError("telemetry", problems)
         applied = []
         with self._lock:
             eng = self.engine
-            if t.p_it_mw or t.t_amb_c is not None:
-                eng.set_inputs(p_it_mw=t.p_it_mw or None, t_amb_c=t.t_amb_c)
-                applied += [f"p_it_mw {h}" for h in (t.p_it_mw or {})] + (["t_amb_c"] if t.t_amb_c is not None else [])
             now = eng.k * eng.step_s
-            for unit, st in (t.units or {}).items():
-                kind = self._kinds[unit]
-                action = UNIT_ACTIONS[kind][st]
-                eng.apply_event(Event(now, action, kind, unit))
-                applied.append(f"{action} {unit}")
+            for t in items:
+                if t.p_it_mw or t.t_amb_c is not None:
+                    eng.set_inputs(p_it_mw=t.p_it_mw or None, t_amb_c=t.t_amb_c)
+                    applied += [f"p_it_mw {h}" for h in (t.p_it_mw or {})] + (["t_amb_c"] if t.t_amb_c is not None else [])
+                for unit, st in (t.units or {}).items():
+                    kind = self._kinds[unit]
+                    action = UNIT_ACTIONS[kind][st]
+                    eng.apply_event(Event(now, action, kind, unit))
+                    applied.append(f"{action} {unit}")
             return now, applied
 
     # ------------------------------------------------------------------ what-if
@@ -262,7 +279,10 @@ class LiveTwin:
         self.require()
         doc = {"scenario": {"name": "whatif", "site": self.site_name, "horizon": req.horizon},
                "events": [e.model_dump(exclude_none=True) for e in req.events]}
-        sc = load_scenario(doc, origin="request body")
+        try:
+            sc = load_scenario(doc, origin="request body")
+        except ScenarioError as exc:  # the request's fields are at the top level
+            raise InputError("request body", [(p.removeprefix("scenario."), m) for p, m in exc.problems]) from None
         if sc.horizon_s > self.whatif_max_horizon_s:
             raise InputError("request body", [("horizon", f"expected at most {self.whatif_max_horizon_s:g} s, got {sc.horizon_s:g} s")])
         events = resolve_events(sc, self.site, origin="request body")

@@ -1,44 +1,60 @@
-"""The FastAPI application: routers per resource, error handlers, limits, and the services' lifespan.
+"""The FastAPI application: routers per resource, error handlers, limits, logs, and the services' lifespan.
 
-``create_app(settings)`` builds an app; the services (catalog, worker pool, live twin) start when the
-app starts (lifespan) and stop with it. Errors always have one shape (:class:`api.models.Problem`):
-422 for input that fails validation, with field paths; 401/403 for tokens; 404 for unknown ids;
-413 for oversized requests; 409 for a state conflict; 429 when the queue is full; 503 when the live
-twin is not available.
+``create_app(settings)`` builds an app; the services (catalog, worker pool, live twin, stream
+broadcaster) start when the app starts (lifespan) and stop with it. A data directory that cannot be
+written stops the start with one sentence naming the path. Errors always have one shape
+(:class:`api.models.Problem`): 422 for input that fails validation, with field paths; 401/403 for
+tokens (checked before the body is read); 404 for unknown ids; 413 for oversized requests (declared
+or chunked); 409 for a state conflict; 429 when the queue is full; 503 when the live twin is not
+available or the data directory cannot be written (reads go on); 500 for a bug, which keeps the
+connection usable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sites import InputError
-from sites.inputs import format_loc
+from sites.inputs import expected_text, format_loc
 from twin import __version__
+from twin.catalog import CatalogUnavailable
 
 from .config import Settings, get_settings
+from .deps import token_scope
+from .logs import RequestLog, configure_logging
 from .metrics import MetricsMiddleware
+from .middleware import AuthGate, BodyLimit, CatchAll, LiveStateFastPath, StartupErrors
 from .models import Problem
 from .routes import health, live, metrics, runs, sites, sweeps
-from .services import Services
+from .services import Services, StartupError
 
 __all__ = ["create_app", "ERROR_RESPONSES"]
 
 log = logging.getLogger("twin.api")
 
-#: Documented error responses of every route.
+#: Documented error responses of every route (401/403 only on those that need a token).
 ERROR_RESPONSES = {
     400: {"model": Problem, "description": "a body that cannot be parsed (not UTF-8 JSON)"},
-    401: {"model": Problem, "description": "missing or unknown bearer token"},
-    403: {"model": Problem, "description": "the token lacks the scope"},
     413: {"model": Problem, "description": "request or response over a configured size cap"},
     422: {"model": Problem, "description": "input that fails validation, with field paths"},
+    500: {"model": Problem, "description": "a bug: the detail names the exception; the server log has the request id"},
 }
+AUTH_RESPONSES = {
+    401: {"model": Problem, "description": "missing or unknown bearer token"},
+    403: {"model": Problem, "description": "the token lacks the scope (a read token on a write route)"},
+}
+WRITE_RESPONSES = {503: {"model": Problem, "description": "the data directory cannot be written (read-only or full disk); reads go on"}}
+#: Paths served without a token.
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def _problem(status: int, detail: str, errors: list[tuple[str, str]] = (), headers=None) -> JSONResponse:
@@ -60,84 +76,104 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             field = format_loc(rest, body) if rest else "(body)"
         else:
             field = f"{where}.{'.'.join(str(x) for x in rest)}"
-        msg = e.get("msg", "invalid")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown field (check the spelling; see the schema for the fields)"
-        elif e.get("type") == "missing":
-            msg = "required field is missing"
-        problems.append((field, msg))
+        msg = expected_text(e)
+        problems.append((field, msg if len(msg) <= 300 else msg[:297] + "…"))
     return _problem(422, "the request does not match the schema", problems)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return _problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:  # every method of the path, as documented (each route holds only its own)
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed(request.app, request.url.path))}
+    return _problem(exc.status_code, detail, headers=headers)
 
 
-async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _problem(500, f"internal error ({type(exc).__name__}); see the server log")
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for a concrete path."""
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)) + "$"), sorted(m.upper() for m in ops))
+                 for p, ops in app.openapi().get("paths", {}).items()]
+        app.state.allowed_methods = table
+    return sorted({m for rx, methods in table if rx.match(path) for m in methods})
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
-
-    def __init__(self, app, get_max):
-        self.app = app
-        self.get_max = get_max
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = self.get_max()
-        for k, v in scope.get("headers", ()):
-            if k == b"content-length":
-                try:
-                    too_big = int(v) > limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    return await _send_413(send, limit)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _send_413(send, limit)
+async def _storage_error(request: Request, exc: CatalogUnavailable) -> JSONResponse:
+    svc = getattr(request.app.state, "services", None)
+    if svc is not None:
+        svc.storage_failed(str(exc))
+    log.error("write refused on %s %s: %s", request.method, request.url.path, exc)
+    return _problem(503, "the data directory cannot be written (read-only or full disk); reads still work. "
+                         "See /healthz and the server log", headers={"Retry-After": "60"})
 
 
-class _TooLarge(Exception):
-    pass
+#: Links from a created resource to the operations that take its id (clients and stateful testers follow them).
+_LINKS = {("/runs", "202"): ("run_id", ["/runs/{run_id}", "/runs/{run_id}/kpis", "/runs/{run_id}/series", "/runs/{run_id}/stream"]),
+          ("/sweeps", "202"): ("sweep_id", ["/sweeps/{sweep_id}", "/sweeps/{sweep_id}/kpis"])}
 
 
-async def _send_413(send, limit: int) -> None:
-    import json
+def _links(schema: dict) -> None:
+    paths = schema.get("paths", {})
+    for (path, code), (param, targets) in _LINKS.items():
+        resp = paths.get(path, {}).get("post", {}).get("responses", {}).get(code)
+        if resp is None:
+            continue
+        links = resp.setdefault("links", {})
+        for target in targets:
+            for method in ("get", "delete"):
+                if method in paths.get(target, {}):
+                    ref = "#/paths/" + target.replace("~", "~0").replace("/", "~1") + "/" + method
+                    name = method.capitalize() + "".join(part.strip("{}").title().replace("_", "") for part in target.split("/"))
+                    links[name] = {"operationRef": ref, "parameters": {param: "$response.body#/id"}}
 
-    body = json.dumps({"detail": f"request body over the {limit} byte limit", "errors": []}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+
+def _openapi(app: FastAPI):
+    """The schema with two bearer schemes: readToken (GET routes, a write token also reads) and writeToken."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes)
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            if "security" not in op:
+                continue
+            op["security"] = [{"readToken": []}, {"writeToken": []}] if method in ("get", "head") else [{"writeToken": []}]
+            for code, resp in AUTH_RESPONSES.items():
+                op.setdefault("responses", {}).setdefault(str(code), {
+                    "description": resp["description"],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+            if method not in ("get", "head"):
+                op["responses"].setdefault("503", {
+                    "description": WRITE_RESPONSES[503]["description"],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    schemes.pop("HTTPBearer", None)
+    _links(schema)
+    app.openapi_schema = schema
+    return schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; ``settings`` default to the environment (:func:`api.config.get_settings`)."""
 
+    def current_settings() -> Settings:
+        return app.dependency_overrides.get(get_settings, get_settings)()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        s = app.dependency_overrides.get(get_settings, get_settings)()
-        app.state.services = Services.start(s)
+        s = current_settings()
+        configure_logging(s.log_format, s.log_level)
+        try:
+            app.state.services = Services.start(s, asyncio.get_running_loop())
+        except StartupError as exc:
+            app.state.startup_error = str(exc)
+            log.error("cannot start: %s", exc)
+            raise
+        restore = app.state.services.broadcaster.end_on_signals()  # open streams end at once on Ctrl-C / SIGTERM
         try:
             yield
         finally:
+            restore()
             app.state.services.stop()
 
     app = FastAPI(
@@ -152,18 +188,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _server_error)
-
-    def current_settings() -> Settings:
-        return app.dependency_overrides.get(get_settings, get_settings)()
+    app.add_exception_handler(CatalogUnavailable, _storage_error)
 
     def current_metrics():
         svc = getattr(app.state, "services", None)
         return svc.metrics if svc is not None else None
 
+    # innermost first: each add wraps the ones before
     app.add_middleware(BodyLimit, get_max=lambda: current_settings().max_body_bytes)
+    app.add_middleware(LiveStateFastPath)
+    app.add_middleware(AuthGate, get_settings=current_settings, public=PUBLIC_PATHS, token_scope=token_scope)
     app.add_middleware(MetricsMiddleware, get_metrics=current_metrics)
+    app.add_middleware(CatchAll)
+    app.add_middleware(RequestLog, enabled=lambda: current_settings().access_log)
+    app.add_middleware(StartupErrors)
     for module in (health, sites, runs, sweeps, live, metrics):
         app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)
     return app
-

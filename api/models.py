@@ -6,12 +6,13 @@ The scenario document itself is :class:`twin.scenario.Scenario`, the schema of t
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from twin.scenario import EventSpec, Scenario
+from twin.scenario import EventSpec, Number, Scenario, TimeValue, WeatherSpec, WorkloadSpec
 
 __all__ = [
     "finite",
@@ -55,13 +56,19 @@ class Problem(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    """What a probe needs: ``ok`` or ``degraded`` (with the problems), and the state of each part."""
+
+    status: Literal["ok", "degraded"]
     version: str
-    catalog: str
+    live: Literal["starting", "running", "failed", "disabled"] = Field(description="the live twin")
+    catalog: Literal["ok", "read-only", "full", "write-failed", "unreadable", "unreachable"] = Field(
+        description="the run catalog and data directory (write-failed: a write was refused in the last minute)")
+    workers_status: Literal["ok", "stopped"] = Field(description="the worker pool's dispatcher and reaper")
     workers: int
     runs_active: int
     runs_queued: int
-    live: str
+    stream_subscribers: int = Field(description="server-sent event streams open")
+    problems: list[str] = Field(description="why the service is degraded (empty when ok)")
 
 
 # ---------------------------------------------------------------- sites
@@ -166,13 +173,27 @@ class Kpis(BaseModel):
 
 
 # ---------------------------------------------------------------- sweeps
+def _patch(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every field optional and no default: the fields a sweep case overrides (same types and bounds)."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        info = copy.copy(info)
+        info.default, info.default_factory = None, None
+        fields[name] = (info.annotation | None, info)
+    return create_model(f"{model.__name__}Patch", __base__=_Strict, __doc__=f"Fields of {model.__name__} to override.", **fields)
+
+
+WeatherPatch = _patch(WeatherSpec)
+WorkloadPatch = _patch(WorkloadSpec)
+
+
 class SweepCase(_Strict):
     """An extra case: events added to the base scenario, and weather/workload fields overridden."""
 
     name: str = Field(min_length=1, max_length=200)
-    events: list[EventSpec] = Field(default_factory=list)
-    weather: dict[str, Any] | None = None
-    workload: dict[str, Any] | None = None
+    events: list[EventSpec] = Field(default_factory=list, max_length=1000)
+    weather: WeatherPatch | None = None  # type: ignore[valid-type]
+    workload: WorkloadPatch | None = None  # type: ignore[valid-type]
 
 
 class SweepCreate(_Strict):
@@ -181,8 +202,8 @@ class SweepCreate(_Strict):
     base: Scenario
     n1: list[Literal["turbines", "branches", "bess", "chillers", "grid-ties"]] = Field(
         default_factory=list, description="N-1 kinds: one case per component of each kind")
-    at: str | float | None = Field(None, description="contingency time, 'HH:MM:SS' or seconds; default 15:00 or a tenth of the horizon")
-    cases: list[SweepCase] = Field(default_factory=list)
+    at: TimeValue | None = Field(None, description="contingency time, 'HH:MM:SS' or seconds; default 15:00 or a tenth of the horizon")
+    cases: list[SweepCase] = Field(default_factory=list, max_length=1000)
 
 
 class SweepCasePublic(BaseModel):
@@ -216,10 +237,10 @@ class SweepKpis(BaseModel):
 class Telemetry(_Strict):
     """Measurements fed to the live twin; each value is held until the next one."""
 
-    p_it_mw: dict[str, float] | None = Field(None, description="measured IT power per hall id [MW]")
-    t_amb_c: float | None = Field(None, ge=-40, le=60, description="measured ambient dry-bulb [°C]")
+    p_it_mw: dict[str, Number] | None = Field(None, max_length=1000, description="measured IT power per hall id [MW]")
+    t_amb_c: Number | None = Field(None, ge=-40, le=60, description="measured ambient dry-bulb [°C]")
     units: dict[str, Literal["online", "offline"]] | None = Field(
-        None, description="unit status by component id (turbines, batteries, chillers, grid ties, lines, transformers)")
+        None, max_length=10_000, description="unit status by component id (turbines, batteries, chillers, grid ties, lines, transformers)")
 
 
 class TelemetryAccepted(BaseModel):
@@ -230,7 +251,7 @@ class TelemetryAccepted(BaseModel):
 class WhatIf(_Strict):
     """A what-if from the current live state: events at times from now, over a horizon."""
 
-    horizon: str | float = Field("00:15:00", description="'HH:MM:SS' or seconds")
+    horizon: TimeValue = Field("00:15:00", description="'HH:MM:SS' or seconds; at least one step of the live twin")
     events: list[EventSpec] = Field(default_factory=list, max_length=1000)
 
 

@@ -70,25 +70,34 @@ def open_run(store: str | None, *, immutable: bool) -> xr.Dataset:
     return ds
 
 
+#: Dates a slice may name: those of the results' nanosecond timestamps.
+_DATE_RANGE = (datetime(1678, 1, 1), datetime(2261, 12, 31))
+
+
 def _time(value: str, t0: np.datetime64, field: str) -> np.datetime64:
-    try:
-        return t0 + np.timedelta64(int(round(parse_time_s(float(value) if _is_number(value) else value) * 1e9)), "ns")
-    except ValueError:
-        pass
+    if _is_number(value) or ":" in value and "-" not in value and "T" not in value:
+        try:
+            offset = parse_time_s(float(value) if _is_number(value) else value)
+        except ValueError as exc:
+            raise InputError("query", [(field, str(exc))]) from None
+        return t0 + np.timedelta64(int(round(offset * 1e9)), "ns")
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         raise InputError("query", [(field, f"expected an ISO 8601 date-time, 'HH:MM:SS' or seconds from the start, got {value!r}")]) from None
     if dt.tzinfo is not None:
         dt = dt.replace(tzinfo=None) - (dt.utcoffset() or 0)
+    if not _DATE_RANGE[0] <= dt <= _DATE_RANGE[1]:
+        raise InputError("query", [(field, f"expected a date from {_DATE_RANGE[0]:%Y-%m-%d} to {_DATE_RANGE[1]:%Y-%m-%d}, got {value!r}")])
     return np.datetime64(dt, "ns")
 
 
 def _is_number(v: str) -> bool:
     try:
-        return math.isfinite(float(v))
+        float(v)
     except ValueError:
         return False
+    return True
 
 
 def _variable(ds: xr.Dataset, var: str, key: tuple | None) -> xr.DataArray:

@@ -10,8 +10,10 @@ graceful shutdown, and by the run process to itself when a watchdog thread sees 
 
 What Python cannot see (SIGKILL, a segfault, the machine going down) leaves ``running`` behind; the
 reaper turns those into ``failed`` with a reason: at start for every run no live process holds, then
-every ``reap_interval_s`` for runs whose process is gone. Partial results are kept, marked in
-``status.json`` and in the store's attributes; deleting a run removes them.
+every ``reap_interval_s`` for runs whose process is gone. A process is the one that ran the run only
+if its kernel start time is the one recorded with its pid (:func:`twin.catalog.process_alive`), so a
+pid reused by an unrelated process after a crash does not keep a run ``running``. Partial results
+are kept, marked in ``status.json`` and in the store's attributes; deleting a run removes them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from twin.catalog import Catalog, RunRecord, new_run_id
+from twin.catalog import Catalog, CatalogUnavailable, RunRecord, new_run_id, process_alive, process_start
 
 __all__ = ["RunPool", "ServerStopped", "reap_interrupted", "pid_alive", "safe_run_dir"]
 
@@ -64,20 +66,11 @@ def _on_sigterm(signum, frame):  # pragma: no cover - runs in the child
     raise ServerStopped("the server stopped during the run")
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of a process (tells a process from a later one with the same id)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _watch_server(server_pid: int, started: str | None, period_s: float = 0.5) -> None:  # pragma: no cover - child
     """Stop this run (SIGTERM to ourselves) when the server process is gone."""
     while True:
         time.sleep(period_s)
-        if not pid_alive(server_pid) or _start_time(server_pid) != started:
+        if not process_alive(server_pid, started):
             os.kill(os.getpid(), signal.SIGTERM)
             return
 
@@ -102,20 +95,8 @@ def _child_main(run_id: str, site: str, doc: dict, run_dir: str, catalog_path: s
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists and is not a zombie."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+    """Whether a process with this id exists and is not a zombie (whichever process it is)."""
+    return process_alive(pid)
 
 
 def safe_run_dir(store: str | None, home: Path) -> Path | None:
@@ -157,10 +138,11 @@ def reap_interrupted(catalog: Catalog, *, at_start: bool, owned: set[str] = froz
     for r in records:
         if r.kind == "sweep":
             continue
-        if r.status == "queued" and at_start and not pid_alive(r.pid):
+        if r.status == "queued" and at_start and not r.process_alive():
             reason = "interrupted: the server stopped before the run started"
-        elif r.status == "running" and not pid_alive(r.pid):
-            reason = f"interrupted: the process running it (pid {r.pid}) stopped before the run finished"
+        elif r.status == "running" and not r.process_alive():
+            reused = " (its pid now belongs to another process)" if pid_alive(r.pid) else ""
+            reason = f"interrupted: the process running it (pid {r.pid}) stopped before the run finished{reused}"
         else:
             continue
         catalog.update(r.id, status="failed", error=reason, finished=now)
@@ -278,7 +260,10 @@ class RunPool:
         reason = "interrupted: the server shut down before the run started"
         for job in jobs:
             if job.process is None:
-                self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
+                try:
+                    self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
+                except CatalogUnavailable as exc:  # the next start reaps it
+                    log.error("could not record that run %s was interrupted: %s", job.run_id, exc)
                 job.done.set()
             elif job.process.is_alive():
                 job.process.terminate()
@@ -303,6 +288,10 @@ class RunPool:
     def n_queued(self) -> int:
         with self._lock:
             return sum(1 for j in self._jobs.values() if j.process is None)
+
+    def threads_alive(self) -> bool:
+        """Whether the dispatcher and the reaper are running (False before start and after shutdown)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def owned(self) -> set[str]:
         with self._lock:
@@ -377,12 +366,15 @@ class RunPool:
                 proc = self._ctx.Process(
                     target=_child_main, name=f"twin-run-{job.run_id}", daemon=False,
                     args=(job.run_id, job.site, job.doc, str(job.run_dir), str(self.catalog.path), str(job.cancel.path),
-                          os.getpid(), _start_time(os.getpid())),
+                          os.getpid(), process_start(os.getpid())),
                 )
                 try:
                     proc.start()
                 except Exception as exc:  # cannot start a process: record it, free the slot
-                    self.catalog.update(job.run_id, status="failed", error=f"could not start a worker: {exc}", finished=time.time())
+                    try:
+                        self.catalog.update(job.run_id, status="failed", error=f"could not start a worker: {exc}", finished=time.time())
+                    except CatalogUnavailable as err:
+                        log.error("could not record that run %s failed to start: %s", job.run_id, err)
                     self._jobs.pop(job.run_id, None)
                     self._slots.release()
                     job.done.set()
@@ -399,6 +391,13 @@ class RunPool:
             if self._jobs.pop(job.run_id, None) is None:
                 return
         self._slots.release()
+        try:
+            self._record_end(job)
+        except CatalogUnavailable as exc:  # a read-only or full disk: the reaper records it once writable
+            log.error("could not record the end of run %s: %s", job.run_id, exc)
+        job.done.set()
+
+    def _record_end(self, job: _Job) -> None:
         rec = self.catalog.get(job.run_id)
         code = job.process.exitcode
         if rec is not None and rec.status in ACTIVE:  # the process died without recording it
@@ -407,8 +406,7 @@ class RunPool:
             self.catalog.update(job.run_id, status="failed", error=reason, finished=time.time())
             mark_store_interrupted(rec.store, "failed", reason)
         rec = self.catalog.get(job.run_id)
-        self._after(job, rec.status if rec else "deleted")
-        job.done.set()  # after the clean-up: cancel(delete=True) returns once the files are gone
+        self._after(job, rec.status if rec else "deleted")  # job.done is set after: cancel(delete=True) returns once the files are gone
 
     def _after(self, job: _Job, status: str) -> None:
         if job.delete:
@@ -433,5 +431,7 @@ class RunPool:
         while not self._stop.wait(self.reap_interval_s):
             try:
                 reap_interrupted(self.catalog, at_start=False, owned=self.owned())
+            except CatalogUnavailable as exc:  # a read-only or full disk: try again next time
+                log.warning("reaper could not write the catalog: %s", exc)
             except Exception:  # a locked or damaged catalog: try again next time
                 log.exception("reaper failed")

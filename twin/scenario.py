@@ -28,14 +28,15 @@ take and counts larger than the matches are reported with the file and the field
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sites.inputs import InputError, read_toml, validate
 
@@ -56,6 +57,11 @@ __all__ = [
     "load_scenario",
     "parse_time_s",
     "resolve_events",
+    "Number",
+    "TimeValue",
+    "MAX_TIME_S",
+    "START_RANGE",
+    "STEP_RANGE_S",
 ]
 
 SCENARIO_DIR = Path(__file__).parent / "data" / "scenarios"
@@ -77,21 +83,57 @@ class ScenarioError(InputError):
     """A scenario file or document is malformed (see :class:`sites.inputs.InputError`)."""
 
 
+#: Longest time a scenario may name (horizon, event time): 50 years [s]. With :data:`START_RANGE` every
+#: simulated instant stays inside the nanosecond timestamps of the results (years 1678–2261).
+MAX_TIME_S = 50 * 365.25 * 86400.0
+#: Earliest and latest scenario start.
+START_RANGE = (datetime(1900, 1, 1), datetime(2200, 1, 1))
+#: Shortest and longest time step [s]. A run's cost grows faster than 1/step (each shorter step samples more
+#: of the sub-second workload; see the API's admission by estimated cost).
+STEP_RANGE_S = (0.1, 60.0)
+_TIME_PATTERN = r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*$"
+#: The same, as the schema states it (minutes and seconds below 60; the parser names that rule when broken).
+_TIME_SCHEMA_PATTERN = r"^\s*(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d+)?)\s*$"
+
+
 def parse_time_s(value: str | float | int) -> float:
-    """``"HH:MM:SS"`` (or ``"MM:SS"``) or a number of seconds → seconds."""
+    """``"HH:MM:SS"`` (or ``"MM:SS"``) or a number of seconds → seconds (finite, 0 … :data:`MAX_TIME_S`)."""
     if isinstance(value, bool):
-        raise ValueError("expected 'HH:MM:SS' or a number of seconds")
+        raise ValueError("expected 'HH:MM:SS' or a number of seconds, got a boolean")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number of seconds, got {value}")
         if value < 0:
             raise ValueError(f"expected a time ≥ 0 s, got {value}")
+        if value > MAX_TIME_S:
+            raise ValueError(f"expected a time of at most {MAX_TIME_S:.0f} s (50 years), got {value:g}")
         return float(value)
-    m = re.fullmatch(r"\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*", str(value))
+    if not isinstance(value, str):
+        raise ValueError(f"expected 'HH:MM:SS' or a number of seconds, got {type(value).__name__}")
+    m = re.fullmatch(_TIME_PATTERN, value[:64])
     if not m:
-        raise ValueError(f"expected 'HH:MM:SS' or a number of seconds, got {value!r}")
+        raise ValueError(f"expected 'HH:MM:SS' or a number of seconds, got {value[:64]!r}")
     h, mi, s = int(m.group(1) or 0), int(m.group(2)), float(m.group(3))
     if mi >= 60 or s >= 60:
         raise ValueError(f"minutes and seconds must be below 60, got {value!r}")
-    return h * 3600.0 + mi * 60.0 + s
+    t = h * 3600.0 + mi * 60.0 + s
+    if t > MAX_TIME_S:
+        raise ValueError(f"expected a time of at most {MAX_TIME_S / 3600:.0f} hours (50 years), got {value!r}")
+    return t
+
+
+def _time_value(v):
+    parse_time_s(v)  # one message for every way a time can be wrong (NaN, booleans, negative, too long)
+    return v
+
+
+#: A number that is a number: finite, and not a boolean (JSON ``false`` is not 0). Integers are accepted.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: A time from the start: ``'HH:MM:SS'`` or seconds (finite, 0 … :data:`MAX_TIME_S`).
+TimeValue = Annotated[
+    Annotated[str, Field(max_length=64, json_schema_extra={"pattern": _TIME_SCHEMA_PATTERN})] | Annotated[float, Field(ge=0, le=MAX_TIME_S, strict=True, allow_inf_nan=False)],
+    BeforeValidator(_time_value),
+]
 
 
 class _Strict(BaseModel):
@@ -101,17 +143,12 @@ class _Strict(BaseModel):
 class EventSpec(_Strict):
     """One event: at a time, do an action to a target (a component id or a glob)."""
 
-    at: str | float = Field(description="'HH:MM:SS' from the start, or seconds")
+    at: TimeValue = Field(description="'HH:MM:SS' from the start, or seconds")
     do: Literal["trip", "open", "close", "fail", "derate", "start", "restore", "set"]
-    target: str = Field(min_length=3, description="'site/component-id' or a glob such as 'colossus2/chiller-*'")
-    count: int | None = Field(None, ge=1, description="with a glob: pick this many matches (seeded)")
-    value: float | None = Field(None, description="derate: the fraction of capacity kept [0-1]; set: the load's new power [MW]")
-
-    @field_validator("at")
-    @classmethod
-    def _time(cls, v):
-        parse_time_s(v)
-        return v
+    target: str = Field(min_length=3, max_length=200, description="'site/component-id' or a glob such as 'colossus2/chiller-*'",
+                        json_schema_extra={"pattern": "/"})
+    count: int | None = Field(None, ge=1, le=100_000, strict=True, description="with a glob: pick this many matches (seeded)")
+    value: Number | None = Field(None, description="derate: the fraction of capacity kept [0-1]; set: the load's new power [MW]")
 
     @field_validator("target")
     @classmethod
@@ -140,9 +177,12 @@ class EventSpec(_Strict):
 class WeatherSpec(_Strict):
     """Ambient temperature: a named design day, a profile file (CSV: time_s or HH:MM:SS, t_amb_c), or a constant."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={  # at most one of profile and t_amb_c
+        "not": {"required": ["profile", "t_amb_c"], "properties": {"profile": {"type": "string"}, "t_amb_c": {"type": "number"}}}})
+
     design_day: Literal["memphis-0.4pct", "memphis-july-1980"] | None = "memphis-0.4pct"
-    profile: str | None = None
-    t_amb_c: float | None = Field(None, ge=-40, le=60)
+    profile: str | None = Field(None, max_length=4096)
+    t_amb_c: Number | None = Field(None, ge=-40, le=60)
 
     @model_validator(mode="after")
     def _one(self) -> "WeatherSpec":
@@ -157,30 +197,30 @@ class WeatherSpec(_Strict):
 class SmoothingSpec(_Strict):
     """NVIDIA GB200/GB300 GPU power smoothing (NVML; docs/physics.md §1, [P9] [P4])."""
 
-    floor_frac: float = Field(0.6, ge=0.2, le=0.9, description="power floor [fraction of TDP] (settable 20-90 %)")
-    ramp_up_frac_per_s: float = Field(0.5, gt=0, le=100, description="ramp-up rate [fraction of TDP per s]")
-    ramp_down_frac_per_s: float = Field(0.5, gt=0, le=100, description="ramp-down rate [fraction of TDP per s]")
-    hysteresis_s: float = Field(1.0, ge=0, le=60, description="ramp-down hysteresis [s]")
+    floor_frac: Number = Field(0.6, ge=0.2, le=0.9, description="power floor [fraction of TDP] (settable 20-90 %)")
+    ramp_up_frac_per_s: Number = Field(0.5, gt=0, le=100, description="ramp-up rate [fraction of TDP per s]")
+    ramp_down_frac_per_s: Number = Field(0.5, gt=0, le=100, description="ramp-down rate [fraction of TDP per s]")
+    hysteresis_s: Number = Field(1.0, ge=0, le=60, description="ramp-down hysteresis [s]")
 
 
 class PsuStorageSpec(_Strict):
     """GB300 rack PSU energy storage: a low-pass of rack power within an energy budget ([P2], [E])."""
 
-    tau_s: float = Field(0.5, gt=0, le=10, description="low-pass time constant [s] (0.1-1 s)")
-    energy_s: float = Field(3.0, gt=0, le=60, description="energy budget [s of rack peak power] (1-5 s)")
+    tau_s: Number = Field(0.5, gt=0, le=10, description="low-pass time constant [s] (0.1-1 s)")
+    energy_s: Number = Field(3.0, gt=0, le=60, description="energy budget [s of rack peak power] (1-5 s)")
 
 
 class WorkloadSpec(_Strict):
     """Synthetic training/inference mix (seeded), or a measured trace (CSV: time_s, then MW per hall)."""
 
-    seed: int = 0
-    gpu_power_frac: float = Field(0.8, gt=0, le=1, description="mean GPU power in compute phases [fraction of TDP]")
-    swing_frac: float = Field(0.15, ge=0, le=1, description="amplitude of synchronised swings [fraction of IT]")
-    swing_period_s: float = Field(4.0, gt=0, description="period of compute/communication iterations [s]")
-    checkpoint_interval_s: float = Field(1800.0, gt=0)
-    checkpoint_duration_s: float = Field(30.0, ge=0)
-    inference_share: float = Field(0.0, ge=0, le=1, description="share of IT serving inference with a daily shape")
-    trace: str | None = None
+    seed: int = Field(0, ge=0, le=2**32 - 1, strict=True, description="seed of the synthetic workload (0 … 2³²−1)")
+    gpu_power_frac: Number = Field(0.8, gt=0, le=1, description="mean GPU power in compute phases [fraction of TDP]")
+    swing_frac: Number = Field(0.15, ge=0, le=1, description="amplitude of synchronised swings [fraction of IT]")
+    swing_period_s: Number = Field(4.0, ge=0.5, le=600, description="period of compute/communication iterations [s]")
+    checkpoint_interval_s: Number = Field(1800.0, ge=60, le=7 * 86400, description="time between checkpoints [s]")
+    checkpoint_duration_s: Number = Field(30.0, ge=0, le=3600, description="length of a checkpoint pause [s]")
+    inference_share: Number = Field(0.0, ge=0, le=1, description="share of IT serving inference with a daily shape")
+    trace: str | None = Field(None, max_length=4096)
     smoothing: SmoothingSpec | None = Field(None, description="GPU power smoothing (off when absent)")
     psu_storage: PsuStorageSpec | None = Field(None, description="rack PSU energy storage (off when absent)")
 
@@ -188,14 +228,16 @@ class WorkloadSpec(_Strict):
 class RecordSpec(_Strict):
     """What to record at full rate and what as per-minute min/mean/max."""
 
-    full_rate: list[str] = Field(default_factory=lambda: list(VARIABLES))
-    per_minute: list[str] = Field(default_factory=list)
+    full_rate: list[str] = Field(default_factory=lambda: list(VARIABLES), max_length=len(VARIABLES),
+                                 json_schema_extra={"items": {"type": "string", "enum": list(VARIABLES)}})
+    per_minute: list[str] = Field(default_factory=list, max_length=len(VARIABLES),
+                                  json_schema_extra={"items": {"type": "string", "enum": list(VARIABLES)}})
 
     @model_validator(mode="before")
     @classmethod
     def _per_minute_leaves_full_rate(cls, data):
         """Listing a variable per minute removes it from the default full-rate list."""
-        if isinstance(data, dict) and "per_minute" in data and "full_rate" not in data:
+        if isinstance(data, dict) and isinstance(data.get("per_minute"), list) and "full_rate" not in data:
             data = dict(data, full_rate=[v for v in VARIABLES if v not in data["per_minute"]])
         return data
 
@@ -220,18 +262,30 @@ class ControlSpec(_Strict):
 
 
 class ScenarioHeader(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    description: str = ""
-    site: str = "memphis"
-    start: datetime = datetime(2026, 7, 15)
-    horizon: str | float = Field("24:00:00", description="'HH:MM:SS' or seconds")
-    step_s: float = Field(1.0, gt=0, le=60)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=200)
+    description: str = Field("", max_length=10_000)
+    site: str = Field("memphis", max_length=4096)
+    start: datetime = Field(datetime(2026, 7, 15), description="local date-time of the start, without a UTC offset, "
+                            f"from {START_RANGE[0]:%Y-%m-%d} to {START_RANGE[1]:%Y-%m-%d}",
+                            json_schema_extra={"pattern": r"^(19[0-9][0-9]|2[01][0-9][0-9])-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"})
+    step_s: Number = Field(1.0, ge=STEP_RANGE_S[0], le=STEP_RANGE_S[1], description="time step [s]")
+    horizon: TimeValue = Field("24:00:00", description="'HH:MM:SS' or seconds; at least one step")
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: datetime) -> datetime:
+        if v.tzinfo is not None:
+            raise ValueError("expected a local date-time without a UTC offset (e.g. 2026-07-15T00:00:00)")
+        if not START_RANGE[0] <= v <= START_RANGE[1]:
+            raise ValueError(f"expected a start from {START_RANGE[0]:%Y-%m-%d} to {START_RANGE[1]:%Y-%m-%d}, got {v:%Y-%m-%d}")
+        return v
 
     @field_validator("horizon")
     @classmethod
-    def _horizon(cls, v):
-        if parse_time_s(v) <= 0:
-            raise ValueError("expected a horizon > 0")
+    def _horizon(cls, v, info: ValidationInfo):
+        step = info.data.get("step_s", 1.0)
+        if parse_time_s(v) < step:
+            raise ValueError(f"expected a horizon of at least one step ({step:g} s), got {v!r}")
         return v
 
 

@@ -1,8 +1,9 @@
-"""Liveness and readiness (no token needed, for probes)."""
+"""Health for probes (no token needed): the live twin, the catalog and the workers; 503 when degraded."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from twin import __version__
 
@@ -12,10 +13,11 @@ from ..models import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
-def healthz(services: ServicesDep) -> Health:
-    """Service health: catalog reachable, worker pool and live twin status."""
-    services.catalog.get("run-00000000-000000-000000")  # touches the database
-    live = services.live.status if services.live is not None else "disabled"
-    return Health(status="ok", version=__version__, catalog=str(services.catalog.path), workers=services.pool.workers,
-                  runs_active=services.pool.n_active, runs_queued=services.pool.n_queued, live=live)
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "degraded: the live twin failed, the data directory cannot be written, "
+                                                             "or the worker pool stopped (see problems)"}})
+def healthz(services: ServicesDep) -> JSONResponse:
+    """Service health: the live twin's status, whether the catalog can be read and written, the worker pool."""
+    ok, report = services.health()
+    body = Health(status="ok" if ok else "degraded", version=__version__, **report)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from sites import InputError
 from twin.catalog import RunRecord
@@ -18,7 +19,9 @@ from .. import series as series_mod
 from ..admission import admit
 from ..deps import CatalogDep, PoolDep, RunId, ServicesDep, SettingsDep, require_read, require_write
 from ..models import Kpis, Problem, RunAccepted, RunDetail, RunPublic, RunsPublic
+from ..stream import event_schema, run_events
 from ..workers import ACTIVE, safe_run_dir
+from .live import SSE_HEADERS
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read)],
                    responses={404: {"model": Problem, "description": "no such run"}})
@@ -108,7 +111,8 @@ def read_series(
     run_id: RunId,
     catalog: CatalogDep,
     settings: SettingsDep,
-    var: Annotated[str, Query(description="a result variable, e.g. f_hz, p_it_mw", min_length=1, max_length=64)],
+    var: Annotated[str, Query(description="a result variable, e.g. f_hz, p_it_mw", min_length=1, max_length=64,
+                              json_schema_extra={"enum": series_mod.known_variables()})],
     entity: Annotated[list[str] | None, Query(description="component names along the variable's dimension (repeatable)", max_length=1000)] = None,
     start: Annotated[str | None, Query(description="ISO date-time, 'HH:MM:SS' or seconds from the start", max_length=64)] = None,
     end: Annotated[str | None, Query(description="ISO date-time, 'HH:MM:SS' or seconds from the start", max_length=64)] = None,
@@ -135,6 +139,23 @@ def read_series(
         return Response(series_mod.to_netcdf(da, ds, var), media_type="application/x-netcdf",
                         headers={"Content-Disposition": f'attachment; filename="{run_id}-{var}.nc"'})
     return Response(series_mod.to_json(da, run_id, var), media_type="application/json")
+
+
+@router.get("/{run_id}/stream", response_class=StreamingResponse,
+            responses={200: {"description": "server-sent events: `progress` (status, progress_pct, eta_s, error) on every change, "
+                                            "`scenario-event` as the simulated time passes each scheduled event, `end` once finished",
+                             "content": event_schema(["progress", "scenario-event", "end"], "a progress document or a scheduled event")},
+                       503: {"model": Problem, "description": "too many streams are open"}})
+async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> StreamingResponse:
+    """A run's progress as it happens (server-sent events); the stream ends when the run does."""
+    rec = await run_in_threadpool(get_record, catalog, run_id)
+    hub = request.app.state.services.broadcaster
+    if hub is not None and hub.full():
+        raise HTTPException(503, "too many open streams; retry later", headers={"Retry-After": "5"})
+    poll_s = request.app.state.services.settings.stream_poll_s
+    stopping = (lambda: hub.closed) if hub is not None else (lambda: False)
+    return StreamingResponse(run_events(catalog.get, rec.id, poll_s, run_in_threadpool, stopping), media_type="text/event-stream",
+                             headers=SSE_HEADERS)
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Write,

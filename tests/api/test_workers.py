@@ -52,3 +52,14 @@ def test_pid_alive_and_safe_dirs(tmp_path):
     assert safe_run_dir(str(tmp_path / ".." / "elsewhere"), tmp_path) is None
     assert safe_run_dir(str(tmp_path), tmp_path) is None
     assert safe_run_dir(None, tmp_path) is None
+
+
+def test_a_reused_pid_does_not_keep_a_run_running(tmp_path):
+    """The recorded pid is alive, but it is another process than the one that ran the run."""
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    rid = new_run_id()
+    cat.create(run_id=rid, site="memphis", scenario="x", scenario_doc={}, status="running", store=str(tmp_path / rid))
+    cat.update(rid, pid=os.getpid(), pid_start="another-boot:1")
+    assert reap_interrupted(cat, at_start=False) == [rid]
+    rec = cat.get(rid)
+    assert rec.status == "failed" and "another process" in rec.error
