@@ -172,6 +172,26 @@ class Kpis(BaseModel):
     kpis: dict[str, Any]
 
 
+class RunEvent(BaseModel):
+    """One entry of a run's sequence of events (twin.engine.Engine.event_log)."""
+
+    t_s: float = Field(description="time from the run's start [s], to the 50 ms sub-step")
+    source: Literal["scenario", "protection", "pms"]
+    kind: str = Field(description="e.g. trip, open, ufls-trip, blackout, ufls-restore, unit-start, unit-online, unit-stop")
+    component: str
+    island: str
+    value: float | None = Field(None, description="the measured quantity, in `unit` (a relay's trip frequency…)")
+    unit: str
+    message: str
+
+
+class RunEvents(BaseModel):
+    """A run's sequence of events, oldest first: its scenario events and everything they caused."""
+
+    id: str
+    events: list[RunEvent]
+
+
 # ---------------------------------------------------------------- sweeps
 def _patch(model: type[BaseModel]) -> type[BaseModel]:
     """``model`` with every field optional and no default: the fields a sweep case overrides (same types and bounds)."""

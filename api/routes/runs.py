@@ -18,7 +18,7 @@ from twin.scenario import Scenario
 from .. import series as series_mod
 from ..admission import admit
 from ..deps import CatalogDep, PoolDep, RunId, ServicesDep, SettingsDep, require_read, require_write
-from ..models import Kpis, Problem, RunAccepted, RunDetail, RunPublic, RunsPublic
+from ..models import Kpis, Problem, RunAccepted, RunDetail, RunEvent, RunEvents, RunPublic, RunsPublic
 from ..stream import event_schema, run_events
 from ..workers import ACTIVE, safe_run_dir
 from .live import SSE_HEADERS
@@ -96,6 +96,24 @@ def read_kpis(run_id: RunId, catalog: CatalogDep) -> Kpis:
         why = f": {rec.error}" if rec.error else ""
         raise HTTPException(409, f"run {run_id} is {rec.status}{why}; KPIs exist once it is done")
     return Kpis(id=run_id, kpis=rec.kpis)
+
+
+@router.get("/{run_id}/events", response_model=RunEvents,
+            responses={409: {"model": Problem, "description": "the run is not done"}})
+def read_events(run_id: RunId, catalog: CatalogDep) -> RunEvents:
+    """The sequence of events of a finished run: its scenario events and the relay trips, PMS actions and
+    restorations they caused, time-stamped to the 50 ms sub-step."""
+    from twin.report import read_events as read_run_events
+
+    rec = get_record(catalog, run_id)
+    if rec.status != "done" or not rec.store:
+        why = f": {rec.error}" if rec.error else ""
+        raise HTTPException(409, f"run {run_id} is {rec.status}{why}; its events exist once it is done")
+    rows = read_run_events(rec.store)
+    return RunEvents(id=run_id, events=[RunEvent(t_s=float(r["t_s"]), source=r["source"], kind=r["kind"],
+                                                 component=r["component"], island=r["island"],
+                                                 value=float(r["value"]) if r["value"] not in ("", None) else None,
+                                                 unit=r["unit"], message=r["message"]) for r in rows])
 
 
 @router.get(

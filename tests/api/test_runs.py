@@ -30,6 +30,17 @@ def test_kpis_of_a_finished_run(client, finished_run, home):
     assert kpis["horizon_h"] == pytest.approx(600 / 3600)
 
 
+def test_events_of_a_finished_run(client, finished_run, home):
+    """GET /runs/{id}/events: the scenario's trip first, then what followed, as events.csv holds them."""
+    r = client.get(f"/runs/{finished_run}/events", headers=READ)
+    assert r.status_code == 200, r.text
+    ev = r.json()["events"]
+    assert ev[0]["source"] == "scenario" and ev[0]["kind"] == "trip" and ev[0]["component"] == "southaven/titan350-01"
+    assert [e["t_s"] for e in ev] == sorted(e["t_s"] for e in ev)
+    assert len(ev) == len((home / finished_run / "events.csv").read_text().strip().splitlines()) - 1
+    assert client.get("/runs/run-00000000-000000-000000/events", headers=READ).status_code == 404
+
+
 def test_series_json_slice(client, finished_run):
     r = client.get(f"/runs/{finished_run}/series", headers=READ,
                    params={"var": "f_hz", "entity": "colossus2+southaven", "start": "00:01:50", "end": 130})
