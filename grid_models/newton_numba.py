@@ -30,6 +30,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import sparse_lu as _sparse
+
 __all__ = [
     "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "turn", "newton_island", "ref_pickup",
     "solve_snapshot",
@@ -290,7 +292,7 @@ def turn(v, dva):  # pragma: no cover
 @njit(cache=True)
 def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr, isl_buses, isl_dim, va_col,
                   vm_col, p_row, q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                  refactor_ratio, f_given=False):  # pragma: no cover
+                  refactor_ratio, f_given=False, sps=None, work=None):  # pragma: no cover
     """Newton–Raphson (polar form) on one island, from the voltages in ``v``/``vm``/``va``.
 
     Full Newton (``refactor_ratio <= 0``): the Jacobian is rebuilt and LU-factorised at every
@@ -301,6 +303,10 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     mismatch, or on a singular Jacobian — never raises. ``f`` and ``dx`` are work vectors of at
     least the island's dimension; with ``f_given`` the caller has put the mismatch at the starting
     point in ``f`` already. On convergence ``f`` holds the final mismatch.
+
+    With ``sps`` (a :class:`grid_models.sparse_lu.SparseLU`) an island it marks sparse is factorised
+    and solved by :mod:`grid_models.sparse_lu` instead (``work``: a third work vector); the updates
+    and the refactorisation rule are the same.
 
     Returns
     -------
@@ -326,22 +332,34 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     it = 0
     nfact = 0
     sc = slack_col[isl]
+    sparse = False
+    if sps is not None:
+        sparse = sps[0][isl]
     while True:
         if norm < tol:
             return True, it, norm, nfact
         if it >= max_iter or not (norm < DIVERGED_PU):
             return False, it, norm, nfact
         if (not have_lu[isl]) or refactor_ratio <= 0.0 or norm > refactor_ratio * prev:
-            jacobian_island(isl, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, va_col, vm_col, p_row, q_row, slack_col,
-                            dim, lu[lo:lo + dim * dim])
             nfact += 1
-            if not lu_factor(lu, lo, dim, piv, po):
-                have_lu[isl] = False
-                return False, it, norm, nfact
-            if refactor_ratio > 0.0:
-                lu_invert(lu, lo, dim, piv, po)
+            if sparse:
+                _sparse.jacobian_fill(isl, dim, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, p_row, q_row, sps)
+                if not _sparse.refactor(isl, dim, sps, work):
+                    have_lu[isl] = False
+                    return False, it, norm, nfact
+            else:
+                jacobian_island(isl, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, va_col, vm_col, p_row, q_row,
+                                slack_col, dim, lu[lo:lo + dim * dim])
+                if not lu_factor(lu, lo, dim, piv, po):
+                    have_lu[isl] = False
+                    return False, it, norm, nfact
+                if refactor_ratio > 0.0:
+                    lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
-        if refactor_ratio > 0.0:
+        if sparse:
+            _sparse.solve(isl, dim, sps, f, dx, work)
+            step = dx
+        elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
             step = dx
         else:
@@ -502,7 +520,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, pp_internal, p_pp_pu, q_pp_pu, tol, max_iter,
                refactor_ratio, base_mva, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t,
                with_branches, vm_out, va_out, converged_out, iter_out, norm_out, slack_out, p_f_out, q_f_out,
-               p_t_out, q_t_out, i_out, loading_out):  # pragma: no cover
+               p_t_out, q_t_out, i_out, loading_out, sps):  # pragma: no cover
     """Solve a sequence of operating points, warm-started step to step (chord Newton per island).
 
     Step ``k`` sums the injections ``p_pp_pu[k]``, ``q_pp_pu[k]`` (per pandapower bus, per unit) onto
@@ -533,6 +551,8 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         Power the island's slack machines pick up beyond their set points [MW]: the distributed
         slack ``s``, or :func:`ref_pickup` for single-slack islands; NaN if the island failed.
     p_f_out, q_f_out, p_t_out, q_t_out, i_out, loading_out : ndarray((n_steps, n_branch)), outputs
+    sps : SparseLU
+        Islands factorised sparse (:mod:`grid_models.sparse_lu`; ``sps.is_sparse`` all False: none).
 
     Returns
     -------
@@ -549,6 +569,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         if isl_dim[i] > maxdim:
             maxdim = isl_dim[i]
     dx = np.empty(maxdim)
+    work = np.empty(maxdim)
     # each island's mismatch at its last converged point: the next step starts from it, corrected by
     # the change of scheduled injections (the mismatch is linear in them), instead of re-evaluating
     f_all = np.empty(max(1, piv_off[n_island - 1] + isl_dim[n_island - 1]) if n_island else 1)
@@ -613,7 +634,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
                                                  isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu,
                                                  lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                                                 refactor_ratio, f_valid[isl])
+                                                 refactor_ratio, f_valid[isl], sps, work)
                 f_valid[isl] = ok
                 nfact += nf
                 if it > iters:
