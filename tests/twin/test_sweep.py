@@ -153,3 +153,34 @@ def test_external_cluster_gives_the_local_cluster_numbers(finished, tmp_path):
     for v in ds.data_vars:
         np.testing.assert_array_equal(ds[v].values, ds_local[v].values, err_msg=v)
     assert ranking == rank_local
+
+
+@pytest.mark.slow
+def test_api_sweep_and_cli_sweep_give_the_same_kpis(tmp_path):
+    """The same cases through ``POST /sweeps`` and through :func:`twin.sweep.sweep` (the CLI's path)."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.api.conftest import READ, WRITE, make_settings, wait_for
+
+    base = {"scenario": {"name": "same", "site": "memphis", "horizon": 120}}
+    cases = [{"name": "trip two", "events": [{"at": 30, "do": "trip", "target": "southaven/titan350-0[12]"}]},
+             {"name": "bess out", "events": [{"at": 30, "do": "fail", "target": "colossus2/megapack"}]}]
+    with TestClient(create_app(make_settings(tmp_path / "home", live_period_s=3600.0))) as client:
+        r = client.post("/sweeps", json={"base": base, "at": 30, "cases": cases}, headers=WRITE)
+        assert r.status_code == 202, r.text
+        sid = r.json()["id"]
+        assert wait_for(client, f"/sweeps/{sid}", timeout_s=240)["status"] == "done"
+        api = {c["case"]: c["kpis"] for c in client.get(f"/sweeps/{sid}/kpis", headers=READ).json()["cases"]}
+    toml = "".join(f'[[cases]]\nname = "{c["name"]}"\n[[cases.events]]\nat = 30\ndo = "{c["events"][0]["do"]}"\n'
+                   f'target = "{c["events"][0]["target"]}"\n' for c in cases)
+    (tmp_path / "cases.toml").write_text(toml)
+    ds, _ = sweep("memphis", base, cases_file=tmp_path / "cases.toml", at=30, out_dir=tmp_path / "cli", n_workers=1)
+    assert sorted(api) == sorted(ds.case.values)
+    for case, kpis in api.items():
+        row = ds.sel(case=case)
+        for key in ("unserved_energy_mwh", "gpu_hours_lost", "loading_max_pct", "vm_min_pu", "t_gpu_max_c", "fuel_mmbtu",
+                    "bess_soc_min", "pue"):
+            assert float(row[key]) == pytest.approx(kpis[key], rel=1e-9, abs=1e-9), (case, key)
+        for isl, f in kpis["f_min_hz"].items():
+            assert float(row.f_min_hz.sel(island=isl)) == pytest.approx(f, rel=1e-9, abs=1e-9), (case, isl)
