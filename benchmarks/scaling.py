@@ -12,7 +12,7 @@ warm from the solved operating point and must return bus voltages and branch flo
 * **lightsim2grid** — ``TimeSeriesCPP`` with ``NR_KLU``: ``compute_Vs``, ``compute_flows`` and
   ``compute_power_flows`` (:func:`benchmarks.compare_loadflow.prepare_lightsim2grid`, one per island).
 
-Both are compiled and warmed up first, then timed alternately (``repeats`` runs, best kept: 3 below
+Both are compiled and warmed up first, then timed alternately (``repeats`` runs, best kept: 9 below
 1,000 buses, 1 above). Accuracy: the last step against ``pandapower.runpp(lightsim2grid=False,
 tolerance_mva=1e-10)`` on the net set to that step (the campus nets island by island,
 :func:`grid_models.reference.runpp_by_island`), largest ``|Δvm|`` over energised buses; runpp is
@@ -96,7 +96,7 @@ def scale_one(name: str, n_steps: int = 300, repeats: int | None = None, referen
     slack0 = np.where(arrays.island_slack_col >= 0, first.slack_mw, 0.0) / arrays.base_mva
     state0 = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
     prof = campus_profile(arrays, 0, n_steps)
-    repeats = repeats or (3 if len(net.bus) < 1000 else 1)
+    repeats = repeats or (9 if len(net.bus) < 1000 else 1)
 
     def ours():
         pb, qb = bus_injections(arrays, **prof)
