@@ -70,7 +70,7 @@ class SparseLU(NamedTuple):
     l_ptr, l_idx, l_val
         Strictly lower part of ``L`` (unit diagonal implied), CSC, rows ascending.
     u_ptr, u_idx, u_val
-        ``U``, CSC, rows ascending (the diagonal last in each column).
+        ``U``, CSC, rows ascending (the diagonal last in each column, stored as its inverse).
     row_perm, col_perm : ndarray(int64)
         Island-local Jacobian row / column of each row / column of ``A``.
     """
@@ -297,7 +297,8 @@ def refactor(isl, dim, sps, work):  # pragma: no cover
     Column ``j``: scatter ``A[:, j]`` into the dense ``work``, subtract ``L[:, k] · U[k, j]`` for the
     pattern rows ``k < j`` of ``U[:, j]`` in ascending order (each ``x[k]`` is final when reached:
     earlier columns of ``L`` only change later rows), then ``U[:, j] = x[pattern]`` and
-    ``L[:, j] = x[pattern] / U[j, j]``. Returns False on a zero or non-finite pivot.
+    ``L[:, j] = x[pattern] / U[j, j]``; ``U[j, j]`` is stored as its inverse. Returns False on a zero
+    or non-finite pivot.
     """
     (_, _, _, _, _, _, _, _, _, _, col_off, _, a_ptr, a_idx, a_val, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val,
      _, _) = sps
@@ -319,10 +320,10 @@ def refactor(isl, dim, sps, work):  # pragma: no cover
                 for m in range(l_ptr[ck], l_ptr[ck + 1]):
                     work[l_idx[m]] -= l_val[m] * x
         d = work[j]
-        u_val[u_ptr[cj + 1] - 1] = d
         if d == 0.0 or not math.isfinite(d):
             return False
         inv = 1.0 / d
+        u_val[u_ptr[cj + 1] - 1] = inv  # the diagonal is kept inverted: the solves multiply
         for k in range(l_ptr[cj], l_ptr[cj + 1]):
             l_val[k] = work[l_idx[k]] * inv
     return True
@@ -344,7 +345,7 @@ def solve(isl, dim, sps, f, dx, work):  # pragma: no cover
                 work[l_idx[k]] -= l_val[k] * x
     for j in range(dim - 1, -1, -1):  # U z = y
         end = u_ptr[c0 + j + 1] - 1
-        x = work[j] / u_val[end]
+        x = work[j] * u_val[end]
         work[j] = x
         if x != 0.0:
             for k in range(u_ptr[c0 + j], end):
