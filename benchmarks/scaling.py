@@ -44,9 +44,9 @@ from benchmarks.profiles import campus_profile
 __all__ = ["NETS", "CAMPUS_NETS", "RESULTS", "load_net", "scale_one", "run_scaling", "format_table"]
 
 #: the nets of the scaling table, smallest first
-NETS = ("memphis", "memphis:detailed", "case118", "case300", "case1354pegase", "case2869pegase", "case9241pegase")
+NETS = ("memphis", "memphis:full-build", "memphis:detailed", "case118", "case300", "case1354pegase", "case2869pegase", "case9241pegase")
 #: reference-campus nets (sites); the others are pandapower's transmission cases
-CAMPUS_NETS = ("memphis", "memphis:detailed")
+CAMPUS_NETS = ("memphis", "memphis:full-build", "memphis:detailed")
 RESULTS = Path(__file__).resolve().parent / "results" / "scaling.json"
 
 
