@@ -184,3 +184,19 @@ def test_api_sweep_and_cli_sweep_give_the_same_kpis(tmp_path):
             assert float(row[key]) == pytest.approx(kpis[key], rel=1e-9, abs=1e-9), (case, key)
         for isl, f in kpis["f_min_hz"].items():
             assert float(row.f_min_hz.sel(island=isl)) == pytest.approx(f, rel=1e-9, abs=1e-9), (case, isl)
+
+
+def test_local_workers_run_without_dask_malloc_trim_threshold():
+    """dask's default MALLOC_TRIM_THRESHOLD_ turns off glibc's dynamic mmap threshold (page faults on
+    every segment's arrays): the sweep's LocalCluster workers are spawned without it."""
+    from twin.sweep import dask_client
+
+    saved = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    try:
+        with dask_client(n_workers=1) as client:
+            env = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")})
+    finally:
+        if saved is not None:
+            os.environ["MALLOC_TRIM_THRESHOLD_"] = saved
+    (worker_env,) = env.values()
+    assert worker_env == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
