@@ -335,6 +335,10 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     sparse = False
     if sps is not None:
         sparse = sps[0][isl]
+        c0 = sps[10][isl]
+        p0 = sps[11][isl]
+        l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm = (sps[15], sps[16], sps[17], sps[18], sps[19],
+                                                                        sps[20], sps[21], sps[22])
     while True:
         if norm < tol:
             return True, it, norm, nfact
@@ -357,7 +361,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                     lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
         if sparse:
-            _sparse.solve(isl, dim, sps, f, dx, work)
+            _sparse.solve_factors(dim, c0, p0, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm, f, dx,
+                                  work)
             step = dx
         elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
@@ -570,6 +575,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
             maxdim = isl_dim[i]
     dx = np.empty(maxdim)
     work = np.empty(maxdim)
+    is_sparse = sps[0]
     # each island's mismatch at its last converged point: the next step starts from it, corrected by
     # the change of scheduled injections (the mismatch is linear in them), instead of re-evaluating
     f_all = np.empty(max(1, piv_off[n_island - 1] + isl_dim[n_island - 1]) if n_island else 1)
@@ -631,10 +637,16 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                             f[p_row[i]] -= p_spec[i] - p_prev[i]
                         if q_row[i] >= 0:
                             f[q_row[i]] -= q_spec[i] - q_prev[i]
-                ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
-                                                 isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu,
-                                                 lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                                                 refactor_ratio, f_valid[isl], sps, work)
+                if is_sparse[isl]:
+                    ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w,
+                                                     isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row, q_row,
+                                                     slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol,
+                                                     max_iter, refactor_ratio, f_valid[isl], sps, work)
+                else:  # without the sparse tuple: its ~160 array fields would cost more than a small island's step
+                    ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w,
+                                                     isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row, q_row,
+                                                     slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol,
+                                                     max_iter, refactor_ratio, f_valid[isl])
                 f_valid[isl] = ok
                 nfact += nf
                 if it > iters:

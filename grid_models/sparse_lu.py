@@ -38,7 +38,8 @@ from numba import njit
 
 from .compile import GridArrays
 
-__all__ = ["SPARSE_MIN_DIM", "DENSE_MAX_DIM", "SparseLU", "sparse_islands", "analyse", "empty", "jacobian_fill", "refactor", "solve"]
+__all__ = ["SPARSE_MIN_DIM", "DENSE_MAX_DIM", "SparseLU", "sparse_islands", "analyse", "empty", "jacobian_fill", "refactor",
+           "solve", "solve_factors"]
 
 #: islands whose Jacobian has more rows than this are factorised sparse in the time series (measured
 #: crossover: see benchmarks/scaling.py; the campus islands, 1–30 rows, stay dense)
@@ -332,10 +333,16 @@ def refactor(isl, dim, sps, work):  # pragma: no cover
 @njit(cache=True)
 def solve(isl, dim, sps, f, dx, work):  # pragma: no cover
     """``dx = J⁻¹ f`` for island ``isl`` from the factors of :func:`refactor` (``work``: ``dim`` floats)."""
-    (_, _, _, _, _, _, _, _, _, _, col_off, perm_off, _, _, _, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val,
-     row_perm, col_perm) = sps
-    c0 = col_off[isl]
-    p0 = perm_off[isl]
+    solve_factors(dim, sps[10][isl], sps[11][isl], sps[15], sps[16], sps[17], sps[18], sps[19], sps[20], sps[21],
+                  sps[22], f, dx, work)
+
+
+@njit(cache=True)
+def solve_factors(dim, c0, p0, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm, f, dx,
+                  work):  # pragma: no cover
+    """:func:`solve` on the factor arrays themselves (a call with nine arrays instead of the whole
+    :class:`SparseLU`: the chord Newton calls it every iteration). ``c0``, ``p0``: the island's
+    ``col_off`` and ``perm_off``."""
     for r in range(dim):
         work[r] = f[row_perm[p0 + r]]
     for j in range(dim):  # L y = P f (unit diagonal)
