@@ -42,7 +42,7 @@ import numpy as np
 from benchmarks.profiles import CAMPUS, campus_net, campus_profile
 
 __all__ = ["TOLERANCE_MVA", "RESULTS", "quick_mode", "run_comparison", "prepare_ours", "pandapower_timeseries",
-           "prepare_lightsim2grid", "format_report"]
+           "prepare_lightsim2grid", "versions", "machine_info", "format_report"]
 
 #: convergence tolerance of all three solvers: largest power mismatch [MVA] (pu on the net's 1 MVA base)
 TOLERANCE_MVA = 1e-8
@@ -175,15 +175,18 @@ def prepare_lightsim2grid(net, prof: dict[str, np.ndarray]):
         prod_p = np.ascontiguousarray(np.hstack([prof["gen_p_mw"][:, gen_rows], np.broadcast_to(extra, (n, len(extra)))]))
         load_p = np.ascontiguousarray(prof["load_p_mw"][:, load_rows])
         load_q = np.ascontiguousarray(prof["load_q_mvar"][:, load_rows])
+        # static generators keep their values (as in ours, whose profile has none)
+        sgen_p = np.ascontiguousarray(np.broadcast_to([g.target_p_mw for g in grid.get_static_generators()],
+                                                      (n, len(grid.get_static_generators()))))
         ts = TimeSeriesCPP(grid)
         if AlgorithmType.NR_KLU in ts.available_default_algorithms():
             ts.change_algorithm(AlgorithmType.NR_KLU)
-        parts.append((buses, ts, prod_p, load_p, load_q, v0, grid))
+        parts.append((buses, ts, prod_p, sgen_p, load_p, load_q, v0, grid))
 
     def run():
         ok = True
-        for _, ts, prod_p, load_p, load_q, v0, _grid in parts:
-            status = ts.compute_Vs(prod_p, np.zeros((n, 0)), load_p, load_q, v0, 10, TOLERANCE_MVA)
+        for _, ts, prod_p, sgen_p, load_p, load_q, v0, _grid in parts:
+            status = ts.compute_Vs(prod_p, sgen_p, load_p, load_q, v0, 10, TOLERANCE_MVA)
             ts.compute_flows()
             ts.compute_power_flows()
             ok &= status == 1
@@ -199,19 +202,31 @@ def prepare_lightsim2grid(net, prof: dict[str, np.ndarray]):
     return run, vm_pu
 
 
-def _versions() -> dict[str, str]:
-    import numba
-    import pandapower
+def versions() -> dict[str, str | None]:
+    """Versions of Python and of the packages a benchmark result depends on (None: not installed)."""
+    import importlib.metadata as md
 
-    out = {"python": platform.python_version(), "numba": numba.__version__, "pandapower": pandapower.__version__,
-           "numpy": np.__version__}
-    try:
-        import lightsim2grid
-
-        out["lightsim2grid"] = lightsim2grid.__version__
-    except ImportError:
-        out["lightsim2grid"] = None
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("colossus-twin", "numpy", "scipy", "numba", "pandapower", "lightsim2grid", "dask", "distributed"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
     return out
+
+
+def machine_info() -> dict:
+    """Platform, processor, cores and how busy the machine was (1, 5, 15 min load averages)."""
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
 
 
 def run_comparison(n_steps: int = 3600, pandapower_steps: int | None = None, quick: bool | None = None,
@@ -252,9 +267,8 @@ def run_comparison(n_steps: int = 3600, pandapower_steps: int | None = None, qui
         "site": site, "n_bus": int(len(net.bus)), "n_branch": int(arrays.n_branch), "n_island": int(arrays.n_island),
         "n_load": int(len(net.load)), "n_gen": int(len(net.gen)), "tolerance_mva": TOLERANCE_MVA,
         "profile": "benchmarks.profiles.campus_profile(seed=0)", "quick": bool(quick),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count()},
-        "versions": _versions(),
+        "machine": machine_info(),
+        "versions": versions(),
     }
     run_ours, kernel_ours, _ = prepare_ours(net, prof)
     try:

@@ -30,11 +30,33 @@ import numpy as np
 
 from .compile import GridArrays
 
-__all__ = ["NetTables", "NetConfig", "NetCache", "cache_dir", "code_fingerprint"]
+__all__ = ["NetTables", "NetConfig", "NetCache", "cache_dir", "code_fingerprint", "share_in_process"]
 
 _FORMAT = 1
 #: Compilations kept per fingerprint (the most recent ones); a few kB each for a campus net.
 MAX_COMPILED = 256
+
+
+#: fingerprints shared by every NetCache of this process (see :func:`share_in_process`); None: off
+_PROCESS: dict[str, "_Entry"] | None = None
+#: fingerprints kept in the process (the most recently used)
+PROCESS_MAX = 8
+
+
+@dataclass
+class _Entry:
+    tables: "NetTables"
+    compiled: dict
+    net: Any = None
+
+
+def share_in_process(enabled: bool = True) -> None:
+    """Let every :class:`NetCache` of this process with the same fingerprint share tables,
+    compilations and the built pandapower net (a sweep worker runs case after case of one site: the
+    net is then built once per worker, not once per case). Off by default; ``False`` forgets all.
+    """
+    global _PROCESS
+    _PROCESS = {} if enabled else None
 
 
 def cache_dir() -> Path | None:
@@ -161,12 +183,22 @@ class NetCache:
         self.tables: NetTables | None = None
         self._compiled: dict[bytes, GridArrays] = {}
         self.hits = self.misses = 0
+        self._entry: _Entry | None = None
+        if _PROCESS is not None and self.key in _PROCESS:
+            self._entry = _PROCESS.pop(self.key)
+            _PROCESS[self.key] = self._entry  # most recently used last
+            self.tables, self._compiled, self._net = self._entry.tables, self._entry.compiled, self._entry.net
+            return
         stored = self._load()
         if stored is not None:
             self.tables, self._compiled = stored
         else:
             self.tables = NetTables.from_net(self.net)
             self._save()
+        if _PROCESS is not None:
+            self._entry = _PROCESS[self.key] = _Entry(self.tables, self._compiled, self._net)
+            while len(_PROCESS) > PROCESS_MAX:
+                _PROCESS.pop(next(iter(_PROCESS)))
 
     @property
     def path(self) -> Path | None:
@@ -177,6 +209,8 @@ class NetCache:
         """The pandapower net (built, and pandapower imported, on first access)."""
         if self._net is None:
             self._net = self._build()
+            if self._entry is not None:
+                self._entry.net = self._net
         return self._net
 
     @property

@@ -30,6 +30,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import sparse_lu as _sparse
+
 __all__ = [
     "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "turn", "newton_island", "ref_pickup",
     "solve_snapshot",
@@ -290,7 +292,7 @@ def turn(v, dva):  # pragma: no cover
 @njit(cache=True)
 def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr, isl_buses, isl_dim, va_col,
                   vm_col, p_row, q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                  refactor_ratio, f_given=False):  # pragma: no cover
+                  refactor_ratio, f_given=False, sps=None, work=None):  # pragma: no cover
     """Newton–Raphson (polar form) on one island, from the voltages in ``v``/``vm``/``va``.
 
     Full Newton (``refactor_ratio <= 0``): the Jacobian is rebuilt and LU-factorised at every
@@ -301,6 +303,10 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     mismatch, or on a singular Jacobian — never raises. ``f`` and ``dx`` are work vectors of at
     least the island's dimension; with ``f_given`` the caller has put the mismatch at the starting
     point in ``f`` already. On convergence ``f`` holds the final mismatch.
+
+    With ``sps`` (a :class:`grid_models.sparse_lu.SparseLU`) an island it marks sparse is factorised
+    and solved by :mod:`grid_models.sparse_lu` instead (``work``: a third work vector); the updates
+    and the refactorisation rule are the same.
 
     Returns
     -------
@@ -326,22 +332,39 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     it = 0
     nfact = 0
     sc = slack_col[isl]
+    sparse = False
+    if sps is not None:
+        sparse = sps[0][isl]
+        c0 = sps[10][isl]
+        p0 = sps[11][isl]
+        l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm = (sps[15], sps[16], sps[17], sps[18], sps[19],
+                                                                        sps[20], sps[21], sps[22])
     while True:
         if norm < tol:
             return True, it, norm, nfact
         if it >= max_iter or not (norm < DIVERGED_PU):
             return False, it, norm, nfact
         if (not have_lu[isl]) or refactor_ratio <= 0.0 or norm > refactor_ratio * prev:
-            jacobian_island(isl, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, va_col, vm_col, p_row, q_row, slack_col,
-                            dim, lu[lo:lo + dim * dim])
             nfact += 1
-            if not lu_factor(lu, lo, dim, piv, po):
-                have_lu[isl] = False
-                return False, it, norm, nfact
-            if refactor_ratio > 0.0:
-                lu_invert(lu, lo, dim, piv, po)
+            if sparse:
+                _sparse.jacobian_fill(isl, dim, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, p_row, q_row, sps)
+                if not _sparse.refactor(isl, dim, sps, work):
+                    have_lu[isl] = False
+                    return False, it, norm, nfact
+            else:
+                jacobian_island(isl, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, va_col, vm_col, p_row, q_row,
+                                slack_col, dim, lu[lo:lo + dim * dim])
+                if not lu_factor(lu, lo, dim, piv, po):
+                    have_lu[isl] = False
+                    return False, it, norm, nfact
+                if refactor_ratio > 0.0:
+                    lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
-        if refactor_ratio > 0.0:
+        if sparse:
+            _sparse.solve_factors(dim, c0, p0, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm, f, dx,
+                                  work)
+            step = dx
+        elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
             step = dx
         else:
@@ -502,7 +525,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, pp_internal, p_pp_pu, q_pp_pu, tol, max_iter,
                refactor_ratio, base_mva, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t,
                with_branches, vm_out, va_out, converged_out, iter_out, norm_out, slack_out, p_f_out, q_f_out,
-               p_t_out, q_t_out, i_out, loading_out):  # pragma: no cover
+               p_t_out, q_t_out, i_out, loading_out, sps):  # pragma: no cover
     """Solve a sequence of operating points, warm-started step to step (chord Newton per island).
 
     Step ``k`` sums the injections ``p_pp_pu[k]``, ``q_pp_pu[k]`` (per pandapower bus, per unit) onto
@@ -533,6 +556,8 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         Power the island's slack machines pick up beyond their set points [MW]: the distributed
         slack ``s``, or :func:`ref_pickup` for single-slack islands; NaN if the island failed.
     p_f_out, q_f_out, p_t_out, q_t_out, i_out, loading_out : ndarray((n_steps, n_branch)), outputs
+    sps : SparseLU
+        Islands factorised sparse (:mod:`grid_models.sparse_lu`; ``sps.is_sparse`` all False: none).
 
     Returns
     -------
@@ -549,6 +574,8 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         if isl_dim[i] > maxdim:
             maxdim = isl_dim[i]
     dx = np.empty(maxdim)
+    work = np.empty(maxdim)
+    is_sparse = sps[0]
     # each island's mismatch at its last converged point: the next step starts from it, corrected by
     # the change of scheduled injections (the mismatch is linear in them), instead of re-evaluating
     f_all = np.empty(max(1, piv_off[n_island - 1] + isl_dim[n_island - 1]) if n_island else 1)
@@ -610,10 +637,16 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                             f[p_row[i]] -= p_spec[i] - p_prev[i]
                         if q_row[i] >= 0:
                             f[q_row[i]] -= q_spec[i] - q_prev[i]
-                ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
-                                                 isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu,
-                                                 lu_off, piv, piv_off, have_lu, f, dx, tol, max_iter,
-                                                 refactor_ratio, f_valid[isl])
+                if is_sparse[isl]:
+                    ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w,
+                                                     isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row, q_row,
+                                                     slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol,
+                                                     max_iter, refactor_ratio, f_valid[isl], sps, work)
+                else:  # without the sparse tuple: its ~160 array fields would cost more than a small island's step
+                    ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w,
+                                                     isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row, q_row,
+                                                     slack_col, lu, lu_off, piv, piv_off, have_lu, f, dx, tol,
+                                                     max_iter, refactor_ratio, f_valid[isl])
                 f_valid[isl] = ok
                 nfact += nf
                 if it > iters:
@@ -721,7 +754,26 @@ def add_element_columns(values, pos, active, sign, out):  # pragma: no cover
             seg_col[n_seg] = pos[order[k]]
             n_seg += 1
     seg_start[n_seg] = len(order)
-    for t in range(n_steps):
+    # four steps at a time: four independent sums (the same order within each row, so the same rounding),
+    # instead of one chain of dependent additions
+    t = 0
+    while t + 4 <= n_steps:
+        v0, v1, v2, v3 = values[t], values[t + 1], values[t + 2], values[t + 3]
+        for g in range(n_seg):
+            a0 = a1 = a2 = a3 = 0.0
+            for k in range(seg_start[g], seg_start[g + 1]):
+                e = order[k]
+                a0 += v0[e]
+                a1 += v1[e]
+                a2 += v2[e]
+                a3 += v3[e]
+            c = seg_col[g]
+            out[t, c] += sign * a0
+            out[t + 1, c] += sign * a1
+            out[t + 2, c] += sign * a2
+            out[t + 3, c] += sign * a3
+        t += 4
+    for t in range(t, n_steps):
         row = out[t]
         val = values[t]
         for g in range(n_seg):

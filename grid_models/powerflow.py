@@ -32,10 +32,9 @@ from . import newton as _np_newton
 from . import newton_numba as _nb
 from .compile import MACHINE_EXT_GRID, MACHINE_GEN, PQ, REF, GridArrays, compile_net, dc_angles_degree
 
-__all__ = ["LoadFlowState", "PowerFlowResult", "solve", "runpf", "write_results"]
+__all__ = ["LoadFlowState", "PowerFlowResult", "dense_lu_sizes", "solve", "runpf", "write_results"]
 
-#: above this island Jacobian size, ``solver="auto"`` uses the sparse scipy path
-DENSE_MAX_DIM = 400
+from .sparse_lu import DENSE_MAX_DIM  # noqa: E402  (above it: sparse scipy path for solve, sparse LU for the time series)
 
 _RES_COLUMNS = {
     "res_bus": ["vm_pu", "va_degree", "p_mw", "q_mvar"],
@@ -69,7 +68,12 @@ class LoadFlowState:
     piv : ndarray(int64)
         Pivot rows, island ``i`` at ``piv_off[i]``.
     have_lu : ndarray(bool, n_island)
-        Whether ``lu`` holds valid factors for the island (the chord method reuses them).
+        Whether the island's factors (dense in ``lu``, or sparse in ``sparse``) are valid (the chord
+        method reuses them).
+    sparse : SparseLU or None
+        Pattern, pivot sequence and factors of the islands the time series factorises sparse
+        (:mod:`grid_models.sparse_lu`), analysed at the first call that needs them; ``lu`` has no room
+        for islands above ``DENSE_MAX_DIM`` rows.
     """
 
     vm_pu: np.ndarray
@@ -81,20 +85,26 @@ class LoadFlowState:
     piv: np.ndarray
     piv_off: np.ndarray
     have_lu: np.ndarray
+    sparse: object = None
 
     @classmethod
     def start(cls, arrays: GridArrays, vm_pu: np.ndarray, va_degree: np.ndarray,
-              slack_pu: np.ndarray | None = None, dense: bool = True) -> "LoadFlowState":
-        """A state at the given voltages (set points are imposed at PV and REF buses)."""
+              slack_pu: np.ndarray | None = None, dense: bool = True,
+              dense_max_dim: int = DENSE_MAX_DIM) -> "LoadFlowState":
+        """A state at the given voltages (set points are imposed at PV and REF buses).
+
+        ``lu`` gets room for the dense factors of the islands up to ``dense_max_dim`` rows (none if
+        not ``dense``).
+        """
         vm = np.where(arrays.bus_kind != PQ, arrays.bus_vm_set_pu, np.asarray(vm_pu, float)).astype(float)
         va = np.deg2rad(np.where(arrays.bus_va_col < 0, arrays.bus_va_set_degree, np.asarray(va_degree, float)))
         dim = arrays.island_dim
         lu_off = np.zeros(arrays.n_island, np.int64)
         piv_off = np.zeros(arrays.n_island, np.int64)
         if arrays.n_island:
-            lu_off[1:] = np.cumsum(dim * dim)[:-1]
+            lu_off[1:] = np.cumsum(dense_lu_sizes(arrays, dense_max_dim))[:-1]
             piv_off[1:] = np.cumsum(dim)[:-1]
-        size = int((dim * dim).sum()) if dense else 0
+        size = int(dense_lu_sizes(arrays, dense_max_dim).sum()) if dense else 0
         slack = np.zeros(arrays.n_island) if slack_pu is None else np.asarray(slack_pu, float).copy()
         return cls(vm, va, vm * np.exp(1j * va), slack, np.zeros(max(size, 1)), lu_off,
                    np.zeros(max(int(dim.sum()), 1), np.int64), piv_off, np.zeros(arrays.n_island, bool))
@@ -103,7 +113,14 @@ class LoadFlowState:
         """An independent copy."""
         return LoadFlowState(*(np.array(x, copy=True) for x in (self.vm_pu, self.va_rad, self.v, self.slack_pu,
                                                                  self.lu, self.lu_off, self.piv, self.piv_off,
-                                                                 self.have_lu)))
+                                                                 self.have_lu)),
+                             sparse=None if self.sparse is None else self.sparse.copy())
+
+
+def dense_lu_sizes(arrays: GridArrays, max_dim: int = DENSE_MAX_DIM) -> np.ndarray:
+    """Room for each island's dense factors in :attr:`LoadFlowState.lu` (``dim²``; none above ``max_dim``)."""
+    dim = arrays.island_dim
+    return np.where(dim <= max_dim, dim * dim, 0)
 
 
 class PowerFlowResult(NamedTuple):
@@ -177,15 +194,20 @@ def solve(arrays: GridArrays, p_mw: np.ndarray | None = None, q_mvar: np.ndarray
         solver = "numba" if arrays.n_island == 0 or arrays.island_dim.max() <= DENSE_MAX_DIM else "numpy"
     if solver not in ("numba", "numpy"):
         raise ValueError(f"solver must be 'auto', 'numba' or 'numpy', not {solver!r}")
+    room = int(arrays.island_dim.max(initial=0)) if solver == "numba" else DENSE_MAX_DIM  # dense factors asked for
     if isinstance(init, LoadFlowState):
         state = init
     elif init == "flat":
-        state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), arrays.bus_va_set_degree, _initial_slack(arrays, p))
+        state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), arrays.bus_va_set_degree, _initial_slack(arrays, p),
+                                    dense_max_dim=room)
     elif init == "dc":
         va0 = arrays.va_init_degree if p_mw is None else dc_angles_degree(arrays, p)
-        state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), va0, _initial_slack(arrays, p))
+        state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), va0, _initial_slack(arrays, p), dense_max_dim=room)
     else:
         raise ValueError(f"init must be 'dc', 'flat' or a LoadFlowState, not {init!r}")
+    if solver == "numba" and len(state.lu) < int((arrays.island_dim ** 2).sum()):
+        raise ValueError(f"solver='numba' factorises dense: the state has no room for an island of "
+                         f"{arrays.island_dim.max()} rows (LoadFlowState.start(dense_max_dim=...)); use solver='auto'")
     tol_pu = tolerance_mva / arrays.base_mva
     p_pu, q_pu = p / arrays.base_mva, q / arrays.base_mva
     n_isl = arrays.n_island

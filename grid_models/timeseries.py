@@ -5,7 +5,10 @@ matrix, built from element profiles by :func:`bus_injections`) and solves them i
 compiled call (:func:`grid_models.newton_numba.timeseries`): each step starts from the previous
 step's voltages and slack, and the chord Newton keeps each island's LU factors for as long as the
 mismatch keeps falling fast (refactorising when it slows; Tinney & Hart 1967 for the Newton–Raphson
-polar form, distributed slack by participation factors as pandapower's ``newtonpf``). The returned
+polar form, distributed slack by participation factors as pandapower's ``newtonpf``). Small islands
+(a campus's, up to ``SPARSE_MIN_DIM`` Jacobian rows) keep a dense inverse; larger ones a sparse LU
+whose ordering and pivots are analysed once per state (:mod:`grid_models.sparse_lu`), so the cost
+per step grows with the factors' fill rather than with the square of the network. The returned
 :class:`LoadFlowState` continues the next chunk where this one stopped.
 
 The engine calls it once per chunk of simulated seconds; a scipy twin
@@ -22,7 +25,8 @@ import scipy.sparse as sp
 from . import newton as _np_newton
 from . import newton_numba as _nb
 from .compile import GridArrays
-from .powerflow import LoadFlowState, solve
+from .powerflow import LoadFlowState, dense_lu_sizes, solve
+from .sparse_lu import SPARSE_MIN_DIM, analyse, empty, sparse_islands
 
 __all__ = ["TimeSeriesResult", "bus_injections", "solve_timeseries"]
 
@@ -165,7 +169,7 @@ def _to_internal(arrays: GridArrays, p_pp: np.ndarray) -> np.ndarray:
 def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState | None = None,
                      tolerance_mva: float = 1e-8, max_iteration: int = 20, refactor_ratio: float = 0.1,
                      branch_flows: bool | str = True, dtype=np.float64, solver: str = "numba",
-                     out: TimeSeriesResult | None = None) -> TimeSeriesResult:
+                     out: TimeSeriesResult | None = None, sparse_min_dim: int = SPARSE_MIN_DIM) -> TimeSeriesResult:
     """Solve a sequence of operating points, warm-started, reusing factorisations (chord Newton).
 
     Parameters
@@ -198,6 +202,11 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         A previous result of the same number of steps, ``branch_flows`` mode and ``dtype``: its
         arrays are overwritten instead of new ones allocated (numba solver; a caller that solves
         chunk after chunk saves the first-touch cost of fresh memory). Its previous contents are lost.
+    sparse_min_dim : int
+        Islands whose Jacobian has more rows than this are factorised sparse (:mod:`grid_models.sparse_lu`:
+        ordering and pivots analysed once per state, numeric refactorisation and triangular solves in
+        numba), smaller ones dense (inverse applied as a matrix–vector product). The default is the
+        measured crossover; a state keeps its analysis while this split stays the same.
 
     Returns
     -------
@@ -219,14 +228,14 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
     if state is None:
         first = solve(arrays, _to_internal(arrays, p[0] * arrays.base_mva), _to_internal(arrays, q[0] * arrays.base_mva),
                       init="dc", tolerance_mva=tolerance_mva, max_iteration=max(max_iteration, 20),
-                      solver="numba" if solver == "numba" else "numpy")
+                      solver="auto" if solver == "numba" else "numpy")
         if first.converged:
             slack0 = np.where(arrays.island_slack_col >= 0, np.nan_to_num(first.slack_mw), 0.0) / arrays.base_mva
             state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
         else:  # the first step itself fails: start from the DC point and let the series report it
             state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), arrays.va_init_degree)
     elif (state.vm_pu.shape != (arrays.n_bus,) or state.slack_pu.shape != (arrays.n_island,)
-          or len(state.lu) < int((arrays.island_dim ** 2).sum())):
+          or len(state.lu) < int(dense_lu_sizes(arrays).sum())):
         raise ValueError("state does not belong to these arrays (recompiled net?): start a new one with state=None")
     tol_pu = tolerance_mva / arrays.base_mva
     n_pp, n_br, n_isl = arrays.n_pp_bus, arrays.n_branch, arrays.n_island
@@ -255,6 +264,10 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         norms = np.zeros(n_steps)
         slack = np.empty((n_steps, n_isl))
         flows = [np.empty((n_steps, n_br) if w else (0, n_br), dtype) for w in wanted]
+    sparse = sparse_islands(arrays, sparse_min_dim)
+    if state.sparse is None or not np.array_equal(state.sparse.is_sparse, sparse):
+        state.sparse = analyse(arrays, state.v, sparse) if sparse.any() else empty(arrays)
+        state.have_lu[sparse] = False
     kv = arrays.bus_base_kv
     kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
     kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)
@@ -266,6 +279,6 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         int(max_iteration), float(refactor_ratio), arrays.base_mva, arrays.branch_from, arrays.branch_to,
         arrays.branch_yff, arrays.branch_yft, arrays.branch_ytf, arrays.branch_ytt, kv_f, kv_t,
         arrays.branch_i_rated_from_ka, arrays.branch_i_rated_to_ka, mode, vm_out, va_out, conv, iters,
-        norms, slack, *flows)
+        norms, slack, *flows, tuple(state.sparse))
     flows = [x if w else None for x, w in zip(flows, wanted)]
     return TimeSeriesResult(vm_out, va_out, conv, iters, norms, slack, *flows, int(nfact), state)

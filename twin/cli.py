@@ -226,22 +226,36 @@ def sweep_cmd(
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="address of an existing dask scheduler (default: a LocalCluster)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="LocalCluster worker processes (default: one per core)")] = None,
     top: Annotated[int, typer.Option("--top", help="worst cases to show")] = 15,
+    sample: Annotated[Optional[int], typer.Option("--sample", help="run this many random N-k cases of the --n-1 kinds (all kinds if none) instead of every N-1 case")] = None,
+    k: Annotated[int, typer.Option("--k", help="components out per random case (with --sample)")] = 2,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the random cases (with --sample)")] = 0,
+    workload_seed: Annotated[Optional[int], typer.Option("--workload-seed", help="workload seed of every case (default: the scenario's)")] = None,
+    resume: Annotated[bool, typer.Option("--resume/--restart", help="with --out: skip the cases already recorded there (default) or start over")] = True,
 ) -> None:
-    """Run every case (N-1 contingencies, listed cases) on dask.distributed; rank the worst first."""
+    """Run every case (N-1 contingencies, random N-k cases, listed cases) on dask.distributed; rank the worst first.
+
+    A case that fails is recorded with its reason and the sweep goes on; cases are written to
+    cases.jsonl as they finish, so an interrupted sweep resumes where it stopped when run again with
+    the same --out.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from twin.catalog import new_run_id, twin_home
     from twin.sweep import sweep, write_sweep_report
 
     kinds = [k.strip() for k in n1.split(",")] if n1 else []
-    if not kinds and cases is None:
-        raise InputError("twin sweep", [("", "nothing to sweep: give --n-1 KINDS and/or --cases FILE")])
+    if not kinds and cases is None and not sample:
+        raise InputError("twin sweep", [("", "nothing to sweep: give --n-1 KINDS, --sample N and/or --cases FILE")])
     out = out or twin_home() / new_run_id("sweep")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console) as bar:
         task = bar.add_task(f"sweep {scenario} on {name}", total=None)
         ds, ranking = sweep(name, scenario, n1=kinds, cases_file=cases, at=at, out_dir=out, scheduler=scheduler,
-                            n_workers=workers, progress=lambda d, n: bar.update(task, completed=d, total=n))
+                            n_workers=workers, progress=lambda d, n: bar.update(task, completed=d, total=n),
+                            sample=sample, k=k, seed=seed, workload_seed=workload_seed, resume=resume)
+    n_failed = int(ds.attrs.get("failed", 0))
+    if n_failed:
+        err_console.print(f"{n_failed} of {ds.sizes['case']} cases failed (reasons in {out / 'failures.json'} and the report)")
     table = Table(title=f"Worst cases of {ds.sizes['case']} — {scenario} on {name}")
     for col in ("rank", "case", "unserved MWh", "GPU·h lost", "f min Hz", "RoCoF Hz/s", "max loading %", "t GPU max °C"):
         table.add_column(col, justify="right" if col not in ("case",) else "left")

@@ -1,22 +1,38 @@
-"""Sweeps: many cases of one base scenario (every N-1 contingency, a list of what-ifs) on dask.distributed.
+"""Sweeps: many cases of one base scenario (every N-1 contingency, random N-k samples, a list of
+what-ifs) on dask.distributed.
 
 Cases are independent and seeded by the base scenario, so a sweep gives the same numbers with one
 worker or many. Each case runs the full engine but keeps only its KPIs (computed from the segments in
-memory); the sweep's result is a KPI :class:`xarray.Dataset` with a ``case`` dimension, written as
-netCDF and CSV, and a report ranking the worst cases first.
+memory). A case that fails (an unsupported contingency, a bad input, a worker that dies) is recorded
+with its reason and the sweep goes on: it never aborts on a case.
+
+Results are appended to ``cases.jsonl`` in the output folder as cases finish, so an interrupted sweep
+keeps what it finished; running the same sweep into the same folder again runs only the cases not
+recorded yet (a case counts as recorded when its name and scenario document match). At the end the
+sweep's result is a KPI :class:`xarray.Dataset` with a ``case`` dimension (and ``status``/``error``
+per case), written as netCDF and CSV, the ranking of the finished cases worst first, the failures
+with their reasons (``failures.json``), and on request a report.
 
 By default a :class:`dask.distributed.LocalCluster` is started (one single-threaded worker process per
-core); pass ``scheduler="tcp://host:8786"`` to use an existing cluster (the workers need this package
-and the same site files).
+core, with :data:`WORKER_ENV`); pass ``scheduler="tcp://host:8786"`` to use an existing cluster (the
+workers need this package and the same site files). Workers keep the loaded sites and, per site and
+operating point, the built network and its compilations (:func:`grid_models.cache.share_in_process`)
+from case to case; each case builds a fresh engine state.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import itertools
 import json
+import math
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import xarray as xr
@@ -25,7 +41,8 @@ from sites import load_site
 
 from .scenario import ScenarioError, load_scenario, parse_time_s
 
-__all__ = ["N1_KINDS", "expand_cases", "run_case", "sweep", "kpi_dataset", "rank_cases", "write_sweep_report"]
+__all__ = ["N1_KINDS", "WORKER_ENV", "expand_cases", "sample_cases", "run_case", "dask_client", "run_cases", "sweep",
+           "kpi_dataset", "rank_cases", "read_records", "write_sweep_report"]
 
 #: N-1 kinds → (site list, action).
 N1_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -36,20 +53,21 @@ N1_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "grid-ties": (("grid_ties",), "open"),
 }
 
+#: Environment of LocalCluster worker processes (dask's ``distributed.nanny.pre-spawn-environ``; None
+#: removes a variable). dask sets ``MALLOC_TRIM_THRESHOLD_=65536``, which also turns off glibc's
+#: dynamic mmap threshold: every segment's arrays are then mapped and unmapped afresh (measured: 14 M
+#: page faults and ≈ 50 % more wall time on 100 one-hour cases). Single-threaded BLAS as dask's default.
+WORKER_ENV: dict[str, Any] = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                              "OPENBLAS_NUM_THREADS": 1}
 
-def expand_cases(site, base_doc: dict, n1: list[str] | None = None, at: str | float | None = None,
-                 case_docs: list[dict] | None = None) -> list[tuple[str, dict]]:
-    """(case name, scenario document) for the base case plus every N-1 contingency and listed case.
+#: file of the finished cases, one JSON object per line, appended as they finish
+RECORDS = "cases.jsonl"
 
-    ``at`` is the contingency time (default: 15:00 if within the horizon, else a tenth of it).
-    """
-    horizon = parse_time_s(base_doc["scenario"].get("horizon", "24:00:00"))
-    if at is None:
-        at = "15:00:00" if horizon > 15 * 3600 else horizon / 10.0
-    if parse_time_s(at) >= horizon:
-        raise ScenarioError("sweep", [("at", f"contingency time {at!r} is not before the horizon")])
-    cases = [("base", base_doc)]
-    for kind in n1 or []:
+
+def _components(site, kinds: Iterable[str]) -> list[tuple[str, str]]:
+    """(action, component id) of every contingency of the given N-1 kinds, in site order."""
+    out = []
+    for kind in kinds:
         if kind not in N1_KINDS:
             raise ScenarioError("sweep", [("n-1", f"unknown kind {kind!r}; expected one of {', '.join(N1_KINDS)}")])
         lists, action = N1_KINDS[kind]
@@ -57,9 +75,31 @@ def expand_cases(site, base_doc: dict, n1: list[str] | None = None, at: str | fl
             for comp in getattr(site, lst):
                 if lst == "turbines" and comp.state == "out":
                     continue
-                doc = copy.deepcopy(base_doc)
-                doc.setdefault("events", []).append({"at": at, "do": action, "target": comp.id})
-                cases.append((f"{action} {comp.id}", doc))
+                out.append((action, comp.id))
+    return out
+
+
+def _default_at(base_doc: dict, at):
+    horizon = parse_time_s(base_doc["scenario"].get("horizon", "24:00:00"))
+    if at is None:
+        at = "15:00:00" if horizon > 15 * 3600 else horizon / 10.0
+    if parse_time_s(at) >= horizon:
+        raise ScenarioError("sweep", [("at", f"contingency time {at!r} is not before the horizon")])
+    return at
+
+
+def expand_cases(site, base_doc: dict, n1: list[str] | None = None, at: str | float | None = None,
+                 case_docs: list[dict] | None = None) -> list[tuple[str, dict]]:
+    """(case name, scenario document) for the base case plus every N-1 contingency and listed case.
+
+    ``at`` is the contingency time (default: 15:00 if within the horizon, else a tenth of it).
+    """
+    at = _default_at(base_doc, at)
+    cases = [("base", base_doc)]
+    for action, target in _components(site, n1 or []):
+        doc = copy.deepcopy(base_doc)
+        doc.setdefault("events", []).append({"at": at, "do": action, "target": target})
+        cases.append((f"{action} {target}", doc))
     for i, extra in enumerate(case_docs or []):
         doc = copy.deepcopy(base_doc)
         doc.setdefault("events", []).extend(extra.get("events", []))
@@ -70,111 +110,290 @@ def expand_cases(site, base_doc: dict, n1: list[str] | None = None, at: str | fl
     return cases
 
 
+def sample_cases(site, base_doc: dict, kinds: list[str], k: int, n: int, seed: int = 0,
+                 at: str | float | None = None) -> list[tuple[str, dict]]:
+    """``n`` distinct random N-``k`` contingencies (all of them if there are fewer), seeded.
+
+    Each case takes ``k`` different components of the given N-1 kinds out at ``at``; combinations are
+    drawn with ``numpy.random.default_rng(seed)``, so the same arguments give the same cases. Case
+    names join the events (``"trip a + trip b"``, in site order).
+    """
+    if k < 1:
+        raise ScenarioError("sweep", [("k", f"expected at least 1 component per case, got {k}")])
+    if n < 1:
+        raise ScenarioError("sweep", [("sample", f"expected at least 1 case, got {n}")])
+    at = _default_at(base_doc, at)
+    pool = _components(site, kinds)
+    if len(pool) < k:
+        raise ScenarioError("sweep", [("k", f"{k} components per case, but the kinds give only {len(pool)}")])
+    total = math.comb(len(pool), k)
+    if n >= total:
+        combos = list(itertools.combinations(range(len(pool)), k))
+    else:
+        rng = np.random.default_rng(seed)
+        seen: set[tuple[int, ...]] = set()
+        combos = []
+        while len(combos) < n:
+            c = tuple(sorted(int(x) for x in rng.choice(len(pool), size=k, replace=False)))
+            if c not in seen:
+                seen.add(c)
+                combos.append(c)
+    cases = []
+    for c in combos:
+        doc = copy.deepcopy(base_doc)
+        doc.setdefault("events", []).extend({"at": at, "do": pool[i][0], "target": pool[i][1]} for i in c)
+        cases.append((" + ".join(f"{pool[i][0]} {pool[i][1]}" for i in c), doc))
+    return cases
+
+
+@functools.lru_cache(maxsize=8)
+def _site(site_name: str):
+    """Sites loaded in this (worker) process, kept from case to case."""
+    return load_site(site_name)
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_setup() -> None:
+    """Once per worker process: share built networks and compilations between cases."""
+    from grid_models.cache import share_in_process
+
+    share_in_process(True)
+
+
+def _doc_hash(doc: dict) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
-    """Run one case in memory and return its KPIs (what a dask worker executes)."""
+    """Run one case in memory and return its KPIs (what a dask worker executes); never raises.
+
+    Returns the KPIs plus ``case``, ``status`` (``"done"`` or ``"failed"``), ``error`` (the reason
+    of a failure: exception type and message, e.g. a branch trip that splits an island), ``doc_hash``
+    (identifies the scenario document) and ``wall_s``.
+    """
     from .engine import Engine
     from .kpi import KpiAccumulator
     from .scenario import resolve_events
 
-    site = load_site(site_name)
-    sc = load_scenario(doc, origin=f"case {name!r}")
-    events = resolve_events(sc, site, origin=f"case {name!r}")
     t0 = time.perf_counter()
-    eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
-    kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
-    for seg in eng.segments():
-        kpi.update(seg)
-    out = kpi.result()
+    try:
+        _worker_setup()
+        site = _site(site_name)
+        sc = load_scenario(doc, origin=f"case {name!r}")
+        events = resolve_events(sc, site, origin=f"case {name!r}")
+        eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
+        kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
+        for seg in eng.segments():
+            kpi.update(seg)
+        out = kpi.result(eng.event_log)
+        out.update(status="done", error=None)
+    except Exception as exc:  # recorded, not raised: one case never stops a sweep
+        out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     out["case"] = name
+    out["doc_hash"] = _doc_hash(doc)
     out["wall_s"] = time.perf_counter() - t0
     return out
 
 
+@contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
+    """A dask client: of the cluster at ``scheduler``, or of a LocalCluster started (and stopped) here.
+
+    The LocalCluster has ``n_workers`` (default: one per core) single-threaded worker processes
+    spawned with :data:`WORKER_ENV`.
+    """
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
+    with dask.config.set(env):
+        cluster = LocalCluster(n_workers=n_workers or max(os.cpu_count() or 1, 1), threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def run_cases(client, site_name: str, cases: list[tuple[str, dict]],
+              on_result: Callable[[dict[str, Any]], None]) -> None:
+    """Submit every case to ``client`` and call ``on_result`` with each record as it finishes.
+
+    The one executor of the project's sweeps (CLI and API). A case whose task itself fails (a worker
+    that died, a result that cannot be sent back) is reported as a failed record with the reason.
+    """
+    from dask.distributed import as_completed
+
+    futures = {client.submit(run_case, site_name, name, doc, key=f"case-{_doc_hash(doc)}-{i}", pure=False): (name, doc)
+               for i, (name, doc) in enumerate(cases)}
+    for fut in as_completed(list(futures)):
+        name, doc = futures[fut]
+        try:
+            rec = fut.result()
+        except Exception as exc:  # the task, not the case, failed (e.g. KilledWorker)
+            rec = {"case": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                   "doc_hash": _doc_hash(doc), "wall_s": None}
+        fut.release()
+        on_result(rec)
+
+
+def read_records(out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The cases recorded in ``out_dir/cases.jsonl`` by name (a torn last line is ignored)."""
+    path = Path(out_dir) / RECORDS
+    out: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interruption
+            continue
+        out[rec["case"]] = rec
+    return out
+
+
+_SCALAR = {"unserved_energy_mwh": "MWh", "gpu_hours_lost": "h", "loading_max_pct": "percent", "vm_min_pu": "1",
+           "vm_max_pu": "1", "t_gpu_max_c": "degC", "t_coolant_max_c": "degC", "time_to_gpu_limit_s": "s",
+           "bess_soc_min": "1", "turbine_starts": "1", "fuel_mmbtu": "MMBtu", "turbine_energy_mwh": "MWh",
+           "heat_rate_mmbtu_per_mwh": "MMBtu/MWh", "co2_t": "t", "nox_t": "t", "pue": "1", "relay_trips": "1",
+           "cascade_depth": "1", "tie_limit_violation_mwh": "MWh"}
+_PER_ISLAND = {"f_min_hz": "Hz", "f_max_hz": "Hz", "rocof_max_hz_s": "Hz/s", "rocof_500ms_max_hz_s": "Hz/s"}
+
+
+def _num(x) -> float:
+    return np.nan if x is None else float(x)
+
+
 def kpi_dataset(results: list[dict[str, Any]], islands: list[str]) -> xr.Dataset:
-    """KPIs of many cases as a Dataset with a ``case`` dimension (per-island KPIs gain ``island``)."""
+    """KPIs of many cases as a Dataset with a ``case`` dimension (per-island KPIs gain ``island``).
+
+    Failed cases (``status == "failed"``) have NaN KPIs; ``status`` and ``error`` say what happened.
+    """
     cases = [r["case"] for r in results]
     ds = xr.Dataset(coords={"case": cases, "island": islands})
-    scalar = ["unserved_energy_mwh", "gpu_hours_lost", "loading_max_pct", "vm_min_pu", "vm_max_pu", "t_gpu_max_c",
-              "t_coolant_max_c", "time_to_gpu_limit_s", "bess_soc_min", "turbine_starts", "fuel_mmbtu", "turbine_energy_mwh",
-              "heat_rate_mmbtu_per_mwh", "co2_t", "nox_t", "pue"]
-    units = {"unserved_energy_mwh": "MWh", "gpu_hours_lost": "h", "loading_max_pct": "percent", "vm_min_pu": "1",
-             "vm_max_pu": "1", "t_gpu_max_c": "degC", "t_coolant_max_c": "degC", "time_to_gpu_limit_s": "s",
-             "bess_soc_min": "1", "turbine_starts": "1", "fuel_mmbtu": "MMBtu", "turbine_energy_mwh": "MWh",
-             "heat_rate_mmbtu_per_mwh": "MMBtu/MWh", "co2_t": "t", "nox_t": "t", "pue": "1",
-             "f_min_hz": "Hz", "f_max_hz": "Hz", "rocof_max_hz_s": "Hz/s"}
-    for k in scalar:
-        ds[k] = ("case", np.array([np.nan if r.get(k) is None else float(r[k]) for r in results]), {"units": units[k]})
-    for k in ("f_min_hz", "f_max_hz", "rocof_max_hz_s"):
-        ds[k] = (("case", "island"), np.array([[np.nan if r[k].get(i) is None else r[k][i] for i in islands] for r in results]),
-                 {"units": units[k]})
+    for k, unit in _SCALAR.items():
+        ds[k] = ("case", np.array([_num(r.get(k)) for r in results], dtype=float), {"units": unit})
+    for k, unit in _PER_ISLAND.items():
+        ds[k] = (("case", "island"), np.array([[_num((r.get(k) or {}).get(i)) for i in islands] for r in results],
+                                              dtype=float).reshape(len(results), len(islands)), {"units": unit})
+    ds["status"] = ("case", np.array([r.get("status", "done") for r in results], dtype=str))
+    ds["error"] = ("case", np.array([r.get("error") or "" for r in results], dtype=str))
     return ds
 
 
 def rank_cases(ds: xr.Dataset) -> list[str]:
-    """Cases ordered worst first: unserved energy, then GPU-hours lost, then lowest frequency."""
+    """Finished cases ordered worst first: unserved energy, then GPU-hours lost, then lowest frequency
+    (failed cases have no KPIs to rank: see ``ds.status`` / ``failures.json``)."""
+    done = ds.status.values == "done" if "status" in ds else np.ones(ds.sizes["case"], bool)
     key = list(zip(-ds.unserved_energy_mwh.fillna(0).values, -ds.gpu_hours_lost.fillna(0).values,
                    ds.f_min_hz.min("island").fillna(60).values))
-    order = sorted(range(ds.sizes["case"]), key=lambda i: key[i])
+    order = sorted(np.flatnonzero(done), key=lambda i: key[i])
     return [str(ds.case.values[i]) for i in order]
 
 
 def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = None, cases_file: str | Path | None = None,
           at: str | float | None = None, out_dir: str | Path, scheduler: str | None = None, n_workers: int | None = None,
-          progress: Callable[[int, int], None] | None = None) -> tuple[xr.Dataset, list[str]]:
-    """Run every case on dask.distributed; write ``kpis.nc``, ``kpis.csv``, ``ranking.json`` into ``out_dir``.
+          progress: Callable[[int, int], None] | None = None, sample: int | None = None, k: int = 2,
+          seed: int = 0, workload_seed: int | None = None, resume: bool = True) -> tuple[xr.Dataset, list[str]]:
+    """Run every case on dask.distributed; write ``cases.jsonl`` as they finish, then ``kpis.nc``,
+    ``kpis.csv``, ``ranking.json`` and ``failures.json`` into ``out_dir``.
+
+    Parameters
+    ----------
+    n1 : list of str
+        N-1 kinds (:data:`N1_KINDS`): one case per component; with ``sample`` the pool of the N-k draws.
+    sample, k, seed
+        ``sample`` random N-``k`` cases drawn with ``seed`` (:func:`sample_cases`) instead of the N-1 cases.
+    workload_seed : int, optional
+        Overrides the base scenario's ``workload.seed`` (every case).
+    resume : bool
+        Skip the cases already recorded in ``out_dir`` (same name and scenario document).
+    progress : callable (done, total), optional
+        Called as cases finish (recorded ones count as done).
 
     Returns
     -------
     (Dataset, ranking)
-        The KPI dataset (``case`` dimension) and the case names worst first.
+        The KPI dataset (``case`` dimension, failures included) and the finished cases worst first.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
-
     base_sc = load_scenario(base)
     base_doc = base_sc.model_dump(mode="json")
+    if workload_seed is not None:
+        base_doc.setdefault("workload", {})["seed"] = int(workload_seed)
+        base_sc = load_scenario(base_doc)
     site = load_site(site_name)
     extra = None
     if cases_file is not None:
         from sites.inputs import read_toml
 
         extra = read_toml(Path(cases_file), ScenarioError).get("cases", [])
-    cases = expand_cases(site, base_doc, n1, at, extra)
-    for name, doc in cases:  # validate every case before any work is sent
-        from .scenario import resolve_events
+    if sample:
+        cases = [("base", base_doc)] + sample_cases(site, base_doc, n1 or list(N1_KINDS), k, sample, seed, at)
+        cases += expand_cases(site, base_doc, None, at, extra)[1:]
+    else:
+        cases = expand_cases(site, base_doc, n1, at, extra)
+    names = [n for n, _ in cases]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ScenarioError("sweep", [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
+    from .scenario import resolve_events
 
+    for name, doc in cases:  # validate every case before any work is sent
         resolve_events(load_scenario(doc, origin=f"case {name!r}"), site, origin=f"case {name!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        import os
+    records = read_records(out_dir) if resume else {}
+    if not resume and (out_dir / RECORDS).exists():
+        (out_dir / RECORDS).unlink()
+    results = {n: r for n, r in records.items() if n in dict(cases) and r.get("doc_hash") == _doc_hash(dict(cases)[n])}
+    todo = [(n, d) for n, d in cases if n not in results]
+    done = len(cases) - len(todo)
+    if progress:
+        progress(done, len(cases))
+    if todo:
+        path = out_dir / RECORDS
+        torn = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+        with open(path, "a") as fh, dask_client(scheduler, n_workers) as client:
+            if torn:  # a line cut by an interruption: start the next record on a line of its own
+                fh.write("\n")
+            def record(rec):
+                nonlocal done
+                results[rec["case"]] = rec
+                fh.write(json.dumps(rec, default=_json_default) + "\n")
+                fh.flush()
+                done += 1
+                if progress:
+                    progress(done, len(cases))
 
-        cluster = LocalCluster(n_workers=n_workers or max(os.cpu_count() or 1, 1), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    try:
-        futures = [client.submit(run_case, site.label, name, doc, key=f"case-{i}-{name}", pure=False) for i, (name, doc) in enumerate(cases)]
-        results: dict[str, dict] = {}
-        for done, fut in enumerate(as_completed(futures), start=1):
-            r = fut.result()
-            results[r["case"]] = r
-            if progress:
-                progress(done, len(futures))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            run_cases(client, site.label, todo, record)
     ordered = [results[name] for name, _ in cases]
     ds = kpi_dataset(ordered, [isl.name for isl in site.islands()])
     ds.attrs.update({"site": site.label, "base_scenario": base_sc.scenario.name, "cases": len(cases),
-                     "n-1": ",".join(n1 or []), "contingency_at": str(at)})
+                     "n-1": ",".join(n1 or []), "contingency_at": str(at),
+                     "sample": f"{sample} random N-{k} cases, seed {seed}" if sample else "",
+                     "failed": int((ds.status.values == "failed").sum())})
     ds.to_netcdf(out_dir / "kpis.nc", engine="h5netcdf")
     ds.to_dataframe().reset_index().to_csv(out_dir / "kpis.csv", index=False)
     ranking = rank_cases(ds)
     (out_dir / "ranking.json").write_text(json.dumps(ranking, indent=2))
+    failures = {r["case"]: r["error"] for r in ordered if r.get("status") == "failed"}
+    (out_dir / "failures.json").write_text(json.dumps(failures, indent=2))
     return ds, ranking
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def write_sweep_report(ds: xr.Dataset, ranking: list[str], out_dir: str | Path, top: int = 20) -> Path:
@@ -222,8 +441,14 @@ def write_sweep_report(ds: xr.Dataset, ranking: list[str], out_dir: str | Path, 
         lines.append(f"| {r} | {case} | {float(row.unserved_energy_mwh):.3f} | {float(row.gpu_hours_lost):,.0f} | "
                      f"{float(row.f_min_hz.min()):.3f} | {float(row.rocof_max_hz_s.max()):.3f} | "
                      f"{float(row.loading_max_pct):.1f} | {float(row.t_gpu_max_c):.1f} |")
+    failed = [(str(c), str(e)) for c, st, e in zip(ds.case.values, ds.status.values, ds.error.values)
+              if st == "failed"] if "status" in ds else []
+    if failed:
+        lines += ["", f"## Failed cases ({len(failed)})", "", "These cases have no KPIs; the reason each one stopped:", "",
+                  "| case | reason |", "|---|---|"]
+        lines += [f"| {c} | {e.replace('|', '/')} |" for c, e in failed]
     lines += ["", "![worst cases](figures/worst_cases.png)", "", "![frequency nadirs](figures/frequency_nadir.png)", "",
-              "All KPIs: `kpis.nc` (xarray, `case` dimension) and `kpis.csv`.", ""]
+              "All KPIs: `kpis.nc` (xarray, `case` dimension) and `kpis.csv`; failures with reasons: `failures.json`.", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

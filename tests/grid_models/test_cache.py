@@ -112,3 +112,25 @@ def test_the_number_of_kept_compilations_is_bounded(site, tmp_path, monkeypatch)
         c.compiled(configs[-1])
     again = NetCache("bounded", _never, tmp_path)
     assert len(again._compiled) == 2 and configs[0].key() not in again._compiled
+
+
+def test_caches_of_one_process_share_the_built_net_when_asked(site, tmp_path):
+    from grid_models.cache import share_in_process
+
+    builds = []
+
+    def build():
+        builds.append(1)
+        return build_net(site)
+
+    share_in_process(True)
+    try:
+        first = NetCache("shared", build, tmp_path)
+        second = NetCache("shared", _never, tmp_path)  # same fingerprint: nothing built again
+        assert second.net is first.net and second.tables is first.tables and len(builds) == 1
+        NetCache("other", build, tmp_path)  # another fingerprint has its own entry
+        assert len(builds) == 2
+    finally:
+        share_in_process(False)
+    third = NetCache("shared", _never, tmp_path)  # off again: from the disk, the net not built
+    assert not third.net_built

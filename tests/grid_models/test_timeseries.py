@@ -328,3 +328,13 @@ def test_reused_outputs_equal_fresh_ones(campus):
         buf = res
     other = solve_timeseries(arrays, p[:10], q[:10], state=start.copy(), branch_flows=True, out=buf)
     assert other.vm_pu is not buf.vm_pu and other.i_ka is not None
+
+
+@pytest.mark.parametrize("n_steps", [1, 3, 301])
+def test_bus_injections_kernel_equals_its_numpy_twin(campus, n_steps):
+    """The kernel sums four steps at a time and the rest one by one: every step count gives the twin's sums."""
+    _, arrays = campus
+    prof = campus_profile(arrays, 100, n_steps, seed=5)
+    k, n = bus_injections(arrays, **prof), bus_injections(arrays, kernel=False, **prof)
+    for a, b in zip(k, n):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-9)
