@@ -16,6 +16,7 @@ closed grid tie the tie is the slack. Island losses enter the kernel's power bal
 from __future__ import annotations
 
 import copy as _copy
+from functools import lru_cache
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -445,6 +446,20 @@ class _Buffers:
         return a
 
 
+@lru_cache(maxsize=6)
+def _day_samples(n_s, seed, period_s, u_comm, checkpoint_interval_s, checkpoint_duration_s, inference_share, t0_s,
+                 samples_per_s) -> np.ndarray:
+    """A day of a site's utilisation samples (:func:`twin.workload.utilisation_profile`), kept for the next
+    engine of the same process (sweep cases of one scenario share it; a day at 20 Hz is 7 MB per site)."""
+    from .workload import utilisation_profile
+
+    u = utilisation_profile(n_s, seed, period_s=period_s, u_comm=u_comm, checkpoint_interval_s=checkpoint_interval_s,
+                            checkpoint_duration_s=checkpoint_duration_s, inference_share=inference_share, t0_s=t0_s,
+                            samples_per_s=samples_per_s, keep_samples=True).u_sub
+    u.flags.writeable = False
+    return u
+
+
 class _Workload:
     """Demanded IT power per hall, generated a day at a time (bounded memory for any horizon).
 
@@ -517,8 +532,6 @@ class _Workload:
         return t, [vals.get(h) for h in halls]
 
     def _load_day(self, day: int) -> None:
-        from .workload import utilisation_profile
-
         w = self.w
         steps = self.DAY / self.step_s
         sps = self.n_sub / self.step_s  # samples per second on the sub-step grid
@@ -530,13 +543,10 @@ class _Workload:
         self._u = np.empty((len(self.sites), steps, self.n_sub), dtype=np.float32)
         for k, site in enumerate(self.sites):
             seed = (w.seed * 1_000_003 + sum(map(ord, site)) * 7919 + day) % (2**32)
-            prof = utilisation_profile(
-                n_s, seed, period_s=(0.8 * p, 1.2 * p), u_comm=self.u_comm[k],
-                checkpoint_interval_s=(0.8 * w.checkpoint_interval_s, 1.2 * w.checkpoint_interval_s),
-                checkpoint_duration_s=(0.5 * w.checkpoint_duration_s, 1.5 * w.checkpoint_duration_s) if w.checkpoint_duration_s > 0 else (0.0, 0.0),
-                inference_share=w.inference_share, t0_s=(self.t0_s + day * self.DAY) % self.DAY,
-                samples_per_s=sps, keep_samples=True)
-            self._u[k] = prof.u_sub.reshape(steps, self.n_sub)
+            cd = (0.5 * w.checkpoint_duration_s, 1.5 * w.checkpoint_duration_s) if w.checkpoint_duration_s > 0 else (0.0, 0.0)
+            self._u[k] = _day_samples(n_s, seed, (0.8 * p, 1.2 * p), float(self.u_comm[k]),
+                                      (0.8 * w.checkpoint_interval_s, 1.2 * w.checkpoint_interval_s), cd, w.inference_share,
+                                      (self.t0_s + day * self.DAY) % self.DAY, sps).reshape(steps, self.n_sub)
         self._day = day
 
     def __call__(self, k0: int, n: int) -> np.ndarray:
