@@ -59,7 +59,7 @@ COMMIT_DWELL_S = 300.0
 _STOPPING = -1.0
 
 
-@njit
+@njit(inline="always")
 def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, status_out, events, n_events,
              t_s):  # pragma: no cover - jitted
     """One PMS step: availability, start timers, commitment, set points (``ST_PREF``) and battery schedules.
@@ -195,7 +195,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
     return started, changed
 
 
-@njit
+@njit(inline="always")
 def trim_step(st, i, cap_on_mw, pref_tot_mw, p_min_mw, dt_s, f0_hz):  # pragma: no cover - jitted
     """Isochronous trim of an islanded island: integrate the frequency error into its set points [MW].
 

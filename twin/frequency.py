@@ -55,7 +55,7 @@ D_LOAD_DATACENTRE = 0.0
  ISL_NOUT) = range(9)
 
 
-@njit
+@njit(inline="always")
 def inertial_power_mw(hs_mw_s, dfdt_hz_per_s, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Power released by stored kinetic energy ``H·S`` (rotors, or a grid-forming inverter's virtual
     inertia) while the frequency changes, ``−2·H·S·(df/dt)/f0`` [MW] (linearised swing equation,
@@ -69,7 +69,7 @@ def droop_stiffness_mw_per_hz(p_rated_mw, r, f0_hz=F0_HZ):  # pragma: no cover -
     return p_rated_mw / (r * f0_hz)
 
 
-@njit
+@njit(inline="always")
 def swing_step(df_hz, p_gen_mw, p_load_mw, hs_mw_s, k_mw_per_hz, d_load, f0_hz, dt_s, out):  # pragma: no cover
     """Advance the aggregate swing equation by ``dt_s`` exactly, with inputs held and linear feedback.
 
@@ -137,7 +137,7 @@ def _ideal_output_mw(p_ref_mw, k_mw_per_hz, df_hz, p_av_mw):  # pragma: no cover
     return min(max(p, 0.0), p_av_mw)
 
 
-@njit
+@njit(inline="always")
 def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw, bess, bess_a, it_sub_mw, fixed_mw,
                 loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, events, n_events, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Advance island ``i`` by one step of ``n_sub`` sub-steps of ``h_s``: governors, batteries, swing, relays.

@@ -161,7 +161,7 @@ def _chiller_aggregates(par, st):  # pragma: no cover - jitted
     return agg
 
 
-@njit
+@njit(inline="always")
 def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it_hall):  # pragma: no cover - jitted
     """Each hall's IT on the sub-step grid (:func:`twin.workload.hall_it_substeps`), summed per island;
     ``gfac`` receives each hall's clock factor (thermal throttle × power cap) for the step, ``it_hall``
@@ -187,7 +187,7 @@ def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it
         it_mean_isl[i] += acc / n_sub
 
 
-@njit
+@njit(inline="always")
 def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out):  # pragma: no cover - jitted
     """Halls' GPU and coolant nodes, then each plant's heat rejection, facility water and electric power
     (``qp`` (2, n_plant) and ``th`` (3,) are scratch)."""
@@ -274,7 +274,7 @@ def _same_unit(par, st, a, b):  # pragma: no cover - jitted
     return True
 
 
-@njit
+@njit(inline="always")
 def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # pragma: no cover - jitted
     """Once per step: isochronous trim and UFLS restoration (PMS), then GPU power capping on frequency."""
     secondary = par.ctrl[CT_SECONDARY] > 0.5
@@ -300,7 +300,7 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # prag
                 st.hall[hh, SH_CAP] = gpu_cap_step(st.hall[hh, SH_CAP], F0_HZ + st.isl[i, SI_DF], dt_s=dt_s)
 
 
-@njit
+@njit(inline="always")
 def _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out):  # pragma: no cover - jitted
     """Write step ``k`` of the outputs."""
     n_i = st.isl.shape[0]

@@ -53,7 +53,7 @@ def efficiency_from_rte(rte):  # pragma: no cover - jitted
     return math.sqrt(rte)
 
 
-@njit
+@njit(inline="always")
 def soc_step(soc, p_mw, e_nom_mwh, eta_c, eta_d, dt_s):  # pragma: no cover - jitted
     """State of charge after ``dt_s`` at constant battery power ``p_mw`` (positive = discharging).
 
@@ -77,7 +77,7 @@ def soc_step(soc, p_mw, e_nom_mwh, eta_c, eta_d, dt_s):  # pragma: no cover - ji
     return soc - dt_s / 3600.0 * p_mw * eta_c / e_nom_mwh
 
 
-@njit
+@njit(inline="always")
 def soc_power_limit_mw(soc, soc_min, soc_max, p_rated_mw, discharging, band=SOC_BAND):  # pragma: no cover
     """Available power toward one end of the SoC window, derated to 0 over the last ``band`` [MW].
 
@@ -107,7 +107,7 @@ def soc_power_limit_mw(soc, soc_min, soc_max, p_rated_mw, discharging, band=SOC_
     return p_rated_mw if x >= 1.0 else p_rated_mw * x
 
 
-@njit
+@njit(inline="always")
 def droop_response_mw(df_hz, p_rated_mw, r_b=R_BESS, deadband_hz=DEADBAND_HZ, f0_hz=F0_HZ):  # pragma: no cover
     """Droop frequency response ``−(Δf_e/f0)/R_b·P_rated`` outside a deadband [MW].
 
@@ -172,7 +172,7 @@ def import_cap_schedule_mw(p_load_mw, p_gen_mw, import_cap_mw, p_recharge_mw):  
     return -(room if room < p_recharge_mw else p_recharge_mw)
 
 
-@njit
+@njit(inline="always")
 def bess_power_mw(p_sched_mw, df_hz, soc, p_rated_mw, soc_min, soc_max, r_b, deadband_hz, i_max_pu,
                   f0_hz):  # pragma: no cover - jitted
     """Commanded BESS power: schedule + droop, within SoC and current limits [MW].
@@ -212,7 +212,7 @@ def bess_power_mw(p_sched_mw, df_hz, soc, p_rated_mw, soc_min, soc_max, r_b, dea
     return p
 
 
-@njit
+@njit(inline="always")
 def bess_substep_mw(p_mw, p_sched_mw, df_hz, soc, row, derate, decay, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Battery power at the end of one sub-step [MW] (a yard's parameter ``row``, twin.plant ``BE_*``).
 

@@ -196,7 +196,7 @@ def ggov1_init(x, par, p_pu):  # pragma: no cover - jitted
     x[GX_PMECH] = p_pu
 
 
-@njit
+@njit(inline="always")
 def ggov1_step(x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu=-1.0):  # pragma: no cover - jitted
     """Advance the reduced GGOV1 governor-turbine by one internal sub-step ``h_s``; return Pmech [pu].
 
@@ -305,7 +305,7 @@ def governor_init(kind, x, par, p_pu):  # pragma: no cover - jitted
         x[GX_PMECH] = p_pu
 
 
-@njit
+@njit(inline="always")
 def governor_step(kind, x, par, p_set_pu, pe_pu, dw_pu, h_s, ldref_pu):  # pragma: no cover - jitted
     """Advance a lagged governor (GGOV1 or TGOV1) by one sub-step; return Pmech [pu of its MW base].
 
