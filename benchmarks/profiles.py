@@ -20,11 +20,11 @@ CAMPUS = "memphis"
 
 
 def campus_net(name: str = CAMPUS):
-    """The pandapower net of a reference site (``grid_models.build_net(sites.load_site(name))``)."""
-    from grid_models import build_net
+    """The pandapower net of a reference site (``twin.operating_point.nominal_net(sites.load_site(name))``)."""
+    from twin.operating_point import nominal_net
     from sites import load_site
 
-    return build_net(load_site(name))
+    return nominal_net(load_site(name))
 
 
 def campus_profile(arrays: GridArrays, start: int, n_steps: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -22,17 +22,16 @@ if TYPE_CHECKING:  # pandapower is imported when a net is built (its import alon
 __all__ = ["build_net"]
 
 
-def build_net(site, op=None, t_amb_c: float | None = None) -> "pp.pandapowerNet":
+def build_net(site, op) -> "pp.pandapowerNet":
     """Build the pandapower network of a site at an operating point.
 
     Parameters
     ----------
     site : sites.Site
         A loaded site or campus (``sites.load_site``).
-    op : twin.operating_point.OperatingPoint, optional
-        Injections to set; default: ``twin.operating_point.nominal_operating_point(site, t_amb_c)``.
-    t_amb_c : float, optional
-        Ambient temperature [°C] for the default operating point (default: the site's design day).
+    op : twin.operating_point.OperatingPoint
+        The injections to set (for instance ``twin.operating_point.nominal_operating_point(site)``, or the
+        engine's own starting point; ``twin.operating_point.nominal_net`` does both).
 
     Returns
     -------
@@ -41,10 +40,6 @@ def build_net(site, op=None, t_amb_c: float | None = None) -> "pp.pandapowerNet"
     """
     import pandapower as pp
 
-    if op is None:
-        from twin.operating_point import nominal_operating_point
-
-        op = nominal_operating_point(site, t_amb_c)
     net = pp.create_empty_network(name=site.label, f_hz=60.0)
     islands = site.islands()
     island_of = {b: isl for isl in islands for b in isl.buses}

@@ -17,7 +17,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .build import build_net  # noqa: E402
 from .reference import runpp_by_island  # noqa: E402
 
 __all__ = ["draw_one_line"]
@@ -58,7 +57,7 @@ def _layout(net) -> dict[int, tuple[float, float]]:
     return pos
 
 
-def draw_one_line(site, out: str | Path, net=None) -> Path:
+def draw_one_line(site, out: str | Path, net) -> Path:
     """Draw the one-line diagram of ``site`` (solved at its nominal point) to a PNG.
 
     Parameters
@@ -67,16 +66,14 @@ def draw_one_line(site, out: str | Path, net=None) -> Path:
         The site or campus.
     out : str or Path
         PNG file to write.
-    net : pandapowerNet, optional
-        A net already built (and solved) for the site; built and solved here if not given.
+    net : pandapowerNet
+        The site's net (``grid_models.build_net``), solved here if it has no results yet.
 
     Returns
     -------
     Path
         The file written.
     """
-    if net is None:
-        net = build_net(site)
     if not len(net.res_bus) or net.res_bus.vm_pu.isna().all():
         runpp_by_island(net)
     pos = _layout(net)

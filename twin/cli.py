@@ -151,9 +151,9 @@ def export_net_cmd(
     """Write the pandapower network at the nominal operating point (load it with pandapower.from_json)."""
     import pandapower as pp
 
-    from grid_models import build_net
+    from twin.operating_point import nominal_net
 
-    net = build_net(load_site(name), t_amb_c=t_amb_c)
+    net = nominal_net(load_site(name), t_amb_c)
     out.parent.mkdir(parents=True, exist_ok=True)
     pp.to_json(net, str(out))
     console.print(f"wrote {out} ({len(net.bus)} buses, {len(net.line) + len(net.trafo)} branches, {len(net.gen)} units, {len(net.load)} loads)")
@@ -290,8 +290,10 @@ def diagram_cmd(
 ) -> None:
     """Draw a one-line diagram of the network, with load-flow results at the nominal point."""
     from grid_models.diagram import draw_one_line
+    from twin.operating_point import nominal_net
 
-    path = draw_one_line(load_site(name), out)
+    site = load_site(name)
+    path = draw_one_line(site, out, nominal_net(site))
     console.print(f"wrote {path}")
 
 

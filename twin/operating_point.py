@@ -26,7 +26,7 @@ from sites.curves import chiller_curves
 from .cooling import chiller_capacity_mw, cooling_plant_power_mw
 from .turbines import derate_factor
 
-__all__ = ["NOMINAL_GPU_POWER_FRAC", "IslandSummary", "OperatingPoint", "nominal_operating_point", "hall_it_mw"]
+__all__ = ["NOMINAL_GPU_POWER_FRAC", "IslandSummary", "OperatingPoint", "nominal_operating_point", "nominal_net", "hall_it_mw"]
 
 #: Nominal GPU power as a fraction of TDP (Meta provisions 960 W of 1,200 W; docs/physics.md §1 [P6]).
 NOMINAL_GPU_POWER_FRAC = 0.8
@@ -176,3 +176,10 @@ def nominal_operating_point(site, t_amb_c: float | None = None, gpu_power_frac: 
             )
         )
     return op
+
+
+def nominal_net(site, t_amb_c: float | None = None):
+    """The pandapower net of ``site`` at its nominal operating point (:func:`nominal_operating_point`)."""
+    from grid_models.build import build_net
+
+    return build_net(site, nominal_operating_point(site, t_amb_c))

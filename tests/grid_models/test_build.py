@@ -8,7 +8,7 @@ import numpy as np
 import pandapower as pp
 import pytest
 
-from grid_models import build_net
+from twin.operating_point import nominal_net
 from grid_models.reference import island_buses, runpp_by_island
 from sites import list_sites, load_site
 
@@ -19,7 +19,7 @@ NAMES = list_sites()
 @pytest.fixture(scope="module", params=NAMES)
 def solved(request):
     site = load_site(request.param)
-    net = build_net(site)
+    net = nominal_net(site)
     runpp_by_island(net)
     return site, net
 
@@ -84,7 +84,7 @@ def test_export_round_trip(tmp_path):
     result = CliRunner().invoke(app, ["export-net", "memphis", "--out", str(out)])
     assert result.exit_code == 0, result.output
     net = pp.from_json(str(out))
-    ref = build_net(load_site("memphis"))
+    ref = nominal_net(load_site("memphis"))
     assert len(net.bus) == len(ref.bus) and list(net.gen.name) == list(ref.gen.name)
     runpp_by_island(net)
     runpp_by_island(ref)
@@ -93,7 +93,7 @@ def test_export_round_trip(tmp_path):
 
 def test_grid_tied_turbines_hold_set_points():
     """With a grid tie, the ext_grid is the only slack: turbines produce exactly their set points."""
-    net = build_net(load_site("colossus1"))
+    net = nominal_net(load_site("colossus1"))
     runpp_by_island(net)
     on = net.gen.in_service & (net.gen.kind == "turbine")
     np.testing.assert_allclose(net.res_gen.p_mw[on], net.gen.p_mw[on], atol=1e-9)
@@ -103,6 +103,7 @@ def test_grid_tied_turbines_hold_set_points():
 def test_diagram(tmp_path):
     from grid_models.diagram import draw_one_line
 
-    out = draw_one_line(load_site("colossus2"), tmp_path / "c2.png")
+    site = load_site("colossus2")
+    out = draw_one_line(site, tmp_path / "c2.png", nominal_net(site))
     assert out.stat().st_size > 20_000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from grid_models.build import build_net
+from twin.operating_point import nominal_net
 from grid_models.cache import NetCache, NetConfig, NetTables
 from grid_models.compile import compile_net
 from sites import load_site
@@ -29,7 +29,7 @@ def _config(t: NetTables, online: np.ndarray) -> NetConfig:
 
 
 def test_a_second_cache_loads_tables_and_compilations_without_building(site, tmp_path):
-    first = NetCache("colossus1-test", lambda: build_net(site), tmp_path)
+    first = NetCache("colossus1-test", lambda: nominal_net(site), tmp_path)
     assert first.net_built and first.path.exists()
     t = first.tables
     online = t.gen_in_service.copy()
@@ -51,7 +51,7 @@ def test_a_second_cache_loads_tables_and_compilations_without_building(site, tmp
     assert second.hits == 2 and second.misses == 0 and not second.net_built
 
     # the cached compilation is what compile_net gives on a fresh net in that configuration
-    net = build_net(site)
+    net = nominal_net(site)
     _config(t, online2).apply(net)
     fresh = compile_net(net, distributed_slack=True)
     np.testing.assert_array_equal(second.compiled(_config(t, online2)).bus_vm_col, fresh.bus_vm_col)
@@ -59,18 +59,18 @@ def test_a_second_cache_loads_tables_and_compilations_without_building(site, tmp
 
 
 def test_other_inputs_other_entry_and_damaged_files_are_rebuilt(site, tmp_path):
-    a = NetCache("one", lambda: build_net(site), tmp_path)
-    b = NetCache("two", lambda: build_net(site), tmp_path)
+    a = NetCache("one", lambda: nominal_net(site), tmp_path)
+    b = NetCache("two", lambda: nominal_net(site), tmp_path)
     assert a.path != b.path
     a.path.write_bytes(b"not a pickle")
-    c = NetCache("one", lambda: build_net(site), tmp_path)
+    c = NetCache("one", lambda: nominal_net(site), tmp_path)
     assert c.net_built and c.tables is not None  # rebuilt, and the file rewritten
     NetCache("one", _never, tmp_path)
 
 
 def test_cache_off_keeps_nothing_on_disk(site, tmp_path, monkeypatch):
     monkeypatch.setenv("TWIN_CACHE_DIR", "off")
-    c = NetCache("x", lambda: build_net(site))
+    c = NetCache("x", lambda: nominal_net(site))
     assert c.path is None and c.net_built
     assert not any(tmp_path.iterdir())
 
@@ -102,7 +102,7 @@ def test_the_number_of_kept_compilations_is_bounded(site, tmp_path, monkeypatch)
     import grid_models.cache as gc
 
     monkeypatch.setattr(gc, "MAX_COMPILED", 2)
-    c = NetCache("bounded", lambda: build_net(site), tmp_path)
+    c = NetCache("bounded", lambda: nominal_net(site), tmp_path)
     t = c.tables
     configs = []
     for k in range(3):
@@ -121,7 +121,7 @@ def test_caches_of_one_process_share_the_built_net_when_asked(site, tmp_path):
 
     def build():
         builds.append(1)
-        return build_net(site)
+        return nominal_net(site)
 
     share_in_process(True)
     try:

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from grid_models import build_net
+from twin.operating_point import nominal_net
 from grid_models.compile import compile_net
 from grid_models.powerflow import runpf
 from grid_models.reference import runpp_by_island
@@ -33,7 +33,7 @@ def test_detailed_colossus2_has_feeders_rmus_and_unit_substations():
 
 
 def test_detailed_campus_load_flow_matches_runpp_and_goes_sparse():
-    net = build_net(load_site("memphis:detailed"))
+    net = nominal_net(load_site("memphis:detailed"))
     assert len(net.bus) > 250
     ref = copy.deepcopy(net)
     runpp_by_island(ref)

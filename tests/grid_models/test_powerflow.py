@@ -116,10 +116,10 @@ def pandapower_case(name: str) -> pp.pandapowerNet:
 
 @functools.lru_cache(maxsize=None)
 def _built_site(name: str):
-    from grid_models import build_net
+    from twin.operating_point import nominal_net
     from sites import load_site
 
-    net = build_net(load_site(name))
+    net = nominal_net(load_site(name))
     ref = copy.deepcopy(net)
     runpp_by_island(ref)
     return net, ref
