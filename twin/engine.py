@@ -719,7 +719,12 @@ class _Network:
         if n_parts > len(before):
             flags[rows] = old
             self.config.apply(net)
-            raise NotImplementedError(f"{kind} {name!r}: splitting an island into two is not supported yet")
+            from .scenario import ScenarioError
+
+            raise ScenarioError(self.eng.sc.scenario.name, [(
+                f"events (target {name})",
+                f"taking {kind[:-1]} {name!r} out of service splits an island into two, which the engine cannot simulate "
+                "yet; expected a branch whose outage keeps every island connected")])
         self._compile(self.eng.s_turb[:, ST_STATUS])
 
     # -------------------------------------------------------------- the load-flow pass

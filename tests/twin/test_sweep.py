@@ -34,7 +34,7 @@ def test_a_failing_case_is_a_record_not_an_exception():
     doc["events"] = [{"at": "00:01:00", "do": "trip", "target": SPLIT}]
     rec = run_case("memphis", "split", doc)
     assert rec["status"] == "failed" and rec["case"] == "split"
-    assert "NotImplementedError" in rec["error"] and SPLIT in rec["error"]
+    assert "ScenarioError" in rec["error"] and SPLIT in rec["error"] and "splits an island" in rec["error"]
     ok = run_case("memphis", "base", copy.deepcopy(BASE))
     assert ok["status"] == "done" and ok["error"] is None and ok["unserved_energy_mwh"] is not None
 
@@ -61,9 +61,9 @@ def test_sweep_goes_on_after_a_failed_case_and_records_it(finished):
     assert "split" not in ranking and sorted(ranking) == sorted(n for n in names if n != "split")
     assert ranking == rank_cases(ds)
     failures = json.loads((run / "failures.json").read_text())
-    assert list(failures) == ["split"] and "splitting an island" in failures["split"]
+    assert list(failures) == ["split"] and "splits an island" in failures["split"]
     csv = pd.read_csv(run / "kpis.csv")
-    assert (csv[csv.case == "split"].error.str.contains("NotImplementedError")).all()
+    assert (csv[csv.case == "split"].error.str.contains("ScenarioError")).all()
     assert len(read_records(run)) == 5  # every case written as it finished
     assert seen[0] == (0, 5) and seen[-1] == (5, 5)
     report = write_sweep_report(ds, ranking, run).read_text()
