@@ -144,9 +144,11 @@ class Broadcaster:
 
 async def run_events(get_record: Callable, run_id: str, poll_s: float, read,
                      stopping: Callable[[], bool] = lambda: False) -> AsyncIterator[bytes]:
-    """The events of one run: ``progress`` whenever its status or progress changes, ``scenario-event`` as
-    the simulated time passes each scheduled event, and ``end`` once it is finished (then the stream ends;
-    it also ends, without ``end``, when ``stopping()`` turns true: the server is stopping).
+    """The events of one run: ``progress`` whenever its status or progress changes, ``event`` for each entry
+    of its sequence of events as the engine logs it (scenario events, relay trips, PMS actions: the rows
+    of the run's ``events.csv``, which the runner appends segment by segment), and ``end`` once it is
+    finished (then the stream ends; it also ends, without ``end``, when ``stopping()`` turns true: the
+    server is stopping).
 
     ``get_record`` is called through ``read`` (a coroutine running it off the event loop).
     """
@@ -163,11 +165,10 @@ async def run_events(get_record: Callable, run_id: str, poll_s: float, read,
             return
         doc = {"id": rec.id, "status": rec.status, "progress_pct": round(100.0 * (rec.progress or 0.0), 3),
                "eta_s": rec.eta_s, "error": rec.error}
-        horizon_s, events = _scheduled(rec.scenario_doc)
-        reached = (rec.progress or 0.0) * horizon_s if rec.status != "done" else float("inf")
-        while sent_events < len(events) and events[sent_events]["at_s"] <= reached:
+        events = await read(_logged_events, rec.store)
+        while sent_events < len(events):
             seq += 1
-            yield sse_frame("scenario-event", json.dumps(events[sent_events]), seq)
+            yield sse_frame("event", json.dumps(events[sent_events]), seq)
             sent_events += 1
         if doc != last:
             seq += 1
@@ -183,14 +184,28 @@ async def run_events(get_record: Callable, run_id: str, poll_s: float, read,
         await asyncio.sleep(poll_s)
 
 
-def _scheduled(doc: dict) -> tuple[float, list[dict]]:
-    """(horizon [s], the scenario's events sorted by time) of a stored scenario document."""
-    from twin.scenario import parse_time_s
+def _logged_events(store: str | None) -> list[dict]:
+    """The complete rows of a run's ``events.csv`` so far (a line still being written is left for later)."""
+    import csv
+    import io
+    from pathlib import Path
 
+    from twin.report import EVENTS_FILE
+
+    if not store:
+        return []
     try:
-        horizon = parse_time_s(doc["scenario"]["horizon"])
-        events = sorted(({"at_s": parse_time_s(e["at"]), "do": e["do"], "target": e["target"]} for e in doc.get("events", [])),
-                        key=lambda e: e["at_s"])
-    except (KeyError, TypeError, ValueError):
-        return 1.0, []
-    return horizon, events
+        text = (Path(store) / EVENTS_FILE).read_text()
+    except OSError:
+        return []
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out = []
+    for r in rows:
+        try:
+            value = float(r["value"]) if r.get("value") not in ("", None) else None
+            out.append({**r, "t_s": float(r["t_s"]), "value": value})
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out

@@ -113,11 +113,14 @@ def run(
         kpi = KpiAccumulator(engine.plant, sc.scenario.step_s, t_ref_s=first_event, site=site_obj)
         n_total = sc.n_steps
         last_update = 0.0
+        _write_events(run_dir, [])
+        n_logged = 0
         for seg in engine.segments():
             if cancel is not None and cancel.is_set():
                 raise RunCancelled("cancelled on request")
             recorder.append(seg)
             kpi.update(seg)
+            n_logged = _append_events(run_dir, engine.event_log, n_logged)  # readable (and streamed) as the run goes
             done = recorder.n_steps / n_total
             elapsed = time.perf_counter() - t_wall
             eta = elapsed * (1 - done) / done if done > 0 else None
@@ -149,6 +152,9 @@ def run(
         raise
 
 
+_EVENT_FIELDS = ["t_s", "source", "kind", "component", "island", "value", "unit", "message"]
+
+
 def _write_events(run_dir: Path, events: list[dict[str, Any]]) -> None:
     """The sequence of events as CSV (time from the start [s], source, kind, component, island, value, unit, message)."""
     import csv
@@ -156,12 +162,24 @@ def _write_events(run_dir: Path, events: list[dict[str, Any]]) -> None:
     from .report import EVENTS_FILE
 
     tmp = run_dir / (EVENTS_FILE + ".tmp")
-    fields = ["t_s", "source", "kind", "component", "island", "value", "unit", "message"]
     with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
+        w = csv.DictWriter(fh, fieldnames=_EVENT_FIELDS)
         w.writeheader()
         w.writerows(sorted(events, key=lambda e: e["t_s"]))
     tmp.replace(run_dir / EVENTS_FILE)
+
+
+def _append_events(run_dir: Path, events: list[dict[str, Any]], n_done: int) -> int:
+    """Append the events logged since ``n_done`` to ``events.csv`` (a segment's, in time order); return the count."""
+    import csv
+
+    from .report import EVENTS_FILE
+
+    new = events[n_done:]
+    if new:
+        with open(run_dir / EVENTS_FILE, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=_EVENT_FIELDS).writerows(sorted(new, key=lambda e: e["t_s"]))
+    return len(events)
 
 
 def _write_status(run_dir: Path, status: str, reason: str | None = None, tb: str | None = None) -> None:

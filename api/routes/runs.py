@@ -161,8 +161,9 @@ def read_series(
 
 @router.get("/{run_id}/stream", response_class=StreamingResponse,
             responses={200: {"description": "server-sent events: `progress` (status, progress_pct, eta_s, error) on every change, "
-                                            "`scenario-event` as the simulated time passes each scheduled event, `end` once finished",
-                             "content": event_schema(["progress", "scenario-event", "end"], "a progress document or a scheduled event")},
+                                            "`event` for each entry of the run's sequence of events as the engine logs it (as in "
+                                            "GET /runs/{id}/events), `end` once finished",
+                             "content": event_schema(["progress", "event", "end"], "a progress document or an entry of the sequence of events")},
                        503: {"model": Problem, "description": "too many streams are open"}})
 async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> StreamingResponse:
     """A run's progress as it happens (server-sent events); the stream ends when the run does."""

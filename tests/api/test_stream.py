@@ -97,8 +97,10 @@ def test_run_progress_stream(base):
     assert kinds[0] == "progress" and kinds[-1] == "end" and kinds.count("end") == 1
     progress = [json.loads(e["data"])["progress_pct"] for e in events if e["event"] == "progress"]
     assert progress == sorted(progress) and progress[-1] == 100.0
-    trip = [json.loads(e["data"]) for e in events if e["event"] == "scenario-event"]
-    assert trip == [{"at_s": 120.0, "do": "trip", "target": "southaven/titan350-01"}]
+    logged = [json.loads(e["data"]) for e in events if e["event"] == "event"]
+    trip = [e for e in logged if e["source"] == "scenario"]
+    assert [(e["t_s"], e["kind"], e["component"]) for e in trip] == [(120.0, "trip", "southaven/titan350-01")]
+    assert [e["t_s"] for e in logged] == sorted(e["t_s"] for e in logged)  # the sequence of events, in order
     assert json.loads(events[-1]["data"])["status"] == "done"
     ids = [int(e["id"]) for e in events]
     assert ids == list(range(1, len(ids) + 1))
