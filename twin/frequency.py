@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ._jit import njit
 from .plant import (
-    BE_DEADBAND_HZ, BE_DROOP, BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_GFM, BE_H_V_S, BE_ISLAND, BE_P_MW, BE_SOC_MAX, BE_SOC_MIN,
+    BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_GFM, BE_H_V_S, BE_P_MW,
     CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_UFLS, CT_UFLS_DELAY_S, TU_GOV, TU_H_S, TU_ISLAND, TU_P_ISO_MW, TU_S_MVA,
 )
-from .protection import BLACKOUT_HZ, UFLS_HZ, UFLS_RELIEF, rocof_window_hz_per_s, ufls_shed_fraction, ufls_step
+from .protection import (
+    BLACKOUT_HZ, UFLS_HZ, UFLS_RELIEF, island_shed_fraction, rocof_window_hz_per_s, ufls_shed_fraction, ufls_step,
+)
 from .state import (
     EV_BLACKOUT, EV_UFLS_TRIP, log_event,
     RING_N, SB_DERATE, SB_OK, SB_P, SB_SOC, SI_BLACKOUT, SI_DF, SI_RESTORE, SI_RING, SI_STAGE, SI_TIED, ST_PM,
@@ -204,7 +204,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     df = st.isl[i, SI_DF]
     stage = int(st.isl[i, SI_STAGE])
     dark = st.isl[i, SI_BLACKOUT] > 0.5
-    shed = 1.0 if dark else ufls_shed_fraction(stage, UFLS_RELIEF)
+    shed = island_shed_fraction(stage, dark)
     f_min = f0_hz + df
     f_max = f_min
     r_short = 0.0

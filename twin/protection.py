@@ -18,7 +18,7 @@ from ._jit import njit
 __all__ = [
     "UFLS_HZ", "UFLS_RELIEF", "UFLS_DELAY_S", "BLACKOUT_HZ", "RESTORE_HZ", "RESTORE_S", "ROCOF_SHORT_S", "ROCOF_LONG_S",
     "CAP_ON_HZ", "CAP_OFF_HZ", "CAP_DOWN_PER_S", "CAP_UP_PER_S", "CAP_MIN",
-    "ufls_step", "ufls_shed_fraction", "ufls_restore_step", "rocof_window_hz_per_s", "gpu_cap_step",
+    "ufls_step", "ufls_shed_fraction", "island_shed_fraction", "ufls_restore_step", "rocof_window_hz_per_s", "gpu_cap_step",
 ]
 
 #: ERCOT UFLS set points [Hz], docs/physics.md §4 [P39] [S].
@@ -98,6 +98,13 @@ def ufls_shed_fraction(stage, relief):  # pragma: no cover - jitted
     if stage <= 0:
         return 0.0
     return relief[stage - 1]
+
+
+@njit
+def island_shed_fraction(stage, dark, relief=UFLS_RELIEF):  # pragma: no cover - jitted
+    """Fraction of an island's IT load not served: all of it while the island is dark (blacked out), else
+    what its tripped UFLS stages shed (:func:`ufls_shed_fraction`) [-]."""
+    return 1.0 if dark else ufls_shed_fraction(stage, relief)
 
 
 @njit

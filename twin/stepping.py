@@ -39,7 +39,7 @@ from .plant import (
     HA_G_JC_MW_PER_K, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_IDLE_MW, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_T_SHUT_C,
     HA_T_SLOW_C, HA_TDP_KW, HA_UA_CDU_MW_PER_K, PL_C_FWS_MJ_PER_K, PL_FAN_FRAC, PL_PUMP_FRAC, PL_T_CHW_C, TU_ISLAND, TU_ONLINE0,
 )
-from .protection import UFLS_RELIEF, gpu_cap_step, ufls_restore_step, ufls_shed_fraction
+from .protection import UFLS_RELIEF, gpu_cap_step, island_shed_fraction, ufls_restore_step
 from .state import (
     EV_UFLS_RESTORE, log_event,
     SB_DERATE, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
@@ -72,7 +72,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
     b_list, b_lo, b_a = _battery_lists(par, n_i, h, dt_s)
     it_sub, it_isl = np.zeros((n_h, n_sub)), np.zeros((n_i, n_sub))
     keep, isl_out, gfac, it_hall = np.ones((n_i, n_sub)), np.zeros((n_i, ISL_NOUT)), np.zeros(n_h), np.zeros((n_h, 3))
-    fixed, load_est, it_mean_isl, shed_mw = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
+    fixed, load_est, it_mean_isl, shed_mw, shed0 = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
     units, counts, lo, rep = np.zeros(n_t, np.int64), np.zeros(n_t), np.zeros(n_i + 1, np.int64), np.zeros(n_t, np.int64)
     chill = _chiller_aggregates(par, st)  # chiller availability changes only at events, between segments
     regroup = True
@@ -80,7 +80,9 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         ta = inp.t_amb[k]
         # 1. workload on the sub-step grid; 2. thermal and cooling (on the IT served at the step's start)
         _workload_stage(k, par, st, inp.demand, h, it_sub, it_isl, it_mean_isl, gfac, it_hall)
-        _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, chill, qp, th, out)
+        for i in range(n_i):
+            shed0[i] = island_shed_fraction(int(st.isl[i, SI_STAGE]), st.isl[i, SI_BLACKOUT] > 0.5)
+        _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, shed0, chill, qp, th, out)
         # 3. dispatch on the island loads as they stand
         for i in range(n_i):
             dark = st.isl[i, SI_BLACKOUT] > 0.5
@@ -91,9 +93,8 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
                 if st.isl[i, SI_BLACKOUT] < 0.5:
                     fixed[i] += st.plant[p, SP_P_COOL_MW] * chill[p, 3 + i]
         for i in range(n_i):
-            shed0 = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
-            load_est[i] = it_mean_isl[i] * (1.0 - shed0) + fixed[i]
-            shed_mw[i] = it_mean_isl[i] * shed0
+            load_est[i] = it_mean_isl[i] * (1.0 - shed0[i]) + fixed[i]
+            shed_mw[i] = it_mean_isl[i] * shed0[i]
         started, changed = pms_step(par, st, ta, load_est, shed_mw, dt_s, p_av, sched, work, tmp3, out.events, out.n_events,
                                     k * dt_s)
         out.starts[k] = started
@@ -188,9 +189,10 @@ def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it
 
 
 @njit(inline="always")
-def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out):  # pragma: no cover - jitted
-    """Halls' GPU and coolant nodes, then each plant's heat rejection, facility water and electric power
-    (``qp`` (2, n_plant) and ``th`` (3,) are scratch)."""
+def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, shed, chill, qp, th, out):  # pragma: no cover - jitted
+    """Halls' GPU and coolant nodes, then each plant's heat rejection, facility water and electric power, on the IT
+    each island serves at the step's start (``shed``: its unserved fraction; ``qp`` (2, n_plant) and ``th`` (3,) are
+    scratch)."""
     n_p = par.plant.shape[0]
     q_in, it_plant = qp[0], qp[1]
     q_in[:] = 0.0
@@ -198,8 +200,7 @@ def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out)
     for hh in range(par.hall.shape[0]):
         row = par.hall[hh]
         i, pl = int(row[HA_ISLAND]), int(row[HA_PLANT])
-        shed = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
-        p_it = it_hall[hh, 0] * (1.0 - shed)
+        p_it = it_hall[hh, 0] * (1.0 - shed[i])
         p_gpu, q_liq, q_air = gpu_heat_split_mw(p_it, row[HA_P_STATIC_MW], row[HA_LIQUID_FRAC])
         hall_thermal_step(st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS], st.plant[pl, SP_TFWS], p_gpu, q_liq, row[HA_G_JC_MW_PER_K],
                           row[HA_C_GPU_MJ_PER_K], row[HA_UA_CDU_MW_PER_K], row[HA_C_TCS_MJ_PER_K], dt_s, th)
@@ -223,8 +224,7 @@ def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, chill, qp, th, out)
     for hh in range(par.hall.shape[0]):
         pl = int(par.hall[hh, HA_PLANT])
         i = int(par.hall[hh, HA_ISLAND])
-        shed = 1.0 if st.isl[i, SI_BLACKOUT] > 0.5 else ufls_shed_fraction(int(st.isl[i, SI_STAGE]), UFLS_RELIEF)
-        share = it_hall[hh, 0] * (1.0 - shed) / it_plant[pl] if it_plant[pl] > 0.0 else 0.0
+        share = it_hall[hh, 0] * (1.0 - shed[i]) / it_plant[pl] if it_plant[pl] > 0.0 else 0.0
         out.p_cool[k, hh] = st.plant[pl, SP_P_COOL_MW] * share
 
 
