@@ -171,9 +171,9 @@ class Engine:
                           curves=p.curves, curve_ranges=p.curve_ranges, ctrl=_controls(scenario))
         self._network = _Network(self, self._net_cache)
         self.st.isl[:, SI_LOSS] = self._network.initial_losses()
-        self._start_in_balance(h_sub)
+        self._start_in_balance()
 
-    def _start_in_balance(self, h_sub: float) -> None:
+    def _start_in_balance(self) -> None:
         """Islanded islands start in balance: their online units also carry the island's losses (shared as
         the operating point shares the load), with their governors in steady state there."""
         p, st = self.plant, self.st
@@ -328,12 +328,8 @@ class Engine:
             demand[:, :, h] = v
         n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
         buf = self.buffers
-        shapes = (("p_it_mw", n_h), ("p_it_min_mw", n_h), ("p_it_max_mw", n_h), ("p_cooling_mw", n_h), ("t_gpu_c", n_h),
-                  ("t_coolant_c", n_h), ("throttle", n_h), ("p_shed_mw", n_h), ("p_mech_mw", n_t), ("p_bess_mw", n_b),
-                  ("soc_bess", n_b), ("f_hz", n_i), ("f_min_hz", n_i), ("f_max_hz", n_i), ("rocof_hz_s", n_i),
-                  ("rocof_long_hz_s", n_i), ("p_kinetic_mw", n_i), ("p_unserved_mw", n_i), ("p_other_mw", n_i),
-                  ("p_load_island_mw", n_i), ("p_import_mw", n_i), ("turbine_starts", None), ("turbine_status", n_t))
-        o = Outputs(*(buf.get(name, (n,) if m is None else (n, m)) for name, m in shapes),
+        width = {"hall": n_h, "turbine": n_t, "bess": n_b, "island": n_i}
+        o = Outputs(*(buf.get(name, (n,) if dim is None else (n, width[dim])) for name, dim in _OUTPUTS),
                     events=buf.get("events", (MAX_SEGMENT_EVENTS, EV_NCOL)), n_events=np.zeros(1, np.int64))
         shape = (n, self.n_sub, n_i) if self.record_substeps else (0, 0, 0)
         sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
@@ -399,11 +395,14 @@ class Engine:
         return _copy.deepcopy(self)
 
 
-#: Names of the kernel's outputs (twin.state.Outputs, in order) in a segment.
-_OUTPUT_NAMES = ("p_it_mw", "p_it_min_mw", "p_it_max_mw", "p_cooling_mw", "t_gpu_c", "t_coolant_c", "throttle", "p_shed_mw",
-                 "p_mech_mw", "p_bess_mw", "soc_bess", "f_hz", "f_min_hz", "f_max_hz", "rocof_hz_s", "rocof_long_hz_s",
-                 "p_kinetic_mw", "p_unserved_mw", "p_other_mw", "p_load_island_mw", "p_import_mw", "turbine_starts",
-                 "turbine_status")
+#: The kernel's per-step outputs (twin.state.Outputs, in order): name in a segment, component dimension.
+_OUTPUTS = (("p_it_mw", "hall"), ("p_it_min_mw", "hall"), ("p_it_max_mw", "hall"), ("p_cooling_mw", "hall"),
+            ("t_gpu_c", "hall"), ("t_coolant_c", "hall"), ("throttle", "hall"), ("p_shed_mw", "hall"), ("p_mech_mw", "turbine"),
+            ("p_bess_mw", "bess"), ("soc_bess", "bess"), ("f_hz", "island"), ("f_min_hz", "island"), ("f_max_hz", "island"),
+            ("rocof_hz_s", "island"), ("rocof_long_hz_s", "island"), ("p_kinetic_mw", "island"), ("p_unserved_mw", "island"),
+            ("p_other_mw", "island"), ("p_load_island_mw", "island"), ("p_import_mw", "island"), ("turbine_starts", None),
+            ("turbine_status", "turbine"))
+_OUTPUT_NAMES = tuple(name for name, _ in _OUTPUTS)
 
 
 def _controls(sc: Scenario) -> np.ndarray:
