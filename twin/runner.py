@@ -113,7 +113,7 @@ def run(
         kpi = KpiAccumulator(engine.plant, sc.scenario.step_s, t_ref_s=first_event, site=site_obj)
         n_total = sc.n_steps
         last_update = 0.0
-        _write_events(run_dir, [])
+        _start_events(run_dir)
         n_logged = 0
         for seg in engine.segments():
             if cancel is not None and cancel.is_set():
@@ -131,7 +131,6 @@ def run(
                 catalog.update(run_id, progress=done, eta_s=eta)
                 last_update = now
         kpis = kpi.result(engine.event_log)
-        _write_events(run_dir, engine.event_log)
         wall = time.perf_counter() - t_wall
         recorder.close({"status": "done", "kpis": kpis, "wall_s": wall})
         (run_dir / "kpis.json").write_text(json.dumps(kpis, indent=2, default=str))
@@ -155,22 +154,20 @@ def run(
 _EVENT_FIELDS = ["t_s", "source", "kind", "component", "island", "value", "unit", "message"]
 
 
-def _write_events(run_dir: Path, events: list[dict[str, Any]]) -> None:
-    """The sequence of events as CSV (time from the start [s], source, kind, component, island, value, unit, message)."""
+def _start_events(run_dir: Path) -> None:
+    """An empty ``events.csv``: the header of the sequence of events (time from the start [s], source, kind,
+    component, island, value, unit, message); :func:`_append_events` adds each segment's events."""
     import csv
 
     from .report import EVENTS_FILE
 
-    tmp = run_dir / (EVENTS_FILE + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=_EVENT_FIELDS)
-        w.writeheader()
-        w.writerows(sorted(events, key=lambda e: e["t_s"]))
-    tmp.replace(run_dir / EVENTS_FILE)
+    with open(run_dir / EVENTS_FILE, "w", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=_EVENT_FIELDS).writeheader()
 
 
 def _append_events(run_dir: Path, events: list[dict[str, Any]], n_done: int) -> int:
-    """Append the events logged since ``n_done`` to ``events.csv`` (a segment's, in time order); return the count."""
+    """Append the events logged since ``n_done`` to ``events.csv`` and return the count. A segment's events come
+    after the previous segment's and its scenario events first, so sorting each batch keeps the file in time order."""
     import csv
 
     from .report import EVENTS_FILE
