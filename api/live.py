@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sites import InputError, load_site
-from twin.scenario import Event, EventSpec, Scenario, ScenarioError, load_scenario, resolve_events
+from twin.scenario import Event, ScenarioError, load_scenario, resolve_events
 
 from .models import LiveState, Telemetry, WhatIf
 

@@ -20,13 +20,9 @@ the kernels with pytest-benchmark and check the ratio targets.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import warnings
 
-from benchmarks.compare_loadflow import RESULTS, machine_info, versions
+from benchmarks.compare_loadflow import RESULTS, compare_in_fresh_process
 
 PARTS = ("loadflow", "scaling", "engine", "sweeps")
 
@@ -55,12 +51,8 @@ def main(argv=None) -> None:
         run_scaling(nets)
     if "engine" in parts:
         print("\n== coupled engine vs pandapower (benchmarks/results/engine.json)", flush=True)
-        env_quick = {"TWIN_BENCH_QUICK": "1"} if args.quick else {}
-        out = subprocess.run([sys.executable, "-m", "benchmarks.test_engine", "--compare"], capture_output=True,
-                             text=True, check=True, env={**os.environ, **env_quick})
-        report = json.loads(out.stdout.strip().splitlines()[-1])
-        report.update(machine=machine_info(), versions=versions())
-        (RESULTS.parent / "engine.json").write_text(json.dumps(report, indent=2) + "\n")
+        report = compare_in_fresh_process("benchmarks.test_engine", RESULTS.parent / "engine.json",
+                                          {"TWIN_BENCH_QUICK": "1"} if args.quick else {})
         print(f"engine: {report['engine_steps_per_s']:,.0f} steps/s ({report['engine_seconds']:.2f} s per simulated day), "
               f"pandapower run_timeseries {report['pandapower_steps_per_s']:,.1f} steps/s, "
               f"ratio {report['ratio_engine_over_pandapower']:,.0f} x", flush=True)

@@ -322,6 +322,24 @@ def run_comparison(n_steps: int = 3600, pandapower_steps: int | None = None, qui
     return report
 
 
+def compare_in_fresh_process(module: str, results: Path, env: dict[str, str] | None = None) -> dict:
+    """Run ``python -m <module> --compare`` in a fresh process and return its JSON report (its last line).
+
+    A fresh process, not the caller's: a test session's heap and the threads other tests left behind slow a
+    timing by up to half. The report is written to ``results`` with the package versions and the machine.
+    """
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", module, "--compare"], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report.update(machine=machine_info(), versions=versions())
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def format_report(report: dict) -> str:
     """A short human-readable table of a :func:`run_comparison` report."""
     lines = [f"load-flow time series on {report['site']} ({report['n_bus']} buses, {report['n_branch']} branches, "

@@ -65,3 +65,17 @@ def campus_profile(arrays: GridArrays, start: int, n_steps: int, seed: int = 0) 
     wg = 2 * np.pi * t / 900.0
     g = 1.0 + 0.03 * (np.sin(wg) * np.cos(gen_phase) + np.cos(wg) * np.sin(gen_phase))
     return {"load_p_mw": arrays.load_p_mw * m, "load_q_mvar": arrays.load_q_mvar * m, "gen_p_mw": arrays.gen_p_mw * g}
+
+
+def net_at_step(net, prof: dict[str, np.ndarray], k: int):
+    """A copy of the pandapower ``net`` with its loads and generators at step ``k`` of a profile
+    (:func:`campus_profile`), for a reference ``runpp`` at that step."""
+    import copy
+
+    ref = copy.deepcopy(net)
+    ref.load["p_mw"] = prof["load_p_mw"][k]
+    ref.load["q_mvar"] = prof["load_q_mvar"][k]
+    ref.load["scaling"] = 1.0
+    ref.gen["p_mw"] = prof["gen_p_mw"][k]
+    ref.gen["scaling"] = 1.0
+    return ref

@@ -67,12 +67,9 @@ def _reference_vm(net, prof: dict[str, np.ndarray], k: int, campus: bool) -> np.
 
     from grid_models.reference import runpp_by_island
 
-    ref = copy.deepcopy(net)
-    ref.load["p_mw"] = prof["load_p_mw"][k]
-    ref.load["q_mvar"] = prof["load_q_mvar"][k]
-    ref.load["scaling"] = 1.0
-    ref.gen["p_mw"] = prof["gen_p_mw"][k]
-    ref.gen["scaling"] = 1.0
+    from benchmarks.profiles import net_at_step
+
+    ref = net_at_step(net, prof, k)
     if campus:
         runpp_by_island(ref)
     else:

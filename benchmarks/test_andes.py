@@ -21,7 +21,6 @@ time is asserted.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -89,11 +88,9 @@ def test_bench_engine_case_b(benchmark, tmp_path):
 @pytest.mark.slow
 def test_engine_vs_andes_case_b():
     """Side by side in one fresh process: simulated seconds per wall second, ours and ANDES's, case (b)."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.test_andes", "--compare"], capture_output=True, text=True,
-                         check=True)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2))
+    from benchmarks.compare_loadflow import compare_in_fresh_process
+
+    report = compare_in_fresh_process("benchmarks.test_andes", RESULTS)
     print(f"\ncase (b), {report['simulated_s']:.0f} s simulated: engine {report['ours_sim_s_per_wall_s']:,.0f} sim-s/wall-s "
           f"(end to end {report['ours_sim_s_per_wall_s_end_to_end']:,.1f}); ANDES {report['andes_sim_s_per_wall_s']:,.2f} "
           f"(end to end {report['andes_sim_s_per_wall_s_end_to_end']:,.2f}); ratio {report['ratio_ours_over_andes']:,.0f}x "

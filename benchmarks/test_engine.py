@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pytest
 
-from benchmarks.compare_loadflow import RESULTS, pandapower_timeseries, quick_mode
+from benchmarks.compare_loadflow import RESULTS, compare_in_fresh_process, pandapower_timeseries, quick_mode
 
 ENGINE_RESULTS = RESULTS.parent / "engine.json"
 
@@ -91,11 +91,7 @@ def compare_with_pandapower() -> dict:
 def test_engine_vs_pandapower():
     """Side by side in one fresh process (not this test session's, whose threads and heap other tests have
     left behind): the engine's steps per second over a coupled day against pandapower's time series."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.test_engine", "--compare"], capture_output=True, text=True,
-                         check=True)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    ENGINE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    ENGINE_RESULTS.write_text(json.dumps(report, indent=2))
+    report = compare_in_fresh_process("benchmarks.test_engine", ENGINE_RESULTS)
     print(f"\nengine (all models coupled): {report['engine_steps_per_s']:,.0f} steps/s ({report['engine_seconds']:.2f} s per "
           f"simulated day); pandapower run_timeseries (load flow only): {report['pandapower_steps_per_s']:,.1f} steps/s; "
           f"ratio {report['ratio_engine_over_pandapower']:,.0f}x")

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
-from benchmarks.profiles import CAMPUS, campus_profile
+from benchmarks.profiles import CAMPUS, campus_profile, net_at_step
 from grid_models.compile import compile_net
 from grid_models.powerflow import solve
 from grid_models.reference import runpp_by_island
@@ -33,20 +33,9 @@ def campus():
     return net, compile_net(net, distributed_slack=True)
 
 
-def set_step(net, prof: dict[str, np.ndarray], k: int):
-    """A copy of the net with loads and generators at step ``k`` of the profile."""
-    ref = copy.deepcopy(net)
-    ref.load["p_mw"] = prof["load_p_mw"][k]
-    ref.load["q_mvar"] = prof["load_q_mvar"][k]
-    ref.load["scaling"] = 1.0
-    ref.gen["p_mw"] = prof["gen_p_mw"][k]
-    ref.gen["scaling"] = 1.0
-    return ref
-
-
 def reference_at(net, arrays, prof: dict[str, np.ndarray], k: int):
     """``runpp`` (island by island, distributed slack where islanded) on the net set to step ``k``."""
-    ref = set_step(net, prof, k)
+    ref = net_at_step(net, prof, k)
     runpp_by_island(ref)
     return ref
 
