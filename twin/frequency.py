@@ -306,7 +306,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         # 5. relays on the sub-step frequency
         f = f0_hz + df
         pos = int(st.isl[i, SI_RING])
-        st.ring[i, pos % RING_N] = f
+        st.ring[i, pos & (RING_N - 1)] = f
         st.isl[i, SI_RING] = pos + 1
         if pos >= n_short:
             r_short = max(r_short, abs(rocof_window_hz_per_s(st.ring[i], pos, n_short, h)))

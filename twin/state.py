@@ -49,7 +49,8 @@ __all__ = [
  SI_NCOL) = range(12)
 # ---- grid ties
 (SG_CLOSED, SG_NCOL) = range(2)
-#: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
+#: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps); a power of two
+#: (positions wrap by a bit mask, :func:`twin.protection.rocof_window_hz_per_s`).
 RING_N = 64
 
 # ---- the sequence of events the kernel records (Outputs.events): time from the segment's start [s], what,
