@@ -58,7 +58,7 @@ ANDES_NUMBA = 1
 TSTEP_S = 1.0 / 60.0
 #: ``REPCA1.Tg`` and ``REECA1.Tpord``, lags the engine does not have [s] (see the module docstring):
 #: short, but long enough for the 1/60 s step (the trapezoidal rule damps a lag's own mode by
-#: |1 − h/2T|/(1 + h/2T) = 0.25 per step). With 0.01 s the checkpoint zenith moves 0.006 Hz up.
+#: |1 − h/2T|/(1 + h/2T) = 0.25 per step). With 0.01 s the checkpoint zenith moves 0.004 Hz up.
 BESS_MINOR_LAG_S = 0.005
 #: Washout of the bus-frequency measurement [s] (part of the measurement time constant).
 BESS_WASHOUT_S = 0.01
@@ -66,7 +66,9 @@ BESS_WASHOUT_S = 0.01
 T_EVENT_MIN_S = 1e-4
 #: ANDES system base [MVA].
 SB_MVA = 100.0
-#: Terminal reactance of a unit to the island bus [pu on SB_MVA] (lossless; shapes no COI dynamics).
+#: Terminal reactance of a unit to the island bus [pu on SB_MVA] (lossless; shapes no COI dynamics,
+#: but a battery measures its bus frequency, whose angle moves across this and XD1_PU with the
+#: machines' power: on the checkpoint zenith ≈0.002 Hz against a stiff network of 0.001 pu).
 X_TIE_PU = 0.01
 #: Active-current floor of a battery's REECA1 [pu] (see :func:`run_island`).
 IP_FLOOR_PU = 999.0
@@ -298,6 +300,14 @@ def run_island(island: Island, dist: Disturbance, tf_s: float, tstep_s: float = 
         # REECA1 fixes the active-current floor at 0 (a generator); a battery charges, as in REEC_C
         # (Ipmin = −Ipmax): open the floor (the PMIN = −1 pu power limit still bounds the order)
         ss.REECA1.Ipmin.v[:] = -IP_FLOOR_PU
+        # the equivalence with the engine's yard: the chain's lags, as ANDES integrates them, add up to
+        # the yard's measurement + response time (a time constant ANDES did not take would break it)
+        tf = ss.dae.Tf
+        chain = sum(tf[blk.a] for blk in (ss.BusFreq.L_y, ss.BusFreq.WO_x, ss.REPCA1.s6_y, ss.REECA1.pfilt_y,
+                                          ss.REECA1.s5_y, ss.REGCA1.S0_y))
+        want = np.array([b.freq_filter_s + b.response_s for b in island.bess])
+        if not np.allclose(chain, want, rtol=0.0, atol=1e-9):
+            raise RuntimeError(f"ANDES battery chain lags sum to {chain} s, the yards' to {want} s")
     w0 = time.perf_counter()
     ss.TDS.run()
     wall = time.perf_counter() - w0
