@@ -839,17 +839,20 @@ class _Network:
         self._w_q = tuple(np.ascontiguousarray(x) for x in _triplets(w_q))
         self._agg_key = key
 
-    def _profiles(self, out, rows: slice, buf):
-        """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]."""
-        self._aggregation()
+    def _profiles(self, out, rows: slice, buf, weights=None):
+        """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]; ``weights``:
+        the source → bus triplets of :meth:`_aggregation` (default: as they stand now)."""
+        if weights is None:
+            self._aggregation()
+            weights = self._w_p, self._w_q
         parts = [out["p_mech_mw"][rows], out["p_bess_mw"][rows], out["p_it_mw"][rows], out["p_cooling_mw"][rows],
                  out["p_other_mw"][rows]]
         n, n_bus = len(parts[0]), len(self.t.bus_index)
         src = np.concatenate(parts, axis=1, out=buf.get("src", (n, sum(x.shape[1] for x in parts))))
         p = buf.get("p_bus", (n, n_bus), zero=True)
         q = buf.get("q_bus", (n, n_bus), zero=True)
-        scatter_columns(src, *self._w_p, p)
-        scatter_columns(src, *self._w_q, q)
+        scatter_columns(src, *weights[0], p)
+        scatter_columns(src, *weights[1], q)
         return p, q
 
     def _solve(self, profiles, buf, closed: np.ndarray):
@@ -918,7 +921,8 @@ class _Network:
         change = np.nonzero(np.any(online[1:] != online[:-1], axis=1))[0] + 1
         bounds = [0, *change.tolist(), n]
         configs = [self._config(status[a]) for a in bounds[:-1]]
-        pb, qb = self._profiles(out, slice(0, n), buf)
+        self._aggregation()
+        weights = self._w_p, self._w_q
         closed = e.s_grid[:, SG_CLOSED] > 0.5
         # the losses the kernel carries into the next segment
         config = self._config(status[-1])
@@ -926,19 +930,22 @@ class _Network:
             a = self.cache.compiled(config)
             live = np.zeros(len(self.t.bus_index), dtype=bool)
             live[a.pp_bus_internal >= 0] = True
-            pl, ql = np.where(live, pb[-1], 0.0)[None, :], np.where(live, qb[-1], 0.0)[None, :]
+            pl, ql = self._profiles(out, slice(n - 1, n), _Buffers(False), weights)
+            pl[:, ~live] = 0.0
+            ql[:, ~live] = 0.0
             res = solve_timeseries(a, pl, ql, tolerance_mva=self.tol_mva, branch_flows="loading")
             loss = np.zeros((1, p.n_island))
             island_losses(res.p_from_mw, res.p_to_mw, self._branch_isl, loss)
             e.s_isl[:, SI_LOSS] = np.where(np.isfinite(loss[0]), loss[0], e.s_isl[:, SI_LOSS])
         else:
             e.s_isl[:, SI_LOSS] = 0.0
-        return out, buf, k0, status, bounds, configs, pb, qb, closed
+        return out, buf, k0, status, bounds, configs, weights, closed
 
     def solve_prepared(self, job) -> None:
         """Run the load flow of a prepared segment (on any thread: it reads nothing the kernel changes); add
         vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw and lf_converged to the segment."""
-        out, buf, k0, status, bounds, configs, pb, qb, closed = job
+        out, buf, k0, status, bounds, configs, weights, closed = job
+        pb, qb = self._profiles(out, slice(0, len(status)), buf, weights)
         p = self.eng.plant
         n = len(status)
         n_bus = len(self.t.bus_index)
