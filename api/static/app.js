@@ -388,8 +388,9 @@ async function runView(main, id) {
   const horizon = typeof sc.scenario.horizon === "number" ? sc.scenario.horizon : sc.scenario.horizon.split(":").reduce((a, b) => a * 60 + Number(b), 0);
 
   // KPI table
-  main.append(card("KPIs", h("table", { id: "kpi-table" }, h("tr", {}, h("th", {}, "KPI"), h("th", { class: "num" }, "value")),
-    kpiRows(kpis.kpis).map(([k, v]) => h("tr", { "data-kpi": k }, h("td", {}, k), h("td", { class: "num" }, fmt(v, 4)))))));
+  const rows = kpiRows(kpis.kpis), per = Math.ceil(rows.length / 3);
+  main.append(card("KPIs", h("div", { id: "kpi-table", class: "kpis" }, [0, 1, 2].map((c) => h("table", {}, h("tr", {}, h("th", {}, "KPI"), h("th", { class: "num" }, "value")),
+    rows.slice(c * per, (c + 1) * per).map(([k, v]) => h("tr", { "data-kpi": k }, h("td", {}, k), h("td", { class: "num" }, fmt(v, 4)))))))));
 
   // time series explorer
   const vars = [...(sc.record?.full_rate || []), ...(sc.record?.per_minute || [])];
@@ -549,7 +550,7 @@ async function compareView(main, a = "", b = "") {
     const [ka, kb] = await Promise.all(ids.map((r) => api(`/runs/${r}/kpis`)));
     const rb = Object.fromEntries(kpiRows(kb.kpis));
     table.replaceChildren(h("tr", {}, ["KPI", "A", "B", "B − A"].map((c) => h("th", {}, c))),
-      kpiRows(ka.kpis).filter(([k]) => k in rb).map(([k, va]) => {
+      ...kpiRows(ka.kpis).filter(([k]) => k in rb).map(([k, va]) => {
         const vb = rb[k], d = typeof va === "number" && typeof vb === "number" ? vb - va : null;
         return h("tr", { "data-kpi": k }, h("td", {}, k), h("td", { class: "num" }, fmt(va, 4)), h("td", { class: "num" }, fmt(vb, 4)),
           h("td", { class: "num" + (d ? (d > 0 ? " bad" : " good") : "") }, d === null ? "" : (d > 0 ? "+" : "") + fmt(d, 4)));

@@ -95,7 +95,8 @@ def wait(drv, cond, timeout=20.0, what="condition"):
     try:
         return WebDriverWait(drv, timeout, poll_frequency=0.1).until(lambda d: cond(d))
     except TimeoutException:
-        raise AssertionError(f"{what} not met within {timeout} s; page errors: {errors(drv)}") from None
+        shown = drv.execute_script("return document.getElementById('view')?.innerText.slice(0, 600)")
+        raise AssertionError(f"{what} not met within {timeout} s; page errors: {errors(drv)}; the page shows: {shown!r}") from None
 
 
 def errors(drv) -> list[str]:
@@ -103,8 +104,14 @@ def errors(drv) -> list[str]:
 
 
 def shot(drv, name: str) -> None:
+    """The whole page (up to 2,400 px high) as docs/img/page-<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    size = drv.get_window_size()
+    height = min(int(drv.execute_script("return document.documentElement.scrollHeight")) + 100, 2400)
+    drv.set_window_size(size["width"], max(height, size["height"]))
+    time.sleep(0.4)  # plots redraw at the new size
     drv.save_screenshot(str(SHOTS / f"page-{name}.png"))
+    drv.set_window_size(size["width"], size["height"])
 
 
 def css(drv, sel):
@@ -112,13 +119,26 @@ def css(drv, sel):
 
 
 def sign_in(drv, base, token):
-    drv.get(base + "/")
-    drv.execute_script("sessionStorage.clear()")
     drv.get(base + "/#/live")
+    drv.execute_script("sessionStorage.clear()")
+    drv.refresh()
     wait(drv, lambda d: css(d, "#token-dialog").get_attribute("open") is not None, what="the token dialog")
     css(drv, "#token-input").send_keys(token)
     css(drv, "#token-ok").click()
     wait(drv, lambda d: css(d, "#scope").get_attribute("data-scope") != "", what="the token accepted")
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    """The browser, signed in with a write token."""
+    if css_or_none(browser, "#scope") is None or browser.execute_script("return sessionStorage.getItem('twin-token')") != WRITE_TOKEN:
+        sign_in(browser, server, WRITE_TOKEN)
+    return browser
+
+
+def css_or_none(drv, sel):
+    found = drv.find_elements(By.CSS_SELECTOR, sel)
+    return found[0] if found else None
 
 
 def test_assets_small_and_served_without_token(server):
@@ -155,7 +175,8 @@ def test_page_loads_without_console_errors(server, browser):
     shot(browser, "live")
 
 
-def test_live_view_updates_within_3_s_of_telemetry(server, browser):
+def test_live_view_updates_within_3_s_of_telemetry(server, page):
+    browser = page
     browser.get(server + "/#/live")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#live-islands tr td"), what="live islands table")
     t_before = float(css(browser, "#live-status").get_attribute("data-time-s"))
@@ -188,7 +209,8 @@ def _fill_whatif(drv, base, target, horizon="00:02:00", at="00:01:00"):
     row.find_element(By.CSS_SELECTOR, ".ev-target").send_keys(target)
 
 
-def test_whatif_from_the_form_runs_and_shows_kpis_and_frequency(server, browser):
+def test_whatif_from_the_form_runs_and_shows_kpis_and_frequency(server, page):
+    browser = page
     _fill_whatif(browser, server, "southaven/titan350-01")
     options = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#targets-trip option")]
     assert "southaven/titan350-01" in options  # targets come from the site's components
@@ -211,7 +233,8 @@ def test_whatif_from_the_form_runs_and_shows_kpis_and_frequency(server, browser)
     shot(browser, "run")
 
 
-def test_bad_event_target_shows_the_api_message_by_the_field(server, browser):
+def test_bad_event_target_shows_the_api_message_by_the_field(server, page):
+    browser = page
     _fill_whatif(browser, server, "southaven/no-such-unit")
     n_runs = len(httpx.get(server + "/runs", headers=READ).json()["data"])
     css(browser, "#wf-submit").click()
@@ -220,6 +243,7 @@ def test_bad_event_target_shows_the_api_message_by_the_field(server, browser):
     assert "no-such-unit" in slot.text and "matches no component" in slot.text, slot.text
     assert "invalid" in css(browser, "#events-table .ev-target").get_attribute("class")
     assert len(httpx.get(server + "/runs", headers=READ).json()["data"]) == n_runs
+    assert all("/runs" in e and "422" in e for e in errors(browser))  # the browser logs the refused POST, nothing else
     shot(browser, "whatif-error")
 
 
@@ -233,7 +257,8 @@ def _series_requests(drv) -> list[dict]:
     return out
 
 
-def test_long_run_view_asks_for_binned_data(server, browser):
+def test_long_run_view_asks_for_binned_data(server, page):
+    browser = page
     """A run of hours at 1 s: the page asks for at most ~1000 samples per series, binned with min/max, and finer ones when zoomed."""
     doc = {"scenario": {"name": "page-long", "site": "memphis", "horizon": "03:00:00"},
            "events": [{"at": "01:00:00", "do": "trip", "target": "southaven/titan350-02"}]}
@@ -265,7 +290,8 @@ def test_long_run_view_asks_for_binned_data(server, browser):
     shot(browser, "run-long")
 
 
-def test_compare_two_runs(server, browser):
+def test_compare_two_runs(server, page):
+    browser = page
     runs = httpx.get(server + "/runs?status=done", headers=READ).json()["data"]
     assert len(runs) >= 2
     browser.get(f"{server}/#/compare/{runs[1]['id']}/{runs[0]['id']}")
@@ -276,7 +302,8 @@ def test_compare_two_runs(server, browser):
     shot(browser, "compare")
 
 
-def test_sweep_ranking_opens_a_case(server, browser):
+def test_sweep_ranking_opens_a_case(server, page):
+    browser = page
     body = {"base": {"scenario": {"name": "page-sweep", "site": "memphis", "horizon": 60}},
             "cases": [{"name": "trip-01", "events": [{"at": 10, "do": "trip", "target": "southaven/titan350-01"}]}]}
     r = httpx.post(server + "/sweeps", json=body, headers=WRITE)
