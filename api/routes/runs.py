@@ -116,11 +116,11 @@ def read_events(run_id: RunId, catalog: CatalogDep) -> RunEvents:
                                                  unit=r["unit"], message=r["message"]) for r in rows])
 
 
-@router.get("/{run_id}/report", response_class=PlainTextResponse,
+@router.get("/{run_id}/report",
             responses={200: {"description": "the run's report (Markdown): KPI table and sequence of events",
                              "content": {"text/markdown": {"schema": {"type": "string"}}}},
                        409: {"model": Problem, "description": "the run is not done"}})
-def read_report(run_id: RunId, catalog: CatalogDep) -> PlainTextResponse:
+def read_report(run_id: RunId, catalog: CatalogDep) -> Response:
     """The report of a finished run (``report.md``: its KPIs and sequence of events), written on first request
     when the run was made without one (runs of the service have no figures)."""
     from twin.report import write_run_report

@@ -120,6 +120,7 @@ async function liveView(main) {
   const events = h("ul", { id: "live-events", class: "events-list" });
   const plots = h("div", { class: "grid" });
   main.append(card("Live twin", status, table), h("section", { class: "card" }, plots), card("Telemetry and what-if events", events));
+  main.append(liveWhatIf());
   const mk = (title, unit) => new Plot(plots, { title, unit, height: 200 });
   const pf = mk("Frequency per island", "Hz"), pp = mk("Power by source (all islands)", "MW"), ps = mk("Battery state of charge", "-");
   const pt = mk("Hottest hall: GPU and coolant temperature", "°C"), pm = mk("Reserve and N-1 margin per island", "%");
@@ -177,6 +178,47 @@ async function liveView(main) {
       await new Promise((r) => setTimeout(r, 2000));
     }
   })();
+}
+
+/** A what-if from the live state (POST /live/whatif): one event at a time from now, its KPIs. */
+function liveWhatIf() {
+  const horizon = h("input", { id: "lw-horizon", type: "text", value: "00:05:00", size: 9 });
+  const at = h("input", { id: "lw-at", type: "text", value: "00:00:10", size: 9 });
+  const doSel = h("select", { id: "lw-do" }, Object.keys(ACTIONS).map((a) => h("option", { value: a }, a)));
+  const target = h("input", { id: "lw-target", type: "text", size: 34, list: "targets-trip", placeholder: "site/component-id or a glob" });
+  const value = h("input", { id: "lw-value", type: "number", step: "any", style: "width:6em" });
+  const general = h("p", { class: "err", id: "lw-error" });
+  const out = h("div", { id: "lw-result" });
+  const lists = h("div");
+  const button = h("button", { type: "submit", id: "lw-submit", disabled: session.scope !== "write" }, "What if, from now?");
+  const slot = (name, input, label) => h("label", {}, label, input, h("span", { class: "err", "data-err": name }));
+  doSel.addEventListener("change", () => target.setAttribute("list", `targets-${doSel.value}`));
+  const form = h("form", { id: "live-whatif", novalidate: true },
+    h("div", { class: "row" }, slot("horizon", horizon, "horizon"), slot("events[0].at", at, "at (from now)"), slot("events[0].do", doSel, "action"),
+      slot("events[0].target", target, "target"), slot("events[0].value", value, "value"), h("span", { class: "err", "data-err": "events[0]" }), button),
+    lists, general, out);
+  api("/live/state").then((s) => api(`/sites/${encodeURIComponent(s.site)}/network`)).then((net) => {
+    const comps = components(net);
+    lists.replaceChildren(...Object.entries(ACTIONS).map(([a, kinds]) => h("datalist", { id: `targets-${a}` }, kinds.flatMap((k) => comps[k] || []).map((id) => h("option", { value: id })))));
+  }).catch(() => { /* no component list: targets are typed */ });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (session.scope !== "write") { general.textContent = "this token has read scope; a what-if needs a write token"; return; }
+    showProblems(form, general, { detail: "", errors: [] });
+    const e = { at: timeValue(at.value), do: doSel.value, target: target.value };
+    if (value.value !== "") e.value = Number(value.value);
+    button.disabled = true;
+    out.replaceChildren(h("p", { class: "muted" }, "running from the live state…"));
+    try {
+      const r = await api("/live/whatif", { method: "POST", body: { horizon: timeValue(horizon.value), events: target.value ? [e] : [] } });
+      out.replaceChildren(h("p", { class: "muted" }, `from ${clock(r.from_time_s)} over ${r.horizon_s} s, computed in ${fmt(r.wall_s, 2)} s`),
+        h("table", { id: "lw-kpis" }, kpiRows(r.kpis).map(([k, v]) => h("tr", { "data-kpi": k }, h("td", {}, k), h("td", { class: "num" }, fmt(v, 4))))));
+    } catch (err) {
+      out.replaceChildren();
+      if (err instanceof ApiError) showProblems(form, general, err.problem); else general.textContent = err.message;
+    } finally { button.disabled = session.scope !== "write"; }
+  });
+  return card("What-if from the live state", form);
 }
 
 // ------------------------------------------------------------------ What-if
@@ -254,11 +296,11 @@ async function whatifView(main) {
     const num = (el) => (el.value === "" ? undefined : Number(el.value));
     const weather = design.value === "constant" ? { t_amb_c: num(tamb) ?? null } : { design_day: design.value };
     return {
-      scenario: { name: name.value, site: siteSel.value, start: start.value, horizon: /^\d+(\.\d+)?$/.test(horizon.value) ? Number(horizon.value) : horizon.value, step_s: num(step) },
+      scenario: { name: name.value, site: siteSel.value, start: start.value, horizon: timeValue(horizon.value), step_s: num(step) },
       weather, workload: { seed: num(seed) ?? 0 },
       control: Object.fromEntries(Object.entries(controls).map(([k, b]) => [k, b.checked])),
       events: [...evBody.children].map((tr) => {
-        const e = { at: $(".ev-at", tr).value, do: $(".ev-do", tr).value, target: $(".ev-target", tr).value };
+        const e = { at: timeValue($(".ev-at", tr).value), do: $(".ev-do", tr).value, target: $(".ev-target", tr).value };
         const c = num($(".ev-count", tr)), v = num($(".ev-value", tr));
         if (c !== undefined) e.count = c;
         if (v !== undefined) e.value = v;
@@ -266,22 +308,6 @@ async function whatifView(main) {
       }),
     };
   }
-  function showProblems(problem) {
-    form.querySelectorAll("[data-err]").forEach((d) => { d.textContent = ""; });
-    form.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
-    const loose = [];
-    for (const { field: f, message } of problem.errors || []) {
-      let key = f.replace(/^body\./, ""), slot = null;
-      while (key && !(slot = form.querySelector(`[data-err="${CSS.escape(key)}"]`))) key = key.replace(/(\.[^.[\]]*|\[\d+\])$/, "") === key ? "" : key.replace(/(\.[^.[\]]*|\[\d+\])$/, "");
-      if (slot) {
-        slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + message;
-        const input = slot.previousElementSibling;
-        if (input && input.matches("input, select")) input.classList.add("invalid");
-      } else loose.push(`${f}: ${message}`);
-    }
-    general.textContent = problem.detail + (loose.length ? " — " + loose.join("; ") : "");
-  }
-
   const form = h("form", { id: "whatif-form", novalidate: true },
     h("div", { class: "row" }, field("scenario.site", siteSel, "site"), h("label", {}, "preset", presetSel), field("scenario.name", name, "name"),
       field("scenario.start", start, "start"), field("scenario.horizon", horizon, "horizon (HH:MM:SS or s)"), field("scenario.step_s", step, "step [s]")),
@@ -297,20 +323,40 @@ async function whatifView(main) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (session.scope !== "write") { general.textContent = "this token has read scope; submitting needs a write token"; return; }
-    showProblems({ detail: "", errors: [] });
+    showProblems(form, general, { detail: "", errors: [] });
     submit.disabled = true;
     try {
       const acc = await api("/runs", { method: "POST", body: doc() });
       await follow(acc.id, progress);
       location.hash = `#/run/${acc.id}`;
     } catch (e) {
-      if (e instanceof ApiError) showProblems(e.problem); else general.textContent = e.message;
+      if (e instanceof ApiError) showProblems(form, general, e.problem); else general.textContent = e.message;
     } finally { submit.disabled = session.scope !== "write"; }
   });
   siteSel.addEventListener("change", loadSite);
   presetSel.addEventListener("change", applyPreset);
   main.append(card("What-if", form));
   await loadSite();
+}
+
+/** Put each of a Problem's field messages next to its field (the nearest enclosing field that has a slot), the rest in `general`. */
+function showProblems(form, general, problem) {
+  form.querySelectorAll("[data-err]").forEach((d) => { d.textContent = ""; });
+  form.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
+  const loose = [];
+  for (const { field: f, message } of problem.errors || []) {
+    let key = f.replace(/^body\./, ""), slot = null;
+    while (key && !(slot = form.querySelector(`[data-err="${CSS.escape(key)}"]`))) {
+      const parent = key.replace(/(\.[^.[\]]*|\[\d+\])$/, "");
+      key = parent === key ? "" : parent;
+    }
+    if (slot) {
+      slot.textContent = (slot.textContent ? slot.textContent + "; " : "") + message;
+      const input = slot.previousElementSibling;
+      if (input && input.matches("input, select")) input.classList.add("invalid");
+    } else loose.push(`${f}: ${message}`);
+  }
+  general.textContent = problem.detail + (loose.length ? " — " + loose.join("; ") : "");
 }
 
 /** Follow a run's progress and its sequence of events as they are logged, until it ends. */
@@ -354,6 +400,10 @@ function kpiRows(kpis) {
 }
 
 const toSeconds = (iso, t0) => (Date.parse(iso + "Z") - t0) / 1000;
+/** A time field as the API takes it: seconds as a number, else the text ('HH:MM:SS'). */
+const timeValue = (text) => (/^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : text.trim());
+/** A scenario's horizon in seconds ('HH:MM:SS', 'MM:SS' or a number). */
+const horizonS = (doc) => { const hz = doc.scenario.horizon; return typeof hz === "number" ? hz : hz.split(":").reduce((a, b) => a * 60 + Number(b), 0); };
 
 /** A series request binned for a window: at most TARGET_POINTS samples, with min/max when binned. */
 async function fetchBinned(runId, v, entities, x0, x1, stepS, t0) {
@@ -385,7 +435,7 @@ async function runView(main, id) {
   const sc = run.scenario_doc;
   const stepS = sc.scenario.step_s, t0 = Date.parse(sc.scenario.start + "Z");
   const [kpis, events] = await Promise.all([api(`/runs/${id}/kpis`), api(`/runs/${id}/events`)]);
-  const horizon = typeof sc.scenario.horizon === "number" ? sc.scenario.horizon : sc.scenario.horizon.split(":").reduce((a, b) => a * 60 + Number(b), 0);
+  const horizon = horizonS(sc);
 
   // KPI table
   const rows = kpiRows(kpis.kpis), per = Math.ceil(rows.length / 3);
@@ -510,12 +560,15 @@ function oneLine(net, box) {
   }
   box.replaceChildren(svg, h("div", { class: "legend" }, ...[[0, "0 %"], [50, "50 %"], [80, "80 %"], [100, "≥ 100 %"]].map(([v, l]) => h("span", {}, h("i", { style: `background:${loadColor(v)}` }), l))));
   return (loading) => {
+    let coloured = 0;
     for (const [id, ln] of Object.entries(lines)) {
       const v = loading[id];
+      if (v !== undefined && v !== null) coloured++;
       ln.setAttribute("stroke", v === undefined || v === null ? "#bbb" : loadColor(v));
       ln.querySelector("title").textContent = `${id}: ${v === undefined || v === null ? "—" : v.toFixed(1) + " %"}`;
     }
-    box.dataset.coloured = Object.keys(loading).length;
+    box.dataset.coloured = coloured;
+    box.dataset.branches = Object.keys(lines).length;
   };
 }
 
@@ -534,26 +587,34 @@ async function compareView(main, a = "", b = "") {
   const plotBox = h("div", { id: "cmp-plot" }), table = h("table", { id: "cmp-kpis" });
   main.append(card("Compare two runs", h("div", { class: "row" }, h("label", {}, "run A", selA), h("label", {}, "run B", selB), h("label", {}, "variable", varSel)), plotBox), card("KPI deltas (B − A)", table));
   if (runs.length < 1) { table.append(h("tr", {}, h("td", {}, "no finished runs yet"))); return; }
-  const plot = new Plot(plotBox, { height: 300 });
-  async function load() {
+  let details = [], horizons = [], gen = 0;
+  const plot = new Plot(plotBox, { height: 300, onView: (a, b) => drawSeries(a, b) });
+  async function drawSeries(x0, x1) {
+    const my = ++gen;
     const ids = [selA.value, selB.value];
-    const details = await Promise.all(ids.map((r) => api(`/runs/${r}`)));
-    const horizons = details.map((d) => { const hz = d.scenario_doc.scenario.horizon; return typeof hz === "number" ? hz : hz.split(":").reduce((x, y) => x * 60 + Number(y), 0); });
-    const span = Math.max(...horizons);
-    const data = await Promise.all(details.map((d, i) => fetchBinned(ids[i], varSel.value, [], 0, horizons[i], d.scenario_doc.scenario.step_s, Date.parse(d.scenario_doc.scenario.start + "Z"))
-      .catch(() => ({ series: [] }))));
+    const data = await Promise.all(details.map((d, i) => fetchBinned(ids[i], varSel.value, [], Math.min(x0, horizons[i]), Math.min(x1, horizons[i]),
+      d.scenario_doc.scenario.step_s, Date.parse(d.scenario_doc.scenario.start + "Z")).catch(() => ({ series: [] }))));
+    if (my !== gen) return;
     const series = [];
     data.forEach((d, i) => d.series.slice(0, 6).forEach((s, k) => series.push({ ...s, name: `${"AB"[i]}: ${s.name}`, lo: null, hi: null, color: color(i * 6 + k) })));
-    plot.setTitle(varSel.value, data[0].units);
-    plot.setDomain(0, span);
+    plot.setTitle(varSel.value, data.find((d) => d.units)?.units);
     plot.setSeries(series);
+    plotBox.dataset.series = series.length;
+  }
+  async function load() {
+    const ids = [selA.value, selB.value];
+    details = await Promise.all(ids.map((r) => api(`/runs/${r}`)));
+    horizons = details.map((d) => horizonS(d.scenario_doc));
+    plot.follow = true;
+    plot.setDomain(0, Math.max(...horizons));
+    await drawSeries(0, Math.max(...horizons));
     const [ka, kb] = await Promise.all(ids.map((r) => api(`/runs/${r}/kpis`)));
     const rb = Object.fromEntries(kpiRows(kb.kpis));
     table.replaceChildren(h("tr", {}, ["KPI", "A", "B", "B − A"].map((c) => h("th", {}, c))),
       ...kpiRows(ka.kpis).filter(([k]) => k in rb).map(([k, va]) => {
         const vb = rb[k], d = typeof va === "number" && typeof vb === "number" ? vb - va : null;
         return h("tr", { "data-kpi": k }, h("td", {}, k), h("td", { class: "num" }, fmt(va, 4)), h("td", { class: "num" }, fmt(vb, 4)),
-          h("td", { class: "num" + (d ? (d > 0 ? " bad" : " good") : "") }, d === null ? "" : (d > 0 ? "+" : "") + fmt(d, 4)));
+          h("td", { class: "num" }, d === null ? "" : (d > 0 ? "+" : "") + fmt(d, 4)));
       }));
   }
   for (const s of [selA, selB, varSel]) s.addEventListener("change", load);

@@ -108,7 +108,7 @@ def shot(drv, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = drv.get_window_size()
     height = min(int(drv.execute_script("return document.documentElement.scrollHeight")) + 100, 2400)
-    drv.set_window_size(size["width"], max(height, size["height"]))
+    drv.set_window_size(size["width"], max(height, 500))
     time.sleep(0.4)  # plots redraw at the new size
     drv.save_screenshot(str(SHOTS / f"page-{name}.png"))
     drv.set_window_size(size["width"], size["height"])
@@ -191,6 +191,21 @@ def test_live_view_updates_within_3_s_of_telemetry(server, page):
     assert errors(browser) == []
 
 
+def test_whatif_from_the_live_state_shows_kpis_and_a_marker(server, page):
+    browser = page
+    browser.get(server + "/#/live")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#live-whatif datalist option"), what="the live what-if form")
+    for sel, value in (("#lw-horizon", "00:00:30"), ("#lw-at", "5"), ("#lw-target", "southaven/titan350-01")):
+        el = css(browser, sel)
+        el.clear()
+        el.send_keys(value)
+    css(browser, "#lw-submit").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#lw-kpis tr[data-kpi]"), timeout=120, what="the what-if's KPIs")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#live-events li[data-source=whatif]"), timeout=5, what="the what-if marker")
+    assert errors(browser) == []
+    shot(browser, "live-whatif")
+
+
 def _fill_whatif(drv, base, target, horizon="00:02:00", at="00:01:00"):
     drv.get(base + "/#/whatif")
     wait(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#wf-site option") and d.find_elements(By.CSS_SELECTOR, "datalist option"),
@@ -228,6 +243,8 @@ def test_whatif_from_the_form_runs_and_shows_kpis_and_frequency(server, page):
     soe = browser.find_elements(By.CSS_SELECTOR, "#soe-table tr.click")
     assert any("titan350-01" in r.text for r in soe)  # the scenario event is in the sequence of events
     wait(browser, lambda d: int(css(d, "#oneline").get_attribute("data-coloured") or 0) > 0, what="the one-line diagram coloured")
+    diagram = css(browser, "#oneline")
+    assert diagram.get_attribute("data-coloured") == diagram.get_attribute("data-branches")  # every branch has its loading
     time.sleep(0.5)
     assert errors(browser) == []
     shot(browser, "run")
@@ -281,13 +298,14 @@ def test_long_run_view_asks_for_binned_data(server, page):
     assert reqs and all("every" in q for q in reqs), reqs
     assert {q["agg"] for q in reqs} == {"mean", "min", "max"}  # min/max bands
     loads = int(plot.get_attribute("data-loads"))
+    shot(browser, "run-binned")
     # zoom on the trip (the sequence-of-events row): a finer bin, fetched again
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#soe-table tr.click") if "titan350-02" in r.text)
     row.click()
     wait(browser, lambda d: int(plot.get_attribute("data-loads")) > loads, what="a refetch at the zoom level")
     assert float(plot.get_attribute("data-every")) < every
     assert errors(browser) == []
-    shot(browser, "run-long")
+    shot(browser, "run-zoomed")
 
 
 def test_compare_two_runs(server, page):
