@@ -3,6 +3,7 @@ presets, the token's scope, a run's report, and telemetry/what-if markers in the
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -24,6 +25,13 @@ def test_page_and_files_need_no_token_but_data_does(client):
     assert client.get("/ui/../main.py").status_code in (401, 404)
     assert client.get("/scenarios").status_code == 401
     assert client.get("/auth/scope").status_code == 401
+
+
+def test_page_fetches_nothing_from_outside():
+    """No CDN, no remote font or script: the only absolute URL in the page's files is the SVG namespace."""
+    for p in STATIC_DIR.iterdir():
+        urls = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"'`)]*", p.read_text(), flags=re.I)
+        assert all(u.startswith("http://www.w3.org/2000/svg") for u in urls), (p.name, urls)
 
 
 def test_presets_are_the_shipped_scenarios(client):
