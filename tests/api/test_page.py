@@ -312,6 +312,9 @@ def test_compare_two_runs(server, page):
     browser = page
     runs = httpx.get(server + "/runs?status=done", headers=READ).json()["data"]
     assert len(runs) >= 2
+    browser.get(f"{server}/#/runs")
+    listed = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#runs-table tr[data-run]"), what="the runs list")
+    assert {r["id"] for r in runs} <= {tr.get_attribute("data-run") for tr in listed}
     browser.get(f"{server}/#/compare/{runs[1]['id']}/{runs[0]['id']}")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-kpis tr[data-kpi]"), what="the KPI deltas")
     legend = css(browser, "#cmp-plot .legend").text
