@@ -163,10 +163,16 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
        each unit's electrical output is ``Pe = Pm + (H·S/ΣH·S)·P_kin`` (coherent machines) and feeds
        its governor; a grid-forming battery delivers its share on top of its power (and its SoC
        pays for it); every battery's SoC advances over the sub-step (:func:`twin.storage.soc_step`);
-    5. relays on the sub-step frequency: UFLS stages with pick-up delay
-       (:func:`twin.protection.ufls_step`; shedding acts from the next sub-step), the island blacks
-       out below :data:`twin.protection.BLACKOUT_HZ`; RoCoF over the relay windows
-       (:func:`twin.protection.rocof_window_hz_per_s`).
+    5. relays on the sub-step frequency, with the site's settings (``par.ctrl``, twin.plant ``CT_*``;
+       docs/physics.md §4 *Protection*), each acting from the next sub-step: the UPS input window
+       (:func:`twin.protection.ups_step`: the island's halls go on battery and stop drawing from it),
+       chillers dropping out on a dip, the 57 Hz blackout backstop
+       (:data:`twin.protection.BLACKOUT_HZ`), the RoCoF relays of units and inverters that carry one
+       (:func:`twin.protection.rocof_relay_step` over their windows of the frequency ring), the
+       frequency ride-through integrators of turbines and inverters
+       (:func:`twin.protection.ride_through_step`: a trip takes every unit of that class on the island
+       out) and the UFLS stages with their delay (:func:`twin.protection.ufls_step`). RoCoF over the
+       100/500 ms reporting windows (:func:`twin.protection.rocof_window_hz_per_s`).
 
     A grid-tied island holds Δf = 0, so nothing in it needs the sub-steps: it is advanced in one pass
     of the whole step with the step-mean IT (governors and battery lags exactly as on sub-steps, with
@@ -180,8 +186,11 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     ``bess_a`` (n_bess, 2) their response-lag decay factors over a sub-step and over a step. Fills ``keep`` (n_sub,) with the served fraction of IT on each sub-step, ``pm_mean``/
     ``pb_mean`` with each stepped unit's/battery's step-mean power [MW], ``out`` (ISL_NOUT,) with the
     island's step extremes and means, and ``sub`` (SubOutputs) at row ``k`` when it is recorded; ``sw`` is
-    scratch of shape (3,). Relay trips and a blackout are appended to ``events``/``n_events``
-    (:func:`twin.state.log_event`, at the sub-step's end time).
+    scratch of shape (3,). Relay pick-ups and trips (with the measured quantity), UPS transfers, chiller trips and a
+    blackout are appended to ``events``/``n_events`` (:func:`twin.state.log_event`, at the sub-step's end time). A
+    unit tripped within the step has its ``counts`` entry set to 0 (the caller regroups: ``ISL_TRIPPED``).
+    Relays cost nothing while the frequency is away from every setting: each is checked only when its
+    threshold is crossed or its timer runs.
     """
     tied = st.isl[i, SI_TIED] > 0.5
     ctrl = par.ctrl

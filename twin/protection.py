@@ -1,10 +1,15 @@
-"""Protection and emergency controls: under-frequency load shedding (UFLS) and GPU power capping.
+"""Protection and emergency controls: UFLS, RoCoF relays, frequency ride-through, UPS transfer, chiller
+trips and restarts, and GPU power capping.
 
-UFLS follows the ERCOT set points of docs/physics.md §4 [P39] [S]: 59.3 / 59.1 / 58.9 / 58.7 /
-58.5 Hz, with cumulative relief ≥5 / 15 / 25 % for the first three stages [S]; the reliefs of the last
-two (35 / 45 %) are an assumption [E]. Relays act on the sub-step frequency after a pick-up
-delay (:data:`UFLS_DELAY_S`). GPU power capping (the campus's own fast
-load reduction) is an assumption throughout [E].
+Settings come from the site file's ``[protection]`` table (:class:`sites.schema.Protection`, compiled by
+:func:`twin.plant.protection_ctrl`); docs/physics.md §4 *Protection* lists them with their sources. UFLS
+defaults follow the ERCOT set points [P39] [S]: 59.3 / 59.1 / 58.9 / 58.7 / 58.5 Hz, with cumulative
+relief ≥5 / 15 / 25 % for the first three stages [S]; the reliefs of the last two (35 / 45 %) are an
+assumption [E]. The module constants below are those defaults (the kernel reads the site's settings).
+Relays act on the sub-step frequency in :func:`twin.frequency.island_step`; UPS energy and chiller
+restarts are settled once per step in :mod:`twin.stepping`. Under-voltage ride-through is not modelled
+(no voltage inside a segment: docs/physics.md §4). GPU power capping (the campus's own fast load
+reduction) is an assumption throughout [E].
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
 """
