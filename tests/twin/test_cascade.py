@@ -35,9 +35,9 @@ def impl(fn, which):
 
 
 # ---------------------------------------------------------------------------------------------- the cascade
-def _cascade_events(horizon=8.0, t_trip=5.0):
-    site = load_site(CASCADE)
-    sc = load_scenario({"scenario": {"name": "cascade", "site": str(CASCADE), "horizon": horizon},
+def _cascade_events(horizon=8.0, t_trip=5.0, path=CASCADE):
+    site = load_site(path)
+    sc = load_scenario({"scenario": {"name": "cascade", "site": str(path), "horizon": horizon},
                         "weather": {"t_amb_c": 15.0},
                         "control": {"secondary": False, "gpu_capping": False, "ufls": True, "auto_start": False},
                         "events": [{"at": t_trip, "do": "trip", "target": "cascade/a"}]})
@@ -93,6 +93,27 @@ def test_designed_cascade_matches_the_hand_calculation():
     assert status["cascade/b"] == 3  # tripped
     kpi = pr_kpis(eng)
     assert kpi["relay_trips"] >= 3 and kpi["cascade_depth"] == kpi["relay_trips"]
+
+
+def test_ride_through_trips_the_units_and_the_island_goes_dark(tmp_path):
+    """No RoCoF relay, a turbine under-frequency band (59.5 Hz, 0.5 s): after A trips the frequency falls at
+    RoCoF₁ = 0.4615 Hz/s, crosses 59.5 Hz at t0 + 0.5/RoCoF₁ = t0 + 1.083 s, and B and C trip 0.5 s later
+    (the band's time) — a unit-trip cascade that leaves the island without spinning mass: it goes dark on the
+    next sub-step, before the 57 Hz backstop would have acted."""
+    text = CASCADE.read_text().replace("rocof_relay = true\n", "").replace(
+        "ufls_delay_s = 0.15\n", "ufls_delay_s = 0.15\nturbine_uf_bands = [[59.5, 0.5]]\n")
+    path = tmp_path / "cascade_rt.toml"
+    path.write_text(text)
+    site, eng = _cascade_events(path=path)
+    rocof1 = 60.0 * 10.0 / (2.0 * (150.0 + 500.0))
+    t_trip = 5.0 + 0.5 / rocof1 + 0.5
+    trips = [e for e in eng.event_log if e["kind"] == "frequency-trip"]
+    assert sorted(e["component"] for e in trips) == ["cascade/b", "cascade/c"]
+    for e in trips:
+        assert e["t_s"] == pytest.approx(t_trip, abs=H_SUB) and 59.0 < e["value"] < 59.5
+    dark = next(e for e in eng.event_log if e["kind"] == "blackout")
+    assert dark["t_s"] == pytest.approx(trips[0]["t_s"] + H_SUB, abs=1e-6)
+    assert not any(e["kind"] == "rocof-trip" for e in eng.event_log)
 
 
 def pr_kpis(eng):
