@@ -28,7 +28,7 @@ from .plant import (
     TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_ROCOF, TU_S_MVA,
 )
 from .protection import (
-    BLACKOUT_HZ, island_shed_fraction, ride_through_step, rocof_relay_step, rocof_window_hz_per_s, ufls_shed_fraction,
+    BLACKOUT_HZ, RT_LOG_PICKUP_MAX_S, island_shed_fraction, ride_through_step, rocof_relay_step, rocof_window_hz_per_s, ufls_shed_fraction,
     ufls_step, ups_served_fraction, ups_step,
 )
 from .state import (
@@ -448,7 +448,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 base = SI_RT + c * N_RT_BAND
                 band, pick = ride_through_step(f, st.isl[i, base:base + N_RT_BAND], ctrl, CT_RT + 2 * c * N_RT_BAND,
                                                N_RT_BAND, c == RT_TU_OF or c == RT_BE_OF, h)
-                if pick >= 0:
+                if pick >= 0 and ctrl[CT_RT + 2 * (c * N_RT_BAND + pick) + 1] <= RT_LOG_PICKUP_MAX_S:
                     log_event(events, n_events, t_ev, EV_RT_PICKUP, c * N_RT_BAND + pick, i, f)
                 if band >= 0 and turb_curve:
                     for j in range(n_u):

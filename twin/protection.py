@@ -26,7 +26,7 @@ from .state import (
 )
 
 __all__ = [
-    "UFLS_HZ", "UFLS_RELIEF", "UFLS_DELAY_S", "BLACKOUT_HZ", "RESTORE_HZ", "RESTORE_S", "ROCOF_SHORT_S", "ROCOF_LONG_S",
+    "UFLS_HZ", "UFLS_RELIEF", "UFLS_DELAY_S", "BLACKOUT_HZ", "RT_LOG_PICKUP_MAX_S", "RESTORE_HZ", "RESTORE_S", "ROCOF_SHORT_S", "ROCOF_LONG_S",
     "CAP_ON_HZ", "CAP_OFF_HZ", "CAP_DOWN_PER_S", "CAP_UP_PER_S", "CAP_MIN",
     "ufls_step", "ufls_shed_fraction", "island_shed_fraction", "ufls_restore_step", "rocof_window_hz_per_s", "gpu_cap_step",
     "rocof_relay_step", "ride_through_step", "ups_step", "ups_served_fraction", "ups_shares", "ups_drain",
@@ -51,6 +51,9 @@ RESTORE_S = 300.0
 #: of averaging over several cycles [P36] [P37]; the two windows are an assumption [E]).
 ROCOF_SHORT_S = 0.1
 ROCOF_LONG_S = 0.5
+#: A ride-through band's pick-up is logged only if the band can trip within this time [s]; slower bands (e.g.
+#: 30 min below 59.5 Hz) log their trip only, or an island hovering at a threshold would flood the log [E].
+RT_LOG_PICKUP_MAX_S = 60.0
 #: GPU power-capping thresholds and rates [E]: cap below 59.7 Hz at 5 %/s down to 60 % of the
 #: dynamic power, release above 59.9 Hz at 1 %/s.
 CAP_ON_HZ = 59.7
@@ -207,7 +210,8 @@ def ride_through_step(f_hz, timers_s, ctrl, base, n_band, over, dt_s):  # pragma
     Returns
     -------
     (int, int)
-        The band that trips (−1: none) and a band that picked up on this sub-step (−1: none).
+        The band that trips (−1: none) and the last band (bands go from the mildest to the most severe)
+        that picked up on this sub-step (−1: none).
     """
     trip = -1
     pick = -1
@@ -217,7 +221,7 @@ def ride_through_step(f_hz, timers_s, ctrl, base, n_band, over, dt_s):  # pragma
             continue
         f_b = ctrl[base + 2 * b]
         if (f_hz > f_b) if over else (f_hz < f_b):
-            if timers_s[b] == 0.0 and pick < 0:
+            if timers_s[b] == 0.0:
                 pick = b
             timers_s[b] += dt_s
             if timers_s[b] >= t_max - 1e-9 and trip < 0:

@@ -154,7 +154,7 @@ def test_ride_through_integrators_per_band(which):
         trip, pick = step(59.0, tm, ctrl, base, pl.N_RT_BAND, False, 0.05)
         assert pick == (0 if n == 1 else -1) and trip == (0 if n == 20 else -1)
     tm[:] = 0.0
-    assert step(57.9, tm, ctrl, base, pl.N_RT_BAND, False, 0.05) == (-1, 0)
+    assert step(57.9, tm, ctrl, base, pl.N_RT_BAND, False, 0.05) == (-1, 1)  # both pick up: the severer is named
     assert step(57.9, tm, ctrl, base, pl.N_RT_BAND, False, 0.05) == (1, -1)
     step(59.2, tm, ctrl, base, pl.N_RT_BAND, False, 0.05)
     assert tm[1] == 0.0 and tm[0] == pytest.approx(0.15)
@@ -162,7 +162,7 @@ def test_ride_through_integrators_per_band(which):
     assert not tm.any()
     ctrl, base = _curve([(61.0, 0.5), (61.8, 0.0)], over=True)
     tm[:] = 0.0
-    assert step(61.9, tm, ctrl, base, pl.N_RT_BAND, True, 0.05) == (1, 0)  # instantaneous band
+    assert step(61.9, tm, ctrl, base, pl.N_RT_BAND, True, 0.05) == (1, 1)  # instantaneous band
     assert step(60.9, tm, ctrl, base, pl.N_RT_BAND, True, 0.05) == (-1, -1) and not tm.any()
 
 
