@@ -116,6 +116,24 @@ def test_ride_through_trips_the_units_and_the_island_goes_dark(tmp_path):
     assert not any(e["kind"] == "rocof-trip" for e in eng.event_log)
 
 
+def test_inverter_rocof_trip_takes_the_yard_out(tmp_path):
+    """A 5 MW grid-following yard with a RoCoF trip (0.3 Hz/s over 0.1 s, no delay) on the cascade island:
+    A's loss gives RoCoF₁ = 0.4615 Hz/s, whose window average reaches 0.3 Hz/s at t0 + 0.3·0.1/RoCoF₁ =
+    t0 + 0.065 s: the yard trips then (within a sub-step), is out of service and delivers nothing after."""
+    text = CASCADE.read_text().replace("rocof_relay = true\n", "").replace(
+        "ufls_delay_s = 0.15\n", "ufls_delay_s = 0.15\nbess_rocof_hz_per_s = 0.3\nbess_rocof_window_s = 0.1\n")
+    text += ('\n[[bess]]\nid = "yard"\nbus = "gen"\nunits = 1\nunit_p_mw = 5.0\nunit_e_mwh = 10.0\nrte_frac = 0.9\n'
+             'mode = "droop"\nrocof_relay = true\nassumption = "test"\n')
+    path = tmp_path / "cascade_bess.toml"
+    path.write_text(text)
+    site, eng = _cascade_events(path=path, horizon=6.0)
+    rocof1 = 60.0 * 10.0 / (2.0 * (150.0 + 500.0))
+    trip = next(e for e in eng.event_log if e["kind"] == "rocof-trip")
+    assert trip["component"] == "cascade/yard" and abs(trip["value"]) > 0.3
+    assert trip["t_s"] == pytest.approx(5.0 + 0.3 * 0.1 / rocof1, abs=H_SUB)
+    assert eng.st.bess[0, s.SB_OK] == 0.0 and eng.st.bess[0, s.SB_P] == 0.0
+
+
 def pr_kpis(eng):
     from twin.kpi import event_kpis
 
