@@ -47,7 +47,20 @@ def _cascade_events(horizon=8.0, t_trip=5.0, path=CASCADE):
     return site, eng
 
 
-def test_designed_cascade_matches_the_hand_calculation():
+def _b_as_group(tmp_path):
+    """The cascade site with B as a group of two identical 15 MW units (same ΣH·S and output as B): the kernel
+    steps one and copies it; the relay must trip and log both."""
+    text = CASCADE.read_text()
+    model = text[text.index("[turbine_models.gt30]"):text.index("[turbine_models.gt100]")]
+    text = text.replace("[turbine_models.gt100]", model.replace("gt30", "gt15").replace("30.0", "15.0") + "[turbine_models.gt100]")
+    text = text.replace('id = "b"\nmodel = "gt30"', 'id = "b"\nmodel = "gt15"\ncount = 2')
+    path = tmp_path / "cascade_group.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["one-unit", "b-as-group-of-two"])
+def test_designed_cascade_matches_the_hand_calculation(tmp_path, group):
     """Unit A (10 MW) trips at t0 = 5 s. With B (30 MW) and C (100 MW) left, H = 5 s each:
 
     1. RoCoF₁ = 60·10/(2·(150 + 500)) = 0.4615 Hz/s. B's relay (0.3 Hz/s over a 0.5 s window, delay 0.4 s):
@@ -59,8 +72,9 @@ def test_designed_cascade_matches_the_hand_calculation():
     Each event is in the log, in this order, within one sub-step (50 ms) of these times, with the measured
     quantity; the relay trips count in the KPIs; and the cascade goes on to take the island down.
     """
-    site, eng = _cascade_events()
+    site, eng = _cascade_events(path=_b_as_group(tmp_path) if group else CASCADE)
     prot = site.protection
+    b_units = ["cascade/b-01", "cascade/b-02"] if group else ["cascade/b"]
     f0, t0 = 60.0, 5.0
     hs_b, hs_c = 5.0 * 30.0, 5.0 * 100.0
     rocof1 = f0 * 10.0 / (2.0 * (hs_b + hs_c))
@@ -77,7 +91,7 @@ def test_designed_cascade_matches_the_hand_calculation():
     def first(kind, component):
         return next(i for i, e in enumerate(log) if e["kind"] == kind and e["component"] == component)
 
-    steps = [("rocof-pickup", "cascade/b", t_pick_b), ("rocof-trip", "cascade/b", t_trip_b),
+    steps = [("rocof-pickup", b_units[0], t_pick_b), ("rocof-trip", b_units[0], t_trip_b),
              ("ufls-pickup", "stage 1", t_pick_u), ("ufls-trip", "stage 1", t_trip_u)]
     rows = [first(kind, comp) for kind, comp, _ in steps]
     assert rows == sorted(rows)  # in order
@@ -90,7 +104,10 @@ def test_designed_cascade_matches_the_hand_calculation():
     assert not any(e["kind"] in ("frequency-trip", "blackout") and e["t_s"] < t_trip_u for e in log)
     assert any(e["kind"] == "blackout" for e in log)
     status = dict(zip(eng.plant.names["turbine"], eng.st.turb[:, s.ST_STATUS]))
-    assert status["cascade/b"] == 3  # tripped
+    assert all(status[b] == 3 for b in b_units)  # tripped
+    b_trips = [e for e in log if e["kind"] == "rocof-trip"]
+    assert sorted(e["component"] for e in b_trips) == b_units  # every unit of the group, logged once
+    assert all(e["t_s"] == log[rows[1]]["t_s"] for e in b_trips)
     kpi = pr_kpis(eng)
     assert kpi["relay_trips"] >= 3 and kpi["cascade_depth"] == kpi["relay_trips"]
 
