@@ -136,10 +136,13 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         if any_ups:
             ups_drain(par, st, it_hall, (k + 1) * dt_s, out.events, out.n_events)
         for u in range(n_t):  # identical units follow their group's stepped unit
-            if rep[u] != u:
-                st.turb[u] = st.turb[rep[u]]
-                st.gov[u] = st.gov[rep[u]]
-                pm_mean[u] = pm_mean[rep[u]]
+            r = rep[u]
+            if r != u:
+                for c in range(st.turb.shape[1]):
+                    st.turb[u, c] = st.turb[r, c]
+                for c in range(st.gov.shape[1]):
+                    st.gov[u, c] = st.gov[r, c]
+                pm_mean[u] = pm_mean[r]
         # 5. slow controls
         _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, (k + 1) * dt_s, relief)
         _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
