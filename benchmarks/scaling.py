@@ -8,7 +8,10 @@ tolerance, so ours gets ``tolerance_mva = TOLERANCE_MVA · sn_mva``), both solve
 warm from the solved operating point and must return bus voltages and branch flows for every step:
 
 * **ours** — :func:`grid_models.timeseries.solve_timeseries` (islands above
-  ``grid_models.sparse_lu.SPARSE_MIN_DIM`` rows factorised sparse), bus injections included;
+  ``grid_models.sparse_lu.SPARSE_MIN_DIM`` rows factorised sparse), bus injections included, each
+  run from a copy of the same starting state; the injections and results are written into the
+  previous run's arrays (``out=``, as the engine does chunk after chunk, and as lightsim2grid keeps
+  its result matrices between calls: fresh memory costs about 2 µs per 4 kB page on this VM);
 * **lightsim2grid** — ``TimeSeriesCPP`` with ``NR_KLU``: ``compute_Vs``, ``compute_flows`` and
   ``compute_power_flows`` (:func:`benchmarks.compare_loadflow.prepare_lightsim2grid`, one per island).
 
@@ -95,9 +98,14 @@ def scale_one(name: str, n_steps: int = 300, repeats: int | None = None, referen
     prof = campus_profile(arrays, 0, n_steps)
     repeats = repeats or (9 if len(net.bus) < 1000 else 1)
 
-    def ours():
-        pb, qb = bus_injections(arrays, **prof)
-        return solve_timeseries(arrays, pb, qb, state=state0.copy(), tolerance_mva=TOLERANCE_MVA * arrays.base_mva)
+    last: dict = {}
+
+    def ours():  # into the previous call's arrays, as lightsim2grid's TimeSeriesCPP keeps its result matrices
+        pb, qb = bus_injections(arrays, **prof, out=last.get("pq"))
+        last["pq"] = pb, qb
+        last["res"] = solve_timeseries(arrays, pb, qb, state=state0.copy(), tolerance_mva=TOLERANCE_MVA * arrays.base_mva,
+                                       out=last.get("res"))
+        return last["res"]
 
     t0 = time.perf_counter()
     ours()  # compiled (or loaded from the numba cache), analysed
