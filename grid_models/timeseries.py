@@ -7,8 +7,9 @@ step's voltages and slack, and the chord Newton keeps each island's LU factors f
 mismatch keeps falling fast (refactorising when it slows; Tinney & Hart 1967 for the Newton–Raphson
 polar form, distributed slack by participation factors as pandapower's ``newtonpf``). Small islands
 (a campus's, up to ``SPARSE_MIN_DIM`` Jacobian rows) keep a dense inverse; larger ones a sparse LU
-whose ordering and pivots are analysed once per state (:mod:`grid_models.sparse_lu`), so the cost
-per step grows with the factors' fill rather than with the square of the network. The returned
+whose ordering and pivots are analysed once per compiled net (:mod:`grid_models.sparse_lu`; every
+state of that net gets its own numeric factors), so the cost per step grows with the factors' fill
+rather than with the square of the network. The returned
 :class:`LoadFlowState` continues the next chunk where this one stopped.
 
 The engine calls it once per chunk of simulated seconds; a scipy twin
