@@ -154,5 +154,7 @@ class Services:
             problems.append("the worker pool's dispatcher or reaper thread has stopped")
         report = {"live": live, "catalog": catalog, "workers_status": workers, "workers": self.pool.workers,
                   "runs_active": self.pool.n_active, "runs_queued": self.pool.n_queued,
+                  "sweep_cluster": self.sweeps.cluster if self.sweeps else "local (not started)",
+                  "sweep_cases_pending": self.sweeps.n_pending if self.sweeps else 0,
                   "stream_subscribers": self.broadcaster.subscribers if self.broadcaster else 0, "problems": problems}
         return not problems, report

@@ -505,8 +505,8 @@ class SweepExecutor:
 
     @property
     def cluster(self) -> str:
-        """What executes the cases: the scheduler's address, ``local`` or ``local (not started)``."""
-        return self.scheduler or ("local" if self._client is not None else "local (not started)")
+        """What executes the cases: ``external`` (the scheduler's address is not shown), ``local`` or ``local (not started)``."""
+        return "external" if self.scheduler else ("local" if self._client is not None else "local (not started)")
 
     # ------------------------------------------------------------------ submit / cancel
     @property

@@ -39,6 +39,7 @@ def test_sweep_of_listed_cases(client, home):
     ds = xr.open_dataset(home / sid / "kpis.nc", engine="h5netcdf")
     assert list(ds.case.values) == ["base", "trip two", "hot"] and (ds.status.values == "done").all()
     assert json.loads((home / sid / "failures.json").read_text()) == {}
+    assert client.get("/healthz").json()["sweep_cluster"] == "local"
     k = client.get(f"/sweeps/{sid}/kpis", headers=READ).json()
     assert k["complete"] and len(k["cases"]) == 3
     assert k["ranking"][0] == "trip two"  # losing two units is the worst case
@@ -175,3 +176,22 @@ def test_shutdown_during_a_sweep_records_every_case(tmp_path):
     assert sorted(ds.status.values) == status
     assert np.isfinite(ds.pue.values[ds.status.values == "done"]).all()
     assert np.isnan(ds.pue.values[ds.status.values == "failed"]).all()
+
+
+def test_an_unreachable_scheduler_fails_the_sweep_with_the_reason(tmp_path):
+    """TWIN_DASK_SCHEDULER names the cluster; when nothing answers there, every case fails saying why."""
+    import socket
+
+    import dask
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path / "home", live_enabled=False, dask_scheduler=address)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").json()["sweep_cluster"] == "external"
+        r = c.post("/sweeps", json={"base": scenario("nowhere", 60), "n1": ["grid-ties"]}, headers=WRITE)
+        assert r.status_code == 202, r.text
+        j = wait_for(c, f"/sweeps/{r.json()['id']}", timeout_s=60)
+    assert j["status"] == "failed" and j["counts"] == {"failed": 3}, j
+    assert all("could not go on" in x["error"] and "OSError" in x["error"] for x in j["cases"]), j["cases"]
