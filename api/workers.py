@@ -515,10 +515,6 @@ class SweepExecutor:
         with self._lock:
             return sum(len(s.cases) - len(s.records) for s in self._sweeps.values())
 
-    def owned(self) -> set[str]:
-        with self._lock:
-            return {i for s in self._sweeps.values() for i in (s.id, *s.ids.values())}
-
     def submit(self, sweep_id: str, site: str, cases: list[tuple[str, dict]], sweep_dir: Path,
                attrs: dict[str, Any] | None = None) -> None:
         """Record every case of the (already recorded) sweep ``sweep_id`` as queued and start running them."""
