@@ -466,7 +466,7 @@ class SweepExecutor:
 
     The cluster is the dask scheduler at ``scheduler`` (``TWIN_DASK_SCHEDULER``), or a LocalCluster of
     ``n_workers`` processes started with the first sweep and closed by :meth:`shutdown`. Cancelling a
-    sweep or a case cancels its futures (a case already running on a worker finishes there, unrecorded);
+    sweep or a case cancels its futures (a case already running on a worker stops at its next segment);
     the cases that will not run are recorded ``cancelled``, or ``failed`` with the reason when the server
     shuts down. A server killed outright leaves them ``queued``: the next start marks them ``failed``
     (:func:`reap_interrupted`).

@@ -194,13 +194,34 @@ def _doc_hash(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class CaseCancelled(Exception):
+    """The dask task running a case was cancelled (a cancelled sweep): the case stops between segments."""
+
+
+def _task_cancelled() -> bool:
+    """Whether the dask task this thread executes has been cancelled (False outside a dask worker).
+
+    Reads the worker's own task state (no message to the scheduler): a running task that its client
+    cancels goes from ``executing`` to ``cancelled``.
+    """
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+
+        ts = get_worker().state.tasks.get(thread_state.key)
+    except (ImportError, ValueError, AttributeError):  # not in a worker's task thread
+        return False
+    return ts is None or ts.state != "executing"
+
+
 def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
     """Run one case in memory and return its KPIs (what a dask worker executes); never raises.
 
     Returns the KPIs plus ``case``, ``status`` (``"done"`` or ``"failed"``), ``error`` (the reason
     of a failure: exception type and message, e.g. a branch trip that splits an island), ``doc_hash``
     (identifies the scenario document), ``wall_s`` and ``cpu_s`` (the worker process's CPU time: what a
-    case costs on a loaded machine).
+    case costs on a loaded machine). On a dask worker, a case whose task is cancelled stops at its next
+    segment (at most 3,600 steps: an hour at 1 s) instead of running to its end unread.
     """
     from .engine import Engine
     from .kpi import KpiAccumulator
@@ -216,6 +237,8 @@ def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
         eng.buffers = _buffers()
         kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
         for seg in eng.segments():
+            if _task_cancelled():  # nobody waits for this case any more: free the worker
+                raise CaseCancelled(f"case {name!r} stopped at {eng.k * eng.step_s:g} s: its sweep was cancelled")
             kpi.update(seg)
         out = kpi.result(eng.event_log)
         out.update(status="done", error=None)
