@@ -456,9 +456,10 @@ class _Sweep:
 class SweepExecutor:
     """The service's sweeps on dask.distributed, through :mod:`twin.sweep`'s executor (the CLI's).
 
-    A sweep's cases are recorded ``queued`` in the catalog (runs whose ``parent`` is the sweep, without a
-    run directory: a sweep keeps each case's KPIs, as ``twin sweep`` does), then a driver thread submits
-    them to the cluster (:func:`twin.sweep.submit_cases`) and records each one as it finishes
+    A sweep's cases are recorded ``queued`` in the catalog (runs whose ``parent`` is the sweep, each with
+    its run directory ``<sweep dir>/<case id>``, which the case's worker fills as a run's: time series,
+    events, KPIs; so the workers of an external cluster need the service's ``TWIN_HOME`` at the same path),
+    then a driver thread submits them to the cluster (:func:`twin.sweep.submit_cases`) and records each one as it finishes
     (:func:`twin.sweep.collect_cases`): the case's row (``done`` with its KPIs, or ``failed`` with the
     reason), ``cases.jsonl`` in the sweep's directory, and the sweep's row (status and progress from its
     cases). When every case has ended the directory gets ``kpis.nc``, ``kpis.csv``, ``ranking.json`` and
@@ -523,7 +524,8 @@ class SweepExecutor:
         ids = {}
         for name, doc in cases:
             ids[name] = new_run_id("run")
-            self.catalog.create(run_id=ids[name], site=site, scenario=name, scenario_doc=doc, parent=sweep_id)
+            self.catalog.create(run_id=ids[name], site=site, scenario=name, scenario_doc=doc, parent=sweep_id,
+                                store=str(Path(sweep_dir) / ids[name]))
         sw = _Sweep(sweep_id, site, list(cases), Path(sweep_dir), ids, dict(attrs or {}))
         sw.thread = threading.Thread(target=self._drive, args=(sw,), name=f"twin-{sweep_id}", daemon=True)
         with self._lock:
@@ -557,8 +559,19 @@ class SweepExecutor:
         with sw.recorded:
             sw.recorded.wait_for(lambda: case in sw.records or sw.done.is_set(), wait_s)
         if delete:
+            self._wait_stopped([f.key for f in futs], wait_s)  # its worker writes no more into its directory
             self.catalog.delete(run_id)
+            path = safe_run_dir(str(sw.dir / run_id), self.home)
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
         return True
+
+    def _wait_stopped(self, prefixes: list[str], timeout_s: float) -> None:
+        from twin.sweep import wait_stopped
+
+        for prefix in prefixes:
+            if self._client is not None and not wait_stopped(self._client, str(prefix), timeout_s):
+                log.warning("a cancelled case (%s) still runs on a worker", prefix)
 
     def _stop(self, sw: _Sweep, how: tuple[str, str]) -> None:
         with self._lock:
@@ -604,6 +617,7 @@ class SweepExecutor:
             with self._lock:
                 self._sweeps.pop(sw.id, None)
             if sw.delete:
+                self._wait_stopped([sw.id], 30.0)  # no worker writes into the directory any more
                 self.catalog.delete(sw.id)
                 path = safe_run_dir(str(sw.dir), self.home)
                 if path is not None:
@@ -622,7 +636,8 @@ class SweepExecutor:
             self.catalog.update(sw.id, status="running", started=time.time())
             with self._lock:
                 if sw.stop is None:
-                    sw.futures = submit_cases(client, sw.site, sw.cases, prefix=sw.id)
+                    sw.futures = submit_cases(client, sw.site, sw.cases, prefix=sw.id,
+                                              stores=[str(sw.dir / sw.ids[n]) for n, _ in sw.cases])
                     for f, (n, _) in sw.futures.items():
                         if n in sw.cancelled:
                             f.cancel()

@@ -50,7 +50,7 @@ from sites import load_site
 from .scenario import ScenarioError, load_scenario, parse_time_s
 
 __all__ = ["N1_KINDS", "WORKER_ENV", "expand_cases", "sample_cases", "run_case", "dask_client", "submit_cases",
-           "collect_cases", "run_cases", "RecordLog", "sweep", "write_results", "kpi_dataset", "rank_cases",
+           "collect_cases", "run_cases", "wait_stopped", "RecordLog", "sweep", "write_results", "kpi_dataset", "rank_cases",
            "read_records", "write_sweep_report"]
 
 #: N-1 kinds → (site list, action).
@@ -214,8 +214,33 @@ def _task_cancelled() -> bool:
     return ts is None or ts.state != "executing"
 
 
-def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
-    """Run one case in memory and return its KPIs (what a dask worker executes); never raises.
+class _NoCatalog:
+    """The run catalog of a case recorded by :func:`run_case`: nothing, the sweep's driver records each
+    case's end (the workers of an external cluster need not reach the service's catalog)."""
+
+    def get(self, run_id):
+        return run_id  # known: the runner does not create it
+
+    def create(self, **fields) -> None:
+        pass
+
+    def update(self, run_id, **fields) -> None:
+        pass
+
+
+class _TaskCancel:
+    """The runner's cancel flag of a case: its dask task was cancelled."""
+
+    def is_set(self) -> bool:
+        return _task_cancelled()
+
+
+def run_case(site_name: str, name: str, doc: dict, store: str | None = None) -> dict[str, Any]:
+    """Run one case and return its KPIs (what a dask worker executes); never raises.
+
+    In memory (only the KPIs), or with ``store`` a run directory that gets what a run writes
+    (:func:`twin.runner.run`: ``results.zarr``, ``events.csv``, ``kpis.json``, ``status.json``): the
+    API's sweeps keep each case's time series. The KPIs are the same either way.
 
     Returns the KPIs plus ``case``, ``status`` (``"done"`` or ``"failed"``), ``error`` (the reason
     of a failure: exception type and message, e.g. a branch trip that splits an island), ``doc_hash``
@@ -232,15 +257,20 @@ def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
         _worker_setup()
         site = _site(site_name)
         sc = load_scenario(doc, origin=f"case {name!r}")
-        events = resolve_events(sc, site, origin=f"case {name!r}")
-        eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
-        eng.buffers = _buffers()
-        kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
-        for seg in eng.segments():
-            if _task_cancelled():  # nobody waits for this case any more: free the worker
-                raise CaseCancelled(f"case {name!r} stopped at {eng.k * eng.step_s:g} s: its sweep was cancelled")
-            kpi.update(seg)
-        out = kpi.result(eng.event_log)
+        if store is not None:
+            from .runner import run
+
+            out = dict(run(site, sc, run_id=Path(store).name, run_dir=store, catalog=_NoCatalog(), cancel=_TaskCancel()).kpis)
+        else:
+            events = resolve_events(sc, site, origin=f"case {name!r}")
+            eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
+            eng.buffers = _buffers()
+            kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
+            for seg in eng.segments():
+                if _task_cancelled():  # nobody waits for this case any more: free the worker
+                    raise CaseCancelled(f"case {name!r} stopped at {eng.k * eng.step_s:g} s: its sweep was cancelled")
+                kpi.update(seg)
+            out = kpi.result(eng.event_log)
         out.update(status="done", error=None)
     except Exception as exc:  # recorded, not raised: one case never stops a sweep
         out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -284,9 +314,12 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
 RECORD_FIELDS = ("case", "status", "error", "doc_hash", "wall_s", "cpu_s")
 
 
-def submit_cases(client, site_name: str, cases: list[tuple[str, dict]], prefix: str = "case") -> dict[Any, tuple[str, dict]]:
-    """Submit every case to ``client`` (one task each, keys ``<prefix>-<doc hash>-<i>``); {future: (name, doc)}."""
-    return {client.submit(run_case, site_name, name, doc, key=f"{prefix}-{_doc_hash(doc)}-{i}", pure=False): (name, doc)
+def submit_cases(client, site_name: str, cases: list[tuple[str, dict]], prefix: str = "case",
+                 stores: list[str] | None = None) -> dict[Any, tuple[str, dict]]:
+    """Submit every case to ``client`` (one task each, keys ``<prefix>-<doc hash>-<i>``; with ``stores``, each
+    case's run directory, see :func:`run_case`); {future: (name, doc)}."""
+    return {client.submit(run_case, site_name, name, doc, stores[i] if stores else None,
+                          key=f"{prefix}-{_doc_hash(doc)}-{i}", pure=False): (name, doc)
             for i, (name, doc) in enumerate(cases)}
 
 
@@ -320,6 +353,27 @@ def run_cases(client, site_name: str, cases: list[tuple[str, dict]],
     which uses :func:`submit_cases` and :func:`collect_cases` to be able to cancel).
     """
     collect_cases(submit_cases(client, site_name, cases), on_result)
+
+
+def _executing_keys(dask_worker) -> list[str]:
+    """Keys of the tasks a worker's threads still execute (cancelled ones included, until they return)."""
+    return [str(ts.key) for ts in list(dask_worker.state.tasks.values()) if ts.state in ("executing", "cancelled", "long-running")]
+
+
+def wait_stopped(client, prefix: str, timeout_s: float = 30.0) -> bool:
+    """Wait until no worker executes a task whose key starts with ``prefix`` (cancelled cases stop at their
+    next segment); False on timeout or when the workers cannot be asked."""
+    t_end = time.monotonic() + timeout_s
+    while True:
+        try:
+            busy = [k for keys in client.run(_executing_keys).values() for k in keys if k.startswith(prefix)]
+        except Exception:  # a lost cluster runs nothing of ours any more
+            return False
+        if not busy:
+            return True
+        if time.monotonic() > t_end:
+            return False
+        time.sleep(0.1)
 
 
 class RecordLog:

@@ -33,7 +33,12 @@ def test_sweep_of_listed_cases(client, home):
     assert [c["case"] for c in j["cases"]] == ["base", "trip two", "hot"] and j["counts"] == {"done": 3}
     for c in j["cases"]:
         run = client.get(f"/runs/{c['run_id']}", headers=READ).json()
-        assert run["parent"] == sid and run["status"] == "done" and not run["has_results"]  # a case keeps its KPIs
+        assert run["parent"] == sid and run["status"] == "done" and run["has_results"]  # written by the dask worker
+        assert (home / sid / c["run_id"] / "results.zarr").is_dir()
+    f = client.get(f"/runs/{j['cases'][1]['run_id']}/series?var=f_hz&end=30", headers=READ)
+    assert f.status_code == 200, f.text
+    ev = client.get(f"/runs/{j['cases'][1]['run_id']}/events", headers=READ).json()["events"]
+    assert [e["component"] for e in ev if e["source"] == "scenario"] == ["southaven/titan350-01", "southaven/titan350-02"]
     # the sweep's directory holds what `twin sweep` writes
     assert len((home / sid / "cases.jsonl").read_text().splitlines()) == 3
     ds = xr.open_dataset(home / sid / "kpis.nc", engine="h5netcdf")
