@@ -337,8 +337,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
         sparse = sps[0][isl]
         c0 = sps[10][isl]
         p0 = sps[11][isl]
-        l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm = (sps[15], sps[16], sps[17], sps[18], sps[19],
-                                                                        sps[20], sps[21], sps[22])
+        lr_ptr, lr_idx, lr_val, ur_ptr, ur_idx, ur_val, u_dinv, row_perm, col_perm = (
+            sps[23], sps[24], sps[25], sps[27], sps[28], sps[29], sps[31], sps[21], sps[22])
     while True:
         if norm < tol:
             return True, it, norm, nfact
@@ -361,8 +361,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                     lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
         if sparse:
-            _sparse.solve_factors(dim, c0, p0, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, row_perm, col_perm, f, dx,
-                                  work)
+            _sparse.solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, ur_ptr, ur_idx, ur_val, u_dinv, row_perm,
+                                  col_perm, f, dx, work)
             step = dx
         elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
@@ -522,13 +522,13 @@ def branch_flows(v, br_f, br_t, yff, yft, ytf, ytt, amp_f, amp_t, pct_f, pct_t, 
 
 @njit(cache=True, nogil=True)
 def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row,
-               q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, pp_internal, p_pp_pu, q_pp_pu, tol, max_iter,
+               q_row, slack_col, lu, lu_off, piv, piv_off, have_lu, pp_internal, p_pp_mw, q_pp_mw, tol, max_iter,
                refactor_ratio, base_mva, br_f, br_t, yff, yft, ytf, ytt, kv_f, kv_t, i_rated_f, i_rated_t,
                with_branches, vm_out, va_out, converged_out, iter_out, norm_out, slack_out, p_f_out, q_f_out,
                p_t_out, q_t_out, i_out, loading_out, sps):  # pragma: no cover
     """Solve a sequence of operating points, warm-started step to step (chord Newton per island).
 
-    Step ``k`` sums the injections ``p_pp_pu[k]``, ``q_pp_pu[k]`` (per pandapower bus, per unit) onto
+    Step ``k`` sums the injections ``p_pp_mw[k]``, ``q_pp_mw[k]`` (per pandapower bus, in per unit) onto
     internal buses, solves every island by :func:`newton_island` from the previous step's voltages,
     slack and LU factors, and writes voltages per pandapower bus, the slack power per island [MW],
     convergence data and, if ``with_branches``, branch flows (see :func:`branch_flows`; ``with_branches``
@@ -543,8 +543,9 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
 
     Parameters
     ----------
-    p_pp_pu, q_pp_pu : ndarray(float64, (n_steps, n_pp_bus))
-        Net injection (generation − load) per pandapower bus [pu].
+    p_pp_mw, q_pp_mw : ndarray(float64, (n_steps, n_pp_bus))
+        Net injection (generation − load) per pandapower bus [MW], [Mvar] (divided by ``base_mva`` here:
+        the caller's profile is read as it is, without a scaled copy).
     vm_out, va_out : ndarray((n_steps, n_pp_bus)), outputs
         [pu], [degree].
     converged_out : ndarray(bool, n_steps)
@@ -564,7 +565,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     int
         Number of Jacobian factorisations.
     """
-    n_steps = p_pp_pu.shape[0]
+    n_steps = p_pp_mw.shape[0]
     n_pp = len(pp_internal)
     n_bus = len(v)
     n_island = len(isl_dim)
@@ -619,8 +620,8 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         for b in range(n_pp):
             i = pp_internal[b]
             if i >= 0:
-                p_spec[i] += p_pp_pu[k, b]
-                q_spec[i] += q_pp_pu[k, b]
+                p_spec[i] += p_pp_mw[k, b] / base_mva
+                q_spec[i] += q_pp_mw[k, b] / base_mva
         all_ok = True
         iters = 0
         worst = 0.0

@@ -7,8 +7,9 @@ step's voltages and slack, and the chord Newton keeps each island's LU factors f
 mismatch keeps falling fast (refactorising when it slows; Tinney & Hart 1967 for the Newton–Raphson
 polar form, distributed slack by participation factors as pandapower's ``newtonpf``). Small islands
 (a campus's, up to ``SPARSE_MIN_DIM`` Jacobian rows) keep a dense inverse; larger ones a sparse LU
-whose ordering and pivots are analysed once per state (:mod:`grid_models.sparse_lu`), so the cost
-per step grows with the factors' fill rather than with the square of the network. The returned
+whose ordering and pivots are analysed once per compiled net (:mod:`grid_models.sparse_lu`; every
+state of that net gets its own numeric factors), so the cost per step grows with the factors' fill
+rather than with the square of the network. The returned
 :class:`LoadFlowState` continues the next chunk where this one stopped.
 
 The engine calls it once per chunk of simulated seconds; a scipy twin
@@ -17,6 +18,7 @@ The engine calls it once per chunk of simulated seconds; a scipy twin
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -26,7 +28,7 @@ from . import newton as _np_newton
 from . import newton_numba as _nb
 from .compile import GridArrays
 from .powerflow import LoadFlowState, dense_lu_sizes, solve
-from .sparse_lu import SPARSE_MIN_DIM, analyse, empty, sparse_islands
+from .sparse_lu import SPARSE_MIN_DIM, SparseLU, analyse, empty, sparse_islands
 
 __all__ = ["TimeSeriesResult", "bus_injections", "solve_timeseries"]
 
@@ -97,7 +99,7 @@ def _add_profile(out, values, nominal, pos, active, sign, kernel):
 
 def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen_p_mw=None, sgen_q_mvar=None,
                    storage_p_mw=None, storage_q_mvar=None, gen_p_mw=None, n_steps: int | None = None,
-                   kernel: bool = True):
+                   kernel: bool = True, out: tuple[np.ndarray, np.ndarray] | None = None):
     """Net injection per pandapower bus from element profiles.
 
     Each argument is a profile of one element table, shape ``(n_steps, n_element)`` (or
@@ -115,6 +117,9 @@ def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen
         Number of steps when every profile is constant (default 1).
     kernel : bool
         Sum with the numba kernel (``add_element_columns``) or its numpy twin (sparse incidence).
+    out : (ndarray, ndarray), optional
+        Arrays of the result's shape to overwrite instead of allocating new ones (a caller that builds
+        chunk after chunk saves the first-touch cost of fresh memory); otherwise ignored.
 
     Returns
     -------
@@ -126,8 +131,14 @@ def bus_injections(arrays: GridArrays, *, load_p_mw=None, load_q_mvar=None, sgen
     if n_steps is None:
         n_steps = len(given[0]) if given else 1
     n_pp = arrays.n_pp_bus
-    p = np.zeros((n_steps, n_pp))
-    q = np.zeros((n_steps, n_pp))
+    if out is not None and all(x.shape == (n_steps, n_pp) and x.dtype == np.float64 and x.flags.c_contiguous
+                               for x in out):
+        p, q = out
+        p.fill(0.0)
+        q.fill(0.0)
+    else:
+        p = np.zeros((n_steps, n_pp))
+        q = np.zeros((n_steps, n_pp))
     parts = (
         (arrays.load_pp_bus, arrays.load_active, -1.0, (load_p_mw, arrays.load_p_mw), (load_q_mvar, arrays.load_q_mvar)),
         (arrays.storage_pp_bus, arrays.storage_active, -1.0, (storage_p_mw, arrays.storage_p_mw),
@@ -164,6 +175,46 @@ def _to_internal(arrays: GridArrays, p_pp: np.ndarray) -> np.ndarray:
     live = arrays.pp_bus_internal >= 0
     np.add.at(out, arrays.pp_bus_internal[live], p_pp[live])
     return out
+
+
+class _Plan:
+    """What :func:`solve_timeseries` derives from a compiled net alone, kept once per net (topology).
+
+    ``sparse``: which islands are factorised sparse; ``analysis``: their ordering, pivot sequence and
+    factor patterns (:func:`grid_models.sparse_lu.analyse`, at the voltages of the first state that
+    needed them; every later state of the net gets a copy with its own numeric factors, as KLU's
+    ``klu_analyze`` once then ``klu_refactor``); ``kv_f``, ``kv_t``: base voltage at each branch end.
+    """
+
+    __slots__ = ("sparse", "analysis", "kv_f", "kv_t", "dense_room", "empty")
+
+    def __init__(self, arrays: GridArrays, sparse_min_dim: int):
+        self.sparse = sparse_islands(arrays, sparse_min_dim)
+        self.analysis: SparseLU | None = None
+        self.empty = empty(arrays)
+        kv = arrays.bus_base_kv
+        self.kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
+        self.kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)
+        self.dense_room = int(dense_lu_sizes(arrays).sum())
+
+
+#: the fields of GridArrays a plan depends on (compared by identity: compiled arrays are never modified in place)
+_PLAN_FIELDS = ("ybus_data", "ybus_indices", "ybus_indptr", "bus_p_row", "bus_q_row", "bus_va_col", "bus_vm_col",
+                "bus_slack_weight", "island_slack_col", "island_bus_ptr", "island_buses", "island_dim",
+                "island_offset", "bus_base_kv", "branch_from", "branch_to")
+_PLANS: dict[tuple[int, int], tuple[tuple, _Plan]] = {}
+
+
+def _plan(arrays: GridArrays, sparse_min_dim: int) -> _Plan:
+    """The cached :class:`_Plan` of ``arrays`` (a new one if any field it depends on is another object)."""
+    key = (id(arrays.ybus_indices), int(sparse_min_dim))
+    hit = _PLANS.get(key)
+    if hit is not None and all(ref() is getattr(arrays, name) for name, ref in hit[0]):
+        return hit[1]
+    plan = _Plan(arrays, sparse_min_dim)
+    _PLANS[key] = (tuple((name, weakref.ref(getattr(arrays, name))) for name in _PLAN_FIELDS), plan)
+    weakref.finalize(arrays.ybus_indices, _PLANS.pop, key, None)
+    return plan
 
 
 def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState | None = None,
@@ -220,13 +271,13 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         mode = 1 if branch_flows else 0
     lean = ("q_from_mvar", "q_to_mvar", "i_ka") if mode == 2 else ()
     wanted = [bool(mode) and k not in lean for k in _FLOWS]
-    p = np.ascontiguousarray(np.atleast_2d(np.asarray(p_mw, dtype=np.float64))) / arrays.base_mva
-    q = np.ascontiguousarray(np.atleast_2d(np.asarray(q_mvar, dtype=np.float64))) / arrays.base_mva
+    p = np.ascontiguousarray(np.atleast_2d(np.asarray(p_mw, dtype=np.float64)))  # [MW]: per unit in the kernel
+    q = np.ascontiguousarray(np.atleast_2d(np.asarray(q_mvar, dtype=np.float64)))
     if p.shape != q.shape or p.shape[1] != arrays.n_pp_bus:
         raise ValueError(f"p_mw and q_mvar must both be (n_steps, {arrays.n_pp_bus}); got {p.shape}, {q.shape}")
     n_steps = p.shape[0]
     if state is None:
-        first = solve(arrays, _to_internal(arrays, p[0] * arrays.base_mva), _to_internal(arrays, q[0] * arrays.base_mva),
+        first = solve(arrays, _to_internal(arrays, p[0]), _to_internal(arrays, q[0]),
                       init="dc", tolerance_mva=tolerance_mva, max_iteration=max(max_iteration, 20),
                       solver="auto" if solver == "numba" else "numpy")
         if first.converged:
@@ -234,14 +285,16 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
             state = LoadFlowState.start(arrays, first.vm_pu, first.va_degree, slack0)
         else:  # the first step itself fails: start from the DC point and let the series report it
             state = LoadFlowState.start(arrays, np.ones(arrays.n_bus), arrays.va_init_degree)
-    elif (state.vm_pu.shape != (arrays.n_bus,) or state.slack_pu.shape != (arrays.n_island,)
-          or len(state.lu) < int(dense_lu_sizes(arrays).sum())):
+    plan = _plan(arrays, sparse_min_dim) if solver == "numba" else None
+    if state is not None and (state.vm_pu.shape != (arrays.n_bus,) or state.slack_pu.shape != (arrays.n_island,)
+                              or len(state.lu) < (plan.dense_room if plan else int(dense_lu_sizes(arrays).sum()))):
         raise ValueError("state does not belong to these arrays (recompiled net?): start a new one with state=None")
     tol_pu = tolerance_mva / arrays.base_mva
     n_pp, n_br, n_isl = arrays.n_pp_bus, arrays.n_branch, arrays.n_island
 
     if solver == "numpy":
-        out = _np_newton.timeseries(arrays, state.vm_pu, state.va_rad, state.slack_pu, p, q, tol_pu, max_iteration,
+        out = _np_newton.timeseries(arrays, state.vm_pu, state.va_rad, state.slack_pu, p / arrays.base_mva,
+                                    q / arrays.base_mva, tol_pu, max_iteration,
                                     refactor_ratio, branch_flows)
         state.v[:] = state.vm_pu * np.exp(1j * state.va_rad)
         state.have_lu[:] = False
@@ -264,13 +317,16 @@ def solve_timeseries(arrays: GridArrays, p_mw, q_mvar, *, state: LoadFlowState |
         norms = np.zeros(n_steps)
         slack = np.empty((n_steps, n_isl))
         flows = [np.empty((n_steps, n_br) if w else (0, n_br), dtype) for w in wanted]
-    sparse = sparse_islands(arrays, sparse_min_dim)
+    sparse = plan.sparse
     if state.sparse is None or not np.array_equal(state.sparse.is_sparse, sparse):
-        state.sparse = analyse(arrays, state.v, sparse) if sparse.any() else empty(arrays)
+        if not sparse.any():
+            state.sparse = plan.empty
+        else:
+            if plan.analysis is None:
+                plan.analysis = analyse(arrays, state.v, sparse)
+            state.sparse = plan.analysis.copy()
         state.have_lu[sparse] = False
-    kv = arrays.bus_base_kv
-    kv_f = np.where(arrays.branch_from >= 0, kv[np.maximum(arrays.branch_from, 0)], 1.0)
-    kv_t = np.where(arrays.branch_to >= 0, kv[np.maximum(arrays.branch_to, 0)], 1.0)
+    kv_f, kv_t = plan.kv_f, plan.kv_t
     nfact = _nb.timeseries(
         arrays.ybus_indptr, arrays.ybus_indices, arrays.ybus_data, state.v, state.vm_pu, state.va_rad, state.slack_pu,
         arrays.bus_slack_weight, arrays.bus_island, arrays.island_bus_ptr, arrays.island_buses, arrays.island_dim,

@@ -117,3 +117,26 @@ def test_dense_numba_snapshot_refuses_a_state_without_dense_room():
     _, a, st = _solved("case1354pegase")  # a state from LoadFlowState.start: no dense room above DENSE_MAX_DIM
     with pytest.raises(ValueError, match="factorises dense"):
         solve(a, init=st, solver="numba")
+
+
+def test_a_net_is_analysed_once_and_every_state_has_its_own_factors():
+    """A second state of the same compiled net reuses the first one's ordering and patterns (no second
+    analysis) but gets its own numeric factors: both series equal a series whose state was analysed anew."""
+    import grid_models.timeseries as ts
+
+    _, a, st = _solved("case118")
+    p, q = bus_injections(a, **campus_profile(a, 0, 15))
+    first = solve_timeseries(a, p, q, state=st.copy(), sparse_min_dim=0)
+    second = solve_timeseries(a, p, q, state=st.copy(), sparse_min_dim=0)
+    assert second.state.sparse.a_ptr is first.state.sparse.a_ptr  # the same analysis
+    assert second.state.sparse.l_val is not first.state.sparse.l_val  # independent factors
+    ts._PLANS.clear()  # forget the analysis: a new one at the same point
+    anew = solve_timeseries(a, p, q, state=st.copy(), sparse_min_dim=0)
+    assert anew.state.sparse.a_ptr is not first.state.sparse.a_ptr
+    for res in (first, second):
+        np.testing.assert_array_equal(res.vm_pu, anew.vm_pu)
+    # a recompiled net (other arrays) is analysed for itself
+    _, b, st_b = _solved("case118")
+    other = solve_timeseries(b, p, q, state=st_b.copy(), sparse_min_dim=0)
+    assert other.state.sparse.a_ptr is not anew.state.sparse.a_ptr
+    np.testing.assert_allclose(other.vm_pu, anew.vm_pu, atol=1e-12, rtol=0)

@@ -327,3 +327,17 @@ def test_bus_injections_kernel_equals_its_numpy_twin(campus, n_steps):
     k, n = bus_injections(arrays, **prof), bus_injections(arrays, kernel=False, **prof)
     for a, b in zip(k, n):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-9)
+
+
+def test_bus_injections_into_given_arrays(campus):
+    """out=: the sums overwrite the given arrays (old contents do not leak in); other shapes allocate anew."""
+    _, arrays = campus
+    prof = campus_profile(arrays, 0, 20, seed=3)
+    fresh = bus_injections(arrays, **prof)
+    buf = tuple(np.full_like(x, 7.0) for x in fresh)
+    again = bus_injections(arrays, **prof, out=buf)
+    assert again[0] is buf[0] and again[1] is buf[1]
+    for a, b in zip(again, fresh):
+        np.testing.assert_array_equal(a, b)
+    short = bus_injections(arrays, **campus_profile(arrays, 0, 5, seed=3), out=buf)
+    assert short[0] is not buf[0] and short[0].shape == (5, arrays.n_pp_bus)
