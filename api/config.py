@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body [bytes]")
     max_series_points: int = Field(2_000_000, ge=1, description="most values one series response may hold")
     max_sweep_cases: int = Field(200, ge=1, description="most cases (runs) one sweep may expand to")
+    dask_scheduler: str | None = Field(None, pattern=r"^[a-z0-9+]+://\S+$", description="address of the dask scheduler "
+                                       "that runs sweeps, e.g. tcp://10.0.0.5:8786 (default: a local cluster of `workers` "
+                                       "processes, started with the first sweep)")
     reap_interval_s: float = Field(30.0, gt=0, description="how often runs of dead processes are marked failed [s]")
 
     live_enabled: bool = Field(True, description="step the live twin in the background")

@@ -67,6 +67,9 @@ class Health(BaseModel):
     workers: int
     runs_active: int
     runs_queued: int
+    sweep_cluster: Literal["external", "local", "local (not started)"] = Field(
+        description="what runs sweeps: the dask scheduler of TWIN_DASK_SCHEDULER, or the service's local cluster")
+    sweep_cases_pending: int = Field(description="cases of running sweeps not finished yet")
     stream_subscribers: int = Field(description="server-sent event streams open")
     problems: list[str] = Field(description="why the service is degraded (empty when ok)")
 

@@ -1,4 +1,4 @@
-"""What the app holds while it runs (catalog, worker pool, live twin, stream broadcaster, metrics), its health,
+"""What the app holds while it runs (catalog, worker pool, sweep executor, live twin, stream broadcaster, metrics), its health,
 and the cached site data."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .config import Settings
 from .live import LiveTwin
 from .metrics import Metrics
 from .stream import Broadcaster
-from .workers import RunPool
+from .workers import RunPool, SweepExecutor
 
 __all__ = ["Services", "StartupError", "site_names", "get_site", "UnknownSite"]
 
@@ -69,6 +69,7 @@ class Services:
     settings: Settings
     catalog: Catalog
     pool: RunPool
+    sweeps: SweepExecutor | None = None
     live: LiveTwin | None = None
     metrics: Metrics | None = None
     broadcaster: Broadcaster | None = None
@@ -89,6 +90,8 @@ class Services:
         svc.pool = RunPool(catalog, settings.home_dir, settings.workers, settings.max_queued, settings.reap_interval_s,
                            on_finish=lambda rid, st: svc.metrics.runs_finished.labels(st).inc())
         svc.reaped_at_start = svc.pool.start()
+        svc.sweeps = SweepExecutor(catalog, settings.home_dir, settings.dask_scheduler, settings.workers,
+                                   on_finish=lambda rid, st: svc.metrics.runs_finished.labels(st).inc())
         if loop is not None:
             svc.broadcaster = Broadcaster(loop, settings.max_stream_subscribers)
         if settings.live_enabled:
@@ -106,6 +109,8 @@ class Services:
             self.broadcaster.close()
         if self.live is not None:
             self.live.stop()
+        if self.sweeps is not None:
+            self.sweeps.shutdown()
         self.pool.shutdown()
 
     def storage_failed(self, reason: str) -> None:
@@ -149,5 +154,7 @@ class Services:
             problems.append("the worker pool's dispatcher or reaper thread has stopped")
         report = {"live": live, "catalog": catalog, "workers_status": workers, "workers": self.pool.workers,
                   "runs_active": self.pool.n_active, "runs_queued": self.pool.n_queued,
+                  "sweep_cluster": self.sweeps.cluster if self.sweeps else "local (not started)",
+                  "sweep_cases_pending": self.sweeps.n_pending if self.sweeps else 0,
                   "stream_subscribers": self.broadcaster.subscribers if self.broadcaster else 0, "problems": problems}
         return not problems, report

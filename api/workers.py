@@ -1,4 +1,5 @@
-"""The bounded worker pool: every run executes in its own process, never in a request.
+"""The bounded worker pool: every run executes in its own process, never in a request; sweeps run on
+dask (:class:`SweepExecutor`, the executor of ``twin sweep``).
 
 Submitting a run records it as ``queued`` in the catalog and puts it on a queue; a dispatcher thread
 starts at most ``workers`` processes at once (``multiprocessing`` *forkserver* context, with the engine
@@ -34,7 +35,7 @@ from typing import Any, Callable
 
 from twin.catalog import Catalog, CatalogUnavailable, RunRecord, new_run_id, process_alive, process_start
 
-__all__ = ["RunPool", "ServerStopped", "reap_interrupted", "pid_alive", "safe_run_dir"]
+__all__ = ["RunPool", "SweepExecutor", "ServerStopped", "reap_interrupted", "pid_alive", "safe_run_dir"]
 
 log = logging.getLogger("twin.api.workers")
 
@@ -173,8 +174,8 @@ def sweep_summary(children: list[RunRecord]) -> tuple[str, float, str | None, di
     return status, progress, f"{bad} of {n} cases did not finish ({', '.join(f'{v} {k}' for k, v in counts.items())})", counts
 
 
-def update_sweep(catalog: Catalog, sweep_id: str, interrupted: bool = False) -> None:
-    """Recompute a sweep's row from its cases."""
+def update_sweep(catalog: Catalog, sweep_id: str, interrupted: bool = False, final: bool = True) -> None:
+    """Recompute a sweep's row from its cases (``final=False``: progress only, the sweep stays ``running``)."""
     rec = catalog.get(sweep_id)
     if rec is None:
         return
@@ -182,6 +183,8 @@ def update_sweep(catalog: Catalog, sweep_id: str, interrupted: bool = False) -> 
     status, progress, error, _ = sweep_summary(children)
     if interrupted and status in ACTIVE:
         status, error = "failed", "interrupted: the server stopped before the sweep finished"
+    if not final:
+        status, error = "running", None
     fields: dict[str, Any] = {"status": status, "progress": progress, "error": error}
     if status not in ACTIVE and rec.finished is None:
         fields["finished"] = time.time()
@@ -196,7 +199,6 @@ class _Job:
     site: str
     doc: dict
     run_dir: Path
-    parent: str | None = None
     process: Any = None
     cancel: _FlagFile | None = None
     delete: bool = False
@@ -297,18 +299,16 @@ class RunPool:
         with self._lock:
             return set(self._jobs)
 
-    def submit(self, *, site: str, doc: dict, scenario_name: str, parent: str | None = None,
-               case: str | None = None, parent_dir: Path | None = None, kind: str = "run") -> str:
-        """Record a run as queued (directory ``<parent_dir or home>/<id>``) and put it on the queue; returns its id."""
+    def submit(self, *, site: str, doc: dict, scenario_name: str) -> str:
+        """Record a run as queued (directory ``<home>/<id>``) and put it on the queue; returns its id."""
         if self._stop.is_set():
             raise self.QueueFull("the server is shutting down")
         if self.n_queued >= self.max_queued:
             raise self.QueueFull(f"{self.n_queued} runs are already waiting (limit {self.max_queued})")
-        run_id = new_run_id(kind)
-        run_dir = (Path(parent_dir) if parent_dir is not None else self.home) / run_id
-        self.catalog.create(run_id=run_id, site=site, scenario=case or scenario_name, scenario_doc=doc, parent=parent,
-                            store=str(run_dir))
-        job = _Job(run_id, site, doc, run_dir, parent)
+        run_id = new_run_id("run")
+        run_dir = self.home / run_id
+        self.catalog.create(run_id=run_id, site=site, scenario=scenario_name, scenario_doc=doc, store=str(run_dir))
+        job = _Job(run_id, site, doc, run_dir)
         with self._lock:
             self._jobs[run_id] = job
         self._queue.put(job)
@@ -419,8 +419,6 @@ class RunPool:
                 job.cancel.path.unlink(missing_ok=True)
             except OSError:
                 pass
-        if job.parent:
-            update_sweep(self.catalog, job.parent)
         if self.on_finish:
             try:
                 self.on_finish(job.run_id, status)
@@ -435,3 +433,257 @@ class RunPool:
                 log.warning("reaper could not write the catalog: %s", exc)
             except Exception:  # a locked or damaged catalog: try again next time
                 log.exception("reaper failed")
+
+
+@dataclass
+class _Sweep:
+    id: str
+    site: str
+    cases: list[tuple[str, dict]]
+    dir: Path
+    ids: dict[str, str]  # case name -> its run id
+    attrs: dict[str, Any]
+    futures: dict[Any, tuple[str, dict]] = field(default_factory=dict)
+    records: dict[str, dict] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)  # cases cancelled one by one
+    stop: tuple[str, str] | None = None  # (status, reason) of every unfinished case once the sweep is stopped
+    delete: bool = False
+    thread: threading.Thread | None = None
+    recorded: threading.Condition = field(default_factory=threading.Condition)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class SweepExecutor:
+    """The service's sweeps on dask.distributed, through :mod:`twin.sweep`'s executor (the CLI's).
+
+    A sweep's cases are recorded ``queued`` in the catalog (runs whose ``parent`` is the sweep, each with
+    its run directory ``<sweep dir>/<case id>``, which the case's worker fills as a run's: time series,
+    events, KPIs; so the workers of an external cluster need the service's ``TWIN_HOME`` at the same path),
+    then a driver thread submits them to the cluster (:func:`twin.sweep.submit_cases`) and records each one as it finishes
+    (:func:`twin.sweep.collect_cases`): the case's row (``done`` with its KPIs, or ``failed`` with the
+    reason), ``cases.jsonl`` in the sweep's directory, and the sweep's row (status and progress from its
+    cases). When every case has ended the directory gets ``kpis.nc``, ``kpis.csv``, ``ranking.json`` and
+    ``failures.json``, as from the CLI.
+
+    The cluster is the dask scheduler at ``scheduler`` (``TWIN_DASK_SCHEDULER``), or a LocalCluster of
+    ``n_workers`` processes started with the first sweep and closed by :meth:`shutdown`. Cancelling a
+    sweep or a case cancels its futures (a case already running on a worker stops at its next segment);
+    the cases that will not run are recorded ``cancelled``, or ``failed`` with the reason when the server
+    shuts down. A server killed outright leaves them ``queued``: the next start marks them ``failed``
+    (:func:`reap_interrupted`).
+    """
+
+    SHUTDOWN = ("failed", "interrupted: the server shut down before the case finished")
+    CANCELLED = ("cancelled", "cancelled on request")
+
+    def __init__(self, catalog: Catalog, home: Path, scheduler: str | None = None, n_workers: int = 1,
+                 on_finish: Callable[[str, str], None] | None = None):
+        self.catalog = catalog
+        self.home = Path(home).resolve()
+        self.scheduler = scheduler or None
+        self.n_workers = n_workers
+        self.on_finish = on_finish
+        self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
+        self._cluster = None  # the dask_client context manager
+        self._client = None
+        self._sweeps: dict[str, _Sweep] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ cluster
+    def client(self):
+        """The dask client (connected, or the LocalCluster started, on first use)."""
+        from twin.sweep import dask_client
+
+        with self._client_lock:
+            if self._closed:
+                raise ServerStopped("the server is shutting down")
+            if self._client is None:
+                cm = dask_client(self.scheduler, self.n_workers)
+                self._client = cm.__enter__()
+                self._cluster = cm
+            return self._client
+
+    @property
+    def cluster(self) -> str:
+        """What executes the cases: ``external`` (the scheduler's address is not shown), ``local`` or ``local (not started)``."""
+        return "external" if self.scheduler else ("local" if self._client is not None else "local (not started)")
+
+    # ------------------------------------------------------------------ submit / cancel
+    @property
+    def n_pending(self) -> int:
+        """Cases submitted and not yet ended."""
+        with self._lock:
+            return sum(len(s.cases) - len(s.records) for s in self._sweeps.values())
+
+    def submit(self, sweep_id: str, site: str, cases: list[tuple[str, dict]], sweep_dir: Path,
+               attrs: dict[str, Any] | None = None) -> None:
+        """Record every case of the (already recorded) sweep ``sweep_id`` as queued and start running them."""
+        if self._closed:
+            raise RunPool.QueueFull("the server is shutting down")
+        ids = {}
+        for name, doc in cases:
+            ids[name] = new_run_id("run")
+            self.catalog.create(run_id=ids[name], site=site, scenario=name, scenario_doc=doc, parent=sweep_id,
+                                store=str(Path(sweep_dir) / ids[name]))
+        sw = _Sweep(sweep_id, site, list(cases), Path(sweep_dir), ids, dict(attrs or {}))
+        sw.thread = threading.Thread(target=self._drive, args=(sw,), name=f"twin-{sweep_id}", daemon=True)
+        with self._lock:
+            self._sweeps[sweep_id] = sw
+        sw.thread.start()
+
+    def cancel(self, run_id: str, *, delete: bool = False, wait_s: float = 30.0) -> bool:
+        """Stop a sweep (every unfinished case) or one of its cases (``cancelled``); with ``delete``, remove
+        it from the catalog once stopped (and the sweep's directory). False when no sweep of this server owns it."""
+        with self._lock:
+            sw = self._sweeps.get(run_id)
+            case = None
+            if sw is None:
+                for s in self._sweeps.values():
+                    case = next((n for n, i in s.ids.items() if i == run_id), None)
+                    if case is not None:
+                        sw = s
+                        break
+        if sw is None:
+            return False
+        if case is None:
+            sw.delete = sw.delete or delete
+            self._stop(sw, self.CANCELLED)
+            sw.done.wait(wait_s)
+            return True
+        with self._lock:
+            sw.cancelled.add(case)
+            futs = [f for f, (n, _) in sw.futures.items() if n == case]
+        for f in futs:
+            f.cancel()
+        with sw.recorded:
+            sw.recorded.wait_for(lambda: case in sw.records or sw.done.is_set(), wait_s)
+        if delete:
+            self._wait_stopped([f.key for f in futs], wait_s)  # its worker writes no more into its directory
+            self.catalog.delete(run_id)
+            path = safe_run_dir(str(sw.dir / run_id), self.home)
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+        return True
+
+    def _wait_stopped(self, prefixes: list[str], timeout_s: float) -> None:
+        from twin.sweep import wait_stopped
+
+        for prefix in prefixes:
+            if self._client is not None and not wait_stopped(self._client, str(prefix), timeout_s):
+                log.warning("a cancelled case (%s) still runs on a worker", prefix)
+
+    def _stop(self, sw: _Sweep, how: tuple[str, str]) -> None:
+        with self._lock:
+            if sw.stop is None:
+                sw.stop = how
+            futs = list(sw.futures)
+        if futs:
+            try:
+                self._client.cancel(futs)
+            except Exception as exc:  # a lost scheduler: the driver records what is left
+                log.warning("could not cancel the cases of %s: %s", sw.id, exc)
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop every sweep (unfinished cases ``failed``, with the reason), then close the cluster."""
+        with self._lock:
+            sweeps = list(self._sweeps.values())
+        for sw in sweeps:
+            self._stop(sw, self.SHUTDOWN)
+        deadline = time.monotonic() + timeout_s
+        for sw in sweeps:
+            sw.thread.join(max(deadline - time.monotonic(), 0.1))
+        with self._client_lock:
+            self._closed = True
+            if self._cluster is not None:
+                try:
+                    self._cluster.__exit__(None, None, None)
+                except Exception as exc:  # closing must not stop the shutdown
+                    log.warning("closing the dask cluster: %s", exc)
+                self._cluster = self._client = None
+
+    # ------------------------------------------------------------------ the driver of one sweep
+    def _drive(self, sw: _Sweep) -> None:
+        try:
+            self._run(sw)
+        except Exception as exc:  # an unreachable scheduler, an unwritable directory…: the cases record why
+            log.exception("sweep %s stopped", sw.id)
+            self._end_unfinished(sw, ("failed", f"the sweep could not go on: {type(exc).__name__}: {exc}"))
+        finally:
+            try:
+                update_sweep(self.catalog, sw.id)
+            except CatalogUnavailable as exc:
+                log.error("could not record the end of sweep %s: %s", sw.id, exc)
+            with self._lock:
+                self._sweeps.pop(sw.id, None)
+            if sw.delete:
+                self._wait_stopped([sw.id], 30.0)  # no worker writes into the directory any more
+                self.catalog.delete(sw.id)
+                path = safe_run_dir(str(sw.dir), self.home)
+                if path is not None:
+                    shutil.rmtree(path, ignore_errors=True)
+            sw.done.set()
+            with sw.recorded:
+                sw.recorded.notify_all()
+
+    def _run(self, sw: _Sweep) -> None:
+        from twin.sweep import RecordLog, collect_cases, submit_cases, write_results
+
+        from .services import get_site
+
+        client = self.client() if sw.stop is None else None
+        if client is not None:
+            self.catalog.update(sw.id, status="running", started=time.time())
+            with self._lock:
+                if sw.stop is None:
+                    sw.futures = submit_cases(client, sw.site, sw.cases, prefix=sw.id,
+                                              stores=[str(sw.dir / sw.ids[n]) for n, _ in sw.cases])
+                    for f, (n, _) in sw.futures.items():
+                        if n in sw.cancelled:
+                            f.cancel()
+        if sw.futures:
+            with RecordLog(sw.dir) as records:
+                collect_cases(sw.futures, lambda rec: self._record(sw, rec, records))
+        self._end_unfinished(sw, sw.stop or self.CANCELLED)
+        if not sw.delete:
+            write_results(sw.dir, get_site(sw.site), [sw.records[n] for n, _ in sw.cases], sw.attrs)
+
+    def _record(self, sw: _Sweep, rec: dict, records=None) -> None:
+        """Record one case's end: ``cases.jsonl`` (cases that ran), its catalog row and the sweep's."""
+        from twin.sweep import RECORD_FIELDS
+
+        name = rec["case"]
+        if rec["status"] == "cancelled":
+            how = self.CANCELLED if name in sw.cancelled else (sw.stop or self.CANCELLED)
+            rec = {**rec, "status": how[0], "error": how[1]}
+        elif records is not None:
+            records.append(rec)
+        now = time.time()
+        fields: dict[str, Any] = {"status": rec["status"], "error": rec.get("error"), "finished": now, "eta_s": 0.0,
+                                  "progress": 1.0 if rec["status"] == "done" else 0.0}
+        if rec.get("wall_s") is not None:
+            fields["started"] = now - rec["wall_s"]
+        if rec["status"] == "done":
+            fields["kpis"] = {k: v for k, v in rec.items() if k not in RECORD_FIELDS}
+        try:
+            self.catalog.update(sw.ids[name], **fields)
+            update_sweep(self.catalog, sw.id, final=False)
+        except CatalogUnavailable as exc:  # a read-only or full disk: the next start reaps what is left
+            log.error("could not record case %r of sweep %s: %s", name, sw.id, exc)
+        with sw.recorded:
+            sw.records[name] = rec
+            sw.recorded.notify_all()
+        if self.on_finish:
+            try:
+                self.on_finish(sw.ids[name], rec["status"])
+            except Exception:  # metrics must not break the executor
+                log.exception("on_finish hook failed")
+
+    def _end_unfinished(self, sw: _Sweep, how: tuple[str, str]) -> None:
+        """Record every case that has not ended as ``how`` (status, reason); cases cancelled one by one as cancelled."""
+        from twin.sweep import _doc_hash
+
+        for name, doc in sw.cases:
+            if name not in sw.records:
+                status, reason = self.CANCELLED if name in sw.cancelled else how
+                self._record(sw, {"case": name, "status": status, "error": reason, "doc_hash": _doc_hash(doc), "wall_s": None})

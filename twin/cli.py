@@ -223,7 +223,7 @@ def sweep_cmd(
     cases: Annotated[Optional[Path], typer.Option("--cases", help="TOML file with [[cases]] (name, events, weather, workload)")] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="contingency time, HH:MM:SS from the start (default 15:00:00 or a tenth of the horizon)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="sweep directory (default: $TWIN_HOME/<sweep id>)")] = None,
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="address of an existing dask scheduler (default: a LocalCluster)")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", envvar="TWIN_DASK_SCHEDULER", help="address of an existing dask scheduler, as for the API's sweeps (default: a LocalCluster)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="LocalCluster worker processes (default: one per core)")] = None,
     top: Annotated[int, typer.Option("--top", help="worst cases to show")] = 15,
     sample: Annotated[Optional[int], typer.Option("--sample", help="run this many random N-k cases of the --n-1 kinds (all kinds if none) instead of every N-1 case")] = None,

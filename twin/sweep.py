@@ -13,11 +13,18 @@ sweep's result is a KPI :class:`xarray.Dataset` with a ``case`` dimension (and `
 per case), written as netCDF and CSV, the ranking of the finished cases worst first, the failures
 with their reasons (``failures.json``), and on request a report.
 
+This is the one executor of the project's sweeps: ``twin sweep`` calls :func:`sweep`, the API's
+``POST /sweeps`` (``api.workers.SweepExecutor``) :func:`submit_cases` and :func:`collect_cases`.
+
 By default a :class:`dask.distributed.LocalCluster` is started (one single-threaded worker process per
 core, with :data:`WORKER_ENV`); pass ``scheduler="tcp://host:8786"`` to use an existing cluster (the
-workers need this package and the same site files). Workers keep the loaded sites and, per site and
-operating point, the built network and its compilations (:func:`grid_models.cache.share_in_process`)
-from case to case; each case builds a fresh engine state.
+workers need this package and the same site files). Give such workers one thread each
+(``dask worker ADDR --nthreads 1 --nworkers N``): the engine's kernels hold the GIL (only the load
+flow releases it), so threads of one worker would take turns; and start them without dask's
+``MALLOC_TRIM_THRESHOLD_`` (see :data:`WORKER_ENV`). Workers keep the loaded sites and, per site and
+operating point, the built network and its compilations (:func:`grid_models.cache.share_in_process`),
+the day of workload samples (``twin.engine._day_samples``) and the engine's output arrays from case to
+case; each case builds a fresh engine state (about a quarter of a one-hour case's CPU time).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import itertools
 import json
 import math
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +49,9 @@ from sites import load_site
 
 from .scenario import ScenarioError, load_scenario, parse_time_s
 
-__all__ = ["N1_KINDS", "WORKER_ENV", "expand_cases", "sample_cases", "run_case", "dask_client", "run_cases", "sweep",
-           "kpi_dataset", "rank_cases", "read_records", "write_sweep_report"]
+__all__ = ["N1_KINDS", "WORKER_ENV", "expand_cases", "sample_cases", "run_case", "dask_client", "submit_cases",
+           "collect_cases", "run_cases", "wait_stopped", "RecordLog", "sweep", "write_results", "kpi_dataset", "rank_cases",
+           "read_records", "write_sweep_report"]
 
 #: N-1 kinds → (site list, action).
 N1_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -83,7 +92,13 @@ def _default_at(base_doc: dict, at):
     horizon = parse_time_s(base_doc["scenario"].get("horizon", "24:00:00"))
     if at is None:
         at = "15:00:00" if horizon > 15 * 3600 else horizon / 10.0
-    if parse_time_s(at) >= horizon:
+    if isinstance(at, str) and at.strip().replace(".", "", 1).isdigit():  # seconds, as from the command line
+        at = float(at) if "." in at else int(at)
+    try:
+        t_s = parse_time_s(at)
+    except ValueError as exc:
+        raise ScenarioError("sweep", [("at", str(exc))]) from None
+    if t_s >= horizon:
         raise ScenarioError("sweep", [("at", f"contingency time {at!r} is not before the horizon")])
     return at
 
@@ -160,38 +175,109 @@ def _worker_setup() -> None:
     share_in_process(True)
 
 
+_THREAD = threading.local()
+
+
+def _buffers():
+    """The engine's output arrays, reused from case to case by this worker thread (each case reduces a
+    segment before the next, as ``Engine(reuse_outputs=True)`` requires): no fresh memory per case,
+    ≈ 8 % of a one-hour case's CPU time."""
+    buf = getattr(_THREAD, "buffers", None)
+    if buf is None:
+        from .engine import _Buffers
+
+        buf = _THREAD.buffers = _Buffers(True)
+    return buf
+
+
 def _doc_hash(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_case(site_name: str, name: str, doc: dict) -> dict[str, Any]:
-    """Run one case in memory and return its KPIs (what a dask worker executes); never raises.
+class CaseCancelled(Exception):
+    """The dask task running a case was cancelled (a cancelled sweep): the case stops between segments."""
+
+
+def _task_cancelled() -> bool:
+    """Whether the dask task this thread executes has been cancelled (False outside a dask worker).
+
+    Reads the worker's own task state (no message to the scheduler): a running task that its client
+    cancels goes from ``executing`` to ``cancelled``.
+    """
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+
+        ts = get_worker().state.tasks.get(thread_state.key)
+    except (ImportError, ValueError, AttributeError):  # not in a worker's task thread
+        return False
+    return ts is None or ts.state != "executing"
+
+
+class _NoCatalog:
+    """The run catalog of a case recorded by :func:`run_case`: nothing, the sweep's driver records each
+    case's end (the workers of an external cluster need not reach the service's catalog)."""
+
+    def get(self, run_id):
+        return run_id  # known: the runner does not create it
+
+    def create(self, **fields) -> None:
+        pass
+
+    def update(self, run_id, **fields) -> None:
+        pass
+
+
+class _TaskCancel:
+    """The runner's cancel flag of a case: its dask task was cancelled."""
+
+    def is_set(self) -> bool:
+        return _task_cancelled()
+
+
+def run_case(site_name: str, name: str, doc: dict, store: str | None = None) -> dict[str, Any]:
+    """Run one case and return its KPIs (what a dask worker executes); never raises.
+
+    In memory (only the KPIs), or with ``store`` a run directory that gets what a run writes
+    (:func:`twin.runner.run`: ``results.zarr``, ``events.csv``, ``kpis.json``, ``status.json``): the
+    API's sweeps keep each case's time series. The KPIs are the same either way.
 
     Returns the KPIs plus ``case``, ``status`` (``"done"`` or ``"failed"``), ``error`` (the reason
     of a failure: exception type and message, e.g. a branch trip that splits an island), ``doc_hash``
-    (identifies the scenario document) and ``wall_s``.
+    (identifies the scenario document), ``wall_s`` and ``cpu_s`` (the worker process's CPU time: what a
+    case costs on a loaded machine). On a dask worker, a case whose task is cancelled stops at its next
+    segment (at most 3,600 steps: an hour at 1 s) instead of running to its end unread.
     """
     from .engine import Engine
     from .kpi import KpiAccumulator
     from .scenario import resolve_events
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         _worker_setup()
         site = _site(site_name)
         sc = load_scenario(doc, origin=f"case {name!r}")
-        events = resolve_events(sc, site, origin=f"case {name!r}")
-        eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
-        kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
-        for seg in eng.segments():
-            kpi.update(seg)
-        out = kpi.result(eng.event_log)
+        if store is not None:
+            from .runner import run
+
+            out = dict(run(site, sc, run_id=Path(store).name, run_dir=store, catalog=_NoCatalog(), cancel=_TaskCancel()).kpis)
+        else:
+            events = resolve_events(sc, site, origin=f"case {name!r}")
+            eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
+            eng.buffers = _buffers()
+            kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
+            for seg in eng.segments():
+                if _task_cancelled():  # nobody waits for this case any more: free the worker
+                    raise CaseCancelled(f"case {name!r} stopped at {eng.k * eng.step_s:g} s: its sweep was cancelled")
+                kpi.update(seg)
+            out = kpi.result(eng.event_log)
         out.update(status="done", error=None)
     except Exception as exc:  # recorded, not raised: one case never stops a sweep
         out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     out["case"] = name
     out["doc_hash"] = _doc_hash(doc)
     out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0
     return out
 
 
@@ -215,7 +301,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
     env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
     with dask.config.set(env):
         cluster = LocalCluster(n_workers=n_workers or max(os.cpu_count() or 1, 1), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=":0")
     client = Client(cluster)
     try:
         yield client
@@ -224,26 +310,95 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
         cluster.close()
 
 
+#: fields of a case's record that are not KPIs
+RECORD_FIELDS = ("case", "status", "error", "doc_hash", "wall_s", "cpu_s")
+
+
+def submit_cases(client, site_name: str, cases: list[tuple[str, dict]], prefix: str = "case",
+                 stores: list[str] | None = None) -> dict[Any, tuple[str, dict]]:
+    """Submit every case to ``client`` (one task each, keys ``<prefix>-<doc hash>-<i>``; with ``stores``, each
+    case's run directory, see :func:`run_case`); {future: (name, doc)}."""
+    return {client.submit(run_case, site_name, name, doc, stores[i] if stores else None,
+                          key=f"{prefix}-{_doc_hash(doc)}-{i}", pure=False): (name, doc)
+            for i, (name, doc) in enumerate(cases)}
+
+
+def collect_cases(futures: dict[Any, tuple[str, dict]], on_result: Callable[[dict[str, Any]], None]) -> None:
+    """Call ``on_result`` with each case's record as its future finishes.
+
+    A case whose task itself fails (a worker that died, a result that cannot be sent back) is a
+    ``failed`` record with the reason; a cancelled future (``client.cancel``) a ``cancelled`` record.
+    """
+    from dask.distributed import as_completed
+
+    for fut in as_completed(list(futures)):
+        name, doc = futures[fut]
+        if fut.cancelled():
+            rec = {"case": name, "status": "cancelled", "error": "cancelled", "doc_hash": _doc_hash(doc), "wall_s": None}
+        else:
+            try:
+                rec = fut.result()
+            except Exception as exc:  # the task, not the case, failed (e.g. KilledWorker)
+                rec = {"case": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                       "doc_hash": _doc_hash(doc), "wall_s": None}
+        fut.release()
+        on_result(rec)
+
+
 def run_cases(client, site_name: str, cases: list[tuple[str, dict]],
               on_result: Callable[[dict[str, Any]], None]) -> None:
     """Submit every case to ``client`` and call ``on_result`` with each record as it finishes.
 
-    The one executor of the project's sweeps (CLI and API). A case whose task itself fails (a worker
-    that died, a result that cannot be sent back) is reported as a failed record with the reason.
+    The one executor of the project's sweeps (the CLI's :func:`sweep` and the API's ``POST /sweeps``,
+    which uses :func:`submit_cases` and :func:`collect_cases` to be able to cancel).
     """
-    from dask.distributed import as_completed
+    collect_cases(submit_cases(client, site_name, cases), on_result)
 
-    futures = {client.submit(run_case, site_name, name, doc, key=f"case-{_doc_hash(doc)}-{i}", pure=False): (name, doc)
-               for i, (name, doc) in enumerate(cases)}
-    for fut in as_completed(list(futures)):
-        name, doc = futures[fut]
+
+def _executing_keys(dask_worker) -> list[str]:
+    """Keys of the tasks a worker's threads still execute (cancelled ones included, until they return)."""
+    return [str(ts.key) for ts in list(dask_worker.state.tasks.values()) if ts.state in ("executing", "cancelled", "long-running")]
+
+
+def wait_stopped(client, prefix: str, timeout_s: float = 30.0) -> bool:
+    """Wait until no worker executes a task whose key starts with ``prefix`` (cancelled cases stop at their
+    next segment); False on timeout or when the workers cannot be asked."""
+    t_end = time.monotonic() + timeout_s
+    while True:
         try:
-            rec = fut.result()
-        except Exception as exc:  # the task, not the case, failed (e.g. KilledWorker)
-            rec = {"case": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                   "doc_hash": _doc_hash(doc), "wall_s": None}
-        fut.release()
-        on_result(rec)
+            busy = [k for keys in client.run(_executing_keys).values() for k in keys if k.startswith(prefix)]
+        except Exception:  # a lost cluster runs nothing of ours any more
+            return False
+        if not busy:
+            return True
+        if time.monotonic() > t_end:
+            return False
+        time.sleep(0.1)
+
+
+class RecordLog:
+    """``cases.jsonl`` of a sweep directory, one record appended (and flushed) per finished case."""
+
+    def __init__(self, out_dir: str | Path):
+        self.path = Path(out_dir) / RECORDS
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self.path.exists() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
+        self._fh = open(self.path, "a")
+        if torn:  # a line cut by an interruption: start the next record on a line of its own
+            self._fh.write("\n")
+
+    def append(self, rec: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(rec, default=_json_default) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "RecordLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_records(out_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -360,32 +515,33 @@ def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = Non
     if progress:
         progress(done, len(cases))
     if todo:
-        path = out_dir / RECORDS
-        torn = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
-        with open(path, "a") as fh, dask_client(scheduler, n_workers) as client:
-            if torn:  # a line cut by an interruption: start the next record on a line of its own
-                fh.write("\n")
+        with RecordLog(out_dir) as log, dask_client(scheduler, n_workers) as client:
             def record(rec):
                 nonlocal done
                 results[rec["case"]] = rec
-                fh.write(json.dumps(rec, default=_json_default) + "\n")
-                fh.flush()
+                log.append(rec)
                 done += 1
                 if progress:
                     progress(done, len(cases))
 
             run_cases(client, site.label, todo, record)
-    ordered = [results[name] for name, _ in cases]
-    ds = kpi_dataset(ordered, [isl.name for isl in site.islands()])
-    ds.attrs.update({"site": site.label, "base_scenario": base_sc.scenario.name, "cases": len(cases),
-                     "n-1": ",".join(n1 or []), "contingency_at": str(at),
-                     "sample": f"{sample} random N-{k} cases, seed {seed}" if sample else "",
+    attrs = {"base_scenario": base_sc.scenario.name, "n-1": ",".join(n1 or []), "contingency_at": str(at),
+             "sample": f"{sample} random N-{k} cases, seed {seed}" if sample else ""}
+    return write_results(out_dir, site, [results[name] for name, _ in cases], attrs)
+
+
+def write_results(out_dir: str | Path, site, records: list[dict[str, Any]], attrs: dict[str, Any]) -> tuple[xr.Dataset, list[str]]:
+    """Write a sweep's ``kpis.nc``, ``kpis.csv``, ``ranking.json`` and ``failures.json`` (every case's record,
+    in case order; cases without KPIs have ``status`` ``failed`` or ``cancelled``); (Dataset, ranking)."""
+    out_dir = Path(out_dir)
+    ds = kpi_dataset(records, [isl.name for isl in site.islands()])
+    ds.attrs.update({"site": site.label, "cases": len(records), **attrs,
                      "failed": int((ds.status.values == "failed").sum())})
     ds.to_netcdf(out_dir / "kpis.nc", engine="h5netcdf")
     ds.to_dataframe().reset_index().to_csv(out_dir / "kpis.csv", index=False)
     ranking = rank_cases(ds)
     (out_dir / "ranking.json").write_text(json.dumps(ranking, indent=2))
-    failures = {r["case"]: r["error"] for r in ordered if r.get("status") == "failed"}
+    failures = {r["case"]: r["error"] for r in records if r.get("status") != "done"}
     (out_dir / "failures.json").write_text(json.dumps(failures, indent=2))
     return ds, ranking
 

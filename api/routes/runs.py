@@ -44,7 +44,7 @@ def get_record(catalog, run_id: str, kind: str = "run") -> RunRecord:
 
 def delete_record(services, rec: RunRecord) -> None:
     """Stop the run if it is active, then remove it from the catalog and its directory (inside TWIN_HOME)."""
-    owned = services.pool.cancel(rec.id, delete=True)
+    owned = services.pool.cancel(rec.id, delete=True) or services.sweeps.cancel(rec.id, delete=True)
     if not owned:
         if rec.status in ACTIVE and rec.kind != "sweep":
             raise HTTPException(409, f"run {rec.id} is {rec.status} in another process; cancel it there first")

@@ -1,4 +1,5 @@
-"""Sweeps: a base scenario over N-1 contingencies and listed cases, each case a run of the worker pool."""
+"""Sweeps: a base scenario over N-1 contingencies and listed cases, executed on dask like ``twin sweep``
+(:class:`api.workers.SweepExecutor`); each case is a catalog entry with its KPIs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from twin.scenario import ScenarioError, load_scenario
 from ..admission import admit
 from ..deps import CatalogDep, RunId, ServicesDep, SettingsDep, require_read, require_write
 from ..models import Problem, RunAccepted, SweepCasePublic, SweepCreate, SweepKpis, SweepPublic, SweepsPublic, finite
-from ..workers import sweep_summary, update_sweep
+from ..workers import sweep_summary
 from .runs import delete_record, get_record, public
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], dependencies=[Depends(require_read)],
@@ -55,19 +56,19 @@ def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
 def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep, response: Response) -> RunAccepted:
     """Submit a sweep: the base case, one case per N-1 contingency of the listed kinds, and the listed cases."""
     site, cases = _expand(body, settings)
-    pool = services.pool
-    if pool.n_queued + len(cases) > pool.max_queued:
-        raise HTTPException(429, f"the sweep's {len(cases)} cases do not fit the queue ({pool.n_queued} of {pool.max_queued} waiting)",
-                            headers={"Retry-After": "60"})
+    sweeps = services.sweeps
+    if sweeps.n_pending + len(cases) > settings.max_queued:
+        raise HTTPException(429, f"the sweep's {len(cases)} cases do not fit the queue ({sweeps.n_pending} of "
+                                 f"{settings.max_queued} waiting)", headers={"Retry-After": "60"})
     sweep_id = new_run_id("sweep")
     sweep_dir = settings.home_dir / sweep_id
     services.catalog.create(run_id=sweep_id, kind="sweep", site=site, scenario=body.base.scenario.name,
                             scenario_doc=body.model_dump(mode="json"), status="queued", store=str(sweep_dir))
     try:
-        for name, doc in cases:
-            pool.submit(site=site, doc=doc, scenario_name=name, case=name, parent=sweep_id, parent_dir=sweep_dir)
-    except pool.QueueFull as exc:
-        update_sweep(services.catalog, sweep_id)
+        sweeps.submit(sweep_id, site, cases, sweep_dir, attrs={"base_scenario": body.base.scenario.name,
+                                                               "n-1": ",".join(body.n1), "contingency_at": str(body.at)})
+    except services.pool.QueueFull as exc:
+        services.catalog.update(sweep_id, status="failed", error=str(exc))
         raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from None
     services.metrics.runs_submitted.labels("sweep").inc()
     response.headers["Location"] = f"/sweeps/{sweep_id}"
@@ -90,6 +91,8 @@ def read_sweep(sweep_id: RunId, catalog: CatalogDep) -> SweepPublic:
     st, progress, error, counts = sweep_summary(children)
     if rec.status not in ("queued", "running"):  # an interrupted sweep keeps the reason recorded
         st, error = rec.status, rec.error or error
+    else:  # ended once its results are written, whatever its cases say
+        st, error = ("running" if "running" in (rec.status, st) or st not in ("queued", "running") else "queued"), None
     out = public(rec).model_dump() | {"status": st, "progress_pct": round(100 * progress, 3), "error": error}
     cases = [SweepCasePublic(case=c.scenario, run_id=c.id, status=c.status, progress_pct=round(100 * c.progress, 3), error=c.error)
              for c in children]
@@ -123,6 +126,7 @@ def read_sweep_kpis(sweep_id: RunId, catalog: CatalogDep) -> SweepKpis:
 def delete_sweep(sweep_id: RunId, catalog: CatalogDep, services: ServicesDep) -> Response:
     """Delete a sweep: cancel its unfinished cases, then remove every case and the results."""
     rec = get_record(catalog, sweep_id, "sweep")
+    services.sweeps.cancel(sweep_id, delete=True)
     for child in catalog.list(parent=sweep_id, limit=1_000_000):
         delete_record(services, child)
     delete_record(services, catalog.get(sweep_id) or rec)

@@ -1,10 +1,23 @@
-"""POST/GET/DELETE /sweeps: cases as runs of the worker pool, aggregated status and ranked KPIs."""
+"""POST/GET/DELETE /sweeps: cases run on dask by twin.sweep's executor (the CLI's), aggregated status,
+ranked KPIs, recorded failures, cancellation and shutdown."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import time
 
-from .conftest import READ, WRITE, scenario, wait_for
+import numpy as np
+import pytest
+import xarray as xr
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from twin.catalog import Catalog
+
+from .conftest import READ, WRITE, make_settings, scenario, wait_for
+
+#: a branch outage that splits an island: refused by the engine with a ScenarioError naming it
+SPLIT = "colossus1/cable-h1"
 
 
 def test_sweep_of_listed_cases(client, home):
@@ -19,9 +32,19 @@ def test_sweep_of_listed_cases(client, home):
     assert j["status"] == "done" and j["progress_pct"] == 100.0, j
     assert [c["case"] for c in j["cases"]] == ["base", "trip two", "hot"] and j["counts"] == {"done": 3}
     for c in j["cases"]:
-        assert (home / sid / c["run_id"] / "results.zarr").is_dir()
         run = client.get(f"/runs/{c['run_id']}", headers=READ).json()
-        assert run["parent"] == sid
+        assert run["parent"] == sid and run["status"] == "done" and run["has_results"]  # written by the dask worker
+        assert (home / sid / c["run_id"] / "results.zarr").is_dir()
+    f = client.get(f"/runs/{j['cases'][1]['run_id']}/series?var=f_hz&end=30", headers=READ)
+    assert f.status_code == 200, f.text
+    ev = client.get(f"/runs/{j['cases'][1]['run_id']}/events", headers=READ).json()["events"]
+    assert [e["component"] for e in ev if e["source"] == "scenario"] == ["southaven/titan350-01", "southaven/titan350-02"]
+    # the sweep's directory holds what `twin sweep` writes
+    assert len((home / sid / "cases.jsonl").read_text().splitlines()) == 3
+    ds = xr.open_dataset(home / sid / "kpis.nc", engine="h5netcdf")
+    assert list(ds.case.values) == ["base", "trip two", "hot"] and (ds.status.values == "done").all()
+    assert json.loads((home / sid / "failures.json").read_text()) == {}
+    assert client.get("/healthz").json()["sweep_cluster"] == "local"
     k = client.get(f"/sweeps/{sid}/kpis", headers=READ).json()
     assert k["complete"] and len(k["cases"]) == 3
     assert k["ranking"][0] == "trip two"  # losing two units is the worst case
@@ -61,3 +84,119 @@ def test_sweep_auth_and_unknown_ids(client):
 
 def test_a_run_is_not_a_sweep(client, finished_run):
     assert client.get(f"/sweeps/{finished_run}", headers=READ).status_code == 404
+
+
+def test_a_failing_case_is_recorded_and_the_sweep_goes_on(client, home):
+    body = {"base": scenario("sweep-fail", 60), "at": 10,
+            "cases": [{"name": "split", "events": [{"at": 10, "do": "trip", "target": SPLIT}]},
+                      {"name": "trip one", "events": [{"at": 10, "do": "trip", "target": "southaven/titan350-01"}]}]}
+    r = client.post("/sweeps", json=body, headers=WRITE)
+    assert r.status_code == 202, r.text
+    sid = r.json()["id"]
+    j = wait_for(client, f"/sweeps/{sid}", timeout_s=180)
+    assert j["counts"] == {"done": 2, "failed": 1} and j["status"] == "failed" and "1 of 3" in j["error"], j
+    split = next(c for c in j["cases"] if c["case"] == "split")
+    assert "ScenarioError" in split["error"] and "splits an island" in split["error"] and SPLIT in split["error"]
+    assert client.get(f"/runs/{split['run_id']}/kpis", headers=READ).status_code == 409
+    k = client.get(f"/sweeps/{sid}/kpis", headers=READ).json()
+    assert sorted(k["ranking"]) == ["base", "trip one"] and not k["complete"]
+    assert "splits an island" in json.loads((home / sid / "failures.json").read_text())["split"]
+
+
+def test_api_sweep_and_cli_sweep_give_identical_kpis(client, tmp_path):
+    """The same cases through ``POST /sweeps`` and through ``twin sweep`` (each on its own LocalCluster)."""
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    base = {"scenario": {"name": "same", "site": "memphis", "start": "2026-07-15T14:00:00", "horizon": 120},
+            "workload": {"seed": 5}}
+    cases = [{"name": "trip two", "events": [{"at": 30, "do": "trip", "target": "southaven/titan350-0[12]"}]},
+             {"name": "bess out", "events": [{"at": 30, "do": "fail", "target": "colossus2/megapack"}]}]
+    r = client.post("/sweeps", json={"base": base, "at": 30, "n1": ["grid-ties"], "cases": cases}, headers=WRITE)
+    assert r.status_code == 202, r.text
+    sid = r.json()["id"]
+    assert wait_for(client, f"/sweeps/{sid}", timeout_s=240)["status"] == "done"
+    api = {c["case"]: c["kpis"] for c in client.get(f"/sweeps/{sid}/kpis", headers=READ).json()["cases"]}
+    (tmp_path / "base.toml").write_text('[scenario]\nname = "same"\nsite = "memphis"\nstart = "2026-07-15T14:00:00"\n'
+                                        'horizon = 120\n[workload]\nseed = 5\n')
+    (tmp_path / "cases.toml").write_text("".join(
+        f'[[cases]]\nname = "{c["name"]}"\n[[cases.events]]\nat = 30\ndo = "{c["events"][0]["do"]}"\n'
+        f'target = "{c["events"][0]["target"]}"\n' for c in cases))
+    res = CliRunner().invoke(app, ["sweep", "memphis", "--scenario", str(tmp_path / "base.toml"), "--n-1", "grid-ties",
+                                   "--cases", str(tmp_path / "cases.toml"), "--at", "30", "--workers", "1",
+                                   "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    cli = {r["case"]: r for r in map(json.loads, (tmp_path / "cli" / "cases.jsonl").read_text().splitlines())}
+    assert sorted(api) == sorted(cli) == sorted(["base", "open colossus1/mlgw-63", "open colossus2/mlgw-service",
+                                                 "trip two", "bess out"])
+    for case, kpis in api.items():
+        assert cli[case]["status"] == "done"
+        assert set(kpis) == set(cli[case]) - {"case", "status", "error", "doc_hash", "wall_s", "cpu_s"}, case
+        for key, value in kpis.items():  # the same executor on the same cases: equal, not close
+            assert value == cli[case][key], (case, key, value, cli[case][key])
+    assert api["trip two"]["f_min_hz"] != api["base"]["f_min_hz"]  # the cases differ
+
+
+def _long_sweep(client, name: str, n: int = 4, horizon: float = 3600) -> str:
+    body = {"base": scenario(name, horizon), "at": 60,
+            "cases": [{"name": f"hot {i}", "weather": {"t_amb_c": 30.0 + i}} for i in range(n - 1)]}
+    r = client.post("/sweeps", json=body, headers=WRITE)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def test_cancel_a_case_then_delete_the_running_sweep(client, home):
+    sid = _long_sweep(client, "sweep-cancel", n=5, horizon=6 * 3600)
+    j = wait_for(client, f"/sweeps/{sid}", done=lambda j: j["status"] == "running", timeout_s=60)
+    last = j["cases"][-1]
+    assert client.delete(f"/runs/{last['run_id']}", headers=WRITE).status_code == 204  # one case, not yet run
+    j = client.get(f"/sweeps/{sid}", headers=READ).json()
+    assert last["run_id"] not in [c["run_id"] for c in j["cases"]] and len(j["cases"]) == 4
+    t0 = time.monotonic()
+    assert client.delete(f"/sweeps/{sid}", headers=WRITE).status_code == 204
+    assert time.monotonic() - t0 < 30
+    assert not (home / sid).exists() and client.get(f"/sweeps/{sid}", headers=READ).status_code == 404
+    assert all(client.get(f"/runs/{c['run_id']}", headers=READ).status_code == 404 for c in j["cases"])
+    assert client.get(f"/runs?parent={sid}", headers=READ).json()["count"] == 0
+
+
+def test_shutdown_during_a_sweep_records_every_case(tmp_path):
+    """Stopping the service mid-sweep: finished cases keep their KPIs, the others are failed with the reason,
+    the sweep is failed, and its directory holds the KPIs of every case with its status."""
+    home = tmp_path / "home"
+    settings = make_settings(home, live_enabled=False, max_horizon_s=2 * 86400, max_sweep_cases=8)
+    with TestClient(create_app(settings)) as c:
+        sid = _long_sweep(c, "sweep-stop", n=8, horizon=86400)
+        wait_for(c, f"/sweeps/{sid}", done=lambda j: j["counts"].get("done", 0) >= 1, timeout_s=180)
+    cat = Catalog(home / "catalog.sqlite")
+    cases = cat.list(parent=sid, limit=100)
+    status = sorted(r.status for r in cases)
+    assert status[0] == "done" and "failed" in status and set(status) <= {"done", "failed"}, status
+    assert all("server shut down" in r.error for r in cases if r.status == "failed")
+    assert all(r.kpis and r.kpis["f_min_hz"] for r in cases if r.status == "done")
+    sweep = cat.get(sid)
+    assert sweep.status == "failed" and sweep.finished is not None
+    ds = xr.open_dataset(home / sid / "kpis.nc", engine="h5netcdf")
+    assert sorted(ds.status.values) == status
+    assert np.isfinite(ds.pue.values[ds.status.values == "done"]).all()
+    assert np.isnan(ds.pue.values[ds.status.values == "failed"]).all()
+
+
+def test_an_unreachable_scheduler_fails_the_sweep_with_the_reason(tmp_path):
+    """TWIN_DASK_SCHEDULER names the cluster; when nothing answers there, every case fails saying why."""
+    import socket
+
+    import dask
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path / "home", live_enabled=False, dask_scheduler=address)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").json()["sweep_cluster"] == "external"
+        r = c.post("/sweeps", json={"base": scenario("nowhere", 60), "n1": ["grid-ties"]}, headers=WRITE)
+        assert r.status_code == 202, r.text
+        j = wait_for(c, f"/sweeps/{r.json()['id']}", timeout_s=60)
+    assert j["status"] == "failed" and j["counts"] == {"failed": 3}, j
+    assert all("could not go on" in x["error"] and "OSError" in x["error"] for x in j["cases"]), j["cases"]

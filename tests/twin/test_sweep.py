@@ -1,14 +1,11 @@
 """Sweeps that never abort: failures recorded with their reason, results written as cases finish,
-resumption, random N-k samples, and a real dask cluster (scheduler and workers as separate processes)."""
+resumption, random N-k samples (a real dask cluster: test_cluster.py; the API's sweeps: tests/api/test_sweeps.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +14,8 @@ import pandas as pd
 import pytest
 
 from sites import load_site
-from twin.sweep import RECORDS, read_records, rank_cases, run_case, sample_cases, sweep, write_sweep_report
+from twin.sweep import (RECORDS, collect_cases, dask_client, read_records, rank_cases, run_case, sample_cases, submit_cases,
+                        sweep, write_sweep_report)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"scenario": {"name": "short", "site": "memphis", "start": "2026-07-15T14:30:00", "horizon": "00:03:00"},
@@ -104,88 +102,6 @@ def test_random_n_k_samples_are_seeded_and_distinct():
     assert len(everything) == n_bess * (n_bess - 1) // 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_external_cluster_gives_the_local_cluster_numbers(finished, tmp_path):
-    """A ``dask scheduler`` and two ``dask worker`` processes on loopback run the same sweep."""
-    out, cases, ds_local, rank_local, _ = finished
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "MALLOC_TRIM_THRESHOLD_": ""}
-    env.pop("MALLOC_TRIM_THRESHOLD_")
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)]
-    address = f"tcp://127.0.0.1:{port}"
-    try:
-        for _ in range(2):
-            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                           "--no-dashboard", "--host", "127.0.0.1"], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
-        from dask.distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:  # the scheduler and both workers are up
-            try:
-                with Client(address, timeout=5) as c:
-                    if len(c.scheduler_info()["workers"]) == 2:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the dask cluster did not start within 60 s"
-            time.sleep(0.5)
-        ds, ranking = sweep("memphis", BASE, n1=["grid-ties"], cases_file=cases, at="00:01:00", out_dir=tmp_path,
-                            scheduler=address)
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    assert list(ds.case.values) == list(ds_local.case.values)
-    for v in ds.data_vars:
-        np.testing.assert_array_equal(ds[v].values, ds_local[v].values, err_msg=v)
-    assert ranking == rank_local
-
-
-@pytest.mark.slow
-def test_api_sweep_and_cli_sweep_give_the_same_kpis(tmp_path):
-    """The same cases through ``POST /sweeps`` and through :func:`twin.sweep.sweep` (the CLI's path)."""
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-    from tests.api.conftest import READ, WRITE, make_settings, wait_for
-
-    base = {"scenario": {"name": "same", "site": "memphis", "horizon": 120}}
-    cases = [{"name": "trip two", "events": [{"at": 30, "do": "trip", "target": "southaven/titan350-0[12]"}]},
-             {"name": "bess out", "events": [{"at": 30, "do": "fail", "target": "colossus2/megapack"}]}]
-    with TestClient(create_app(make_settings(tmp_path / "home", live_period_s=3600.0))) as client:
-        r = client.post("/sweeps", json={"base": base, "at": 30, "cases": cases}, headers=WRITE)
-        assert r.status_code == 202, r.text
-        sid = r.json()["id"]
-        assert wait_for(client, f"/sweeps/{sid}", timeout_s=240)["status"] == "done"
-        api = {c["case"]: c["kpis"] for c in client.get(f"/sweeps/{sid}/kpis", headers=READ).json()["cases"]}
-    toml = "".join(f'[[cases]]\nname = "{c["name"]}"\n[[cases.events]]\nat = 30\ndo = "{c["events"][0]["do"]}"\n'
-                   f'target = "{c["events"][0]["target"]}"\n' for c in cases)
-    (tmp_path / "cases.toml").write_text(toml)
-    ds, _ = sweep("memphis", base, cases_file=tmp_path / "cases.toml", at=30, out_dir=tmp_path / "cli", n_workers=1)
-    assert sorted(api) == sorted(ds.case.values)
-    for case, kpis in api.items():
-        row = ds.sel(case=case)
-        for key in ("unserved_energy_mwh", "gpu_hours_lost", "loading_max_pct", "vm_min_pu", "t_gpu_max_c", "fuel_mmbtu",
-                    "bess_soc_min", "pue"):
-            assert float(row[key]) == pytest.approx(kpis[key], rel=1e-9, abs=1e-9), (case, key)
-        for isl, f in kpis["f_min_hz"].items():
-            assert float(row.f_min_hz.sel(island=isl)) == pytest.approx(f, rel=1e-9, abs=1e-9), (case, isl)
-
-
 def test_local_workers_run_without_dask_malloc_trim_threshold():
     """dask's default MALLOC_TRIM_THRESHOLD_ turns off glibc's dynamic mmap threshold (page faults on
     every segment's arrays): the sweep's LocalCluster workers are spawned without it."""
@@ -200,3 +116,28 @@ def test_local_workers_run_without_dask_malloc_trim_threshold():
             os.environ["MALLOC_TRIM_THRESHOLD_"] = saved
     (worker_env,) = env.values()
     assert worker_env == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
+
+
+def test_a_cancelled_case_frees_its_worker_at_the_next_segment():
+    """Cancelling a running case (a cancelled API sweep) stops it between segments: the worker is idle
+    within 5 s, where the rest of the ten-day case would take about 9 s of CPU (a simulated day of memphis
+    costs 1.0 s, measured)."""
+    doc = copy.deepcopy(BASE)
+    doc["scenario"]["horizon"] = "240:00:00"
+    with dask_client(n_workers=1) as client:
+        assert client.submit(run_case, "memphis", "warm", copy.deepcopy(BASE)).result()["status"] == "done"  # kernels loaded
+        futures = submit_cases(client, "memphis", [("ten days", doc)], prefix="cancel-test")
+        busy = lambda: sum(client.run(lambda dask_worker: dask_worker.state.executing_count).values())  # noqa: E731
+        t_end = time.monotonic() + 120
+        while not busy():  # the case is running
+            assert time.monotonic() < t_end, "the case did not start"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        client.cancel(list(futures))
+        records = []
+        collect_cases(futures, records.append)
+        t0 = time.monotonic()
+        while busy():
+            assert time.monotonic() - t0 < 5.0, "the cancelled case still runs"
+            time.sleep(0.1)
+    assert [(r["case"], r["status"]) for r in records] == [("ten days", "cancelled")]
