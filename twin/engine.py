@@ -83,12 +83,15 @@ class Engine:
     reuse_outputs : bool
         Fill the same output arrays segment after segment instead of new ones (saves the first-touch
         cost of fresh memory, about a fifth of the wall time). A segment's arrays are then valid only
-        until the next :meth:`advance`: for consumers that reduce or copy each segment at once (the
+        until the next segment is asked for: for consumers that reduce or copy each segment at once (the
         runner, sweeps, benchmarks), not for code that keeps segments.
+    output_buffers : tuple, optional
+        The two sets of reused output arrays (:func:`output_buffer_pair`), shared by engines run one after
+        the other (a sweep worker's cases); default: the engine's own.
     """
 
     def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600,
-                 reuse_outputs: bool = False, record_substeps: bool = False):
+                 reuse_outputs: bool = False, record_substeps: bool = False, output_buffers: tuple | None = None):
         from grid_models.build import build_net
         from grid_models.cache import NetCache
         from twin.operating_point import nominal_operating_point
@@ -104,7 +107,7 @@ class Engine:
         self.block_steps = block_steps
         # two sets of output arrays, alternating: a segment's load flow may still fill one set (on a second
         # thread, :meth:`segments`) while the kernel fills the other with the next segment
-        self._buffer_sets = (_Buffers(reuse_outputs), _Buffers(reuse_outputs))
+        self._buffer_sets = output_buffers if output_buffers is not None else output_buffer_pair(reuse_outputs)
         self.buffers = self._buffer_sets[0]
         self.k = 0
         start: datetime = scenario.scenario.start
@@ -497,6 +500,11 @@ def _net_fingerprint(site, op) -> str:
     import hashlib
 
     return hashlib.sha256((site.model_dump_json() + repr(op)).encode()).hexdigest()
+
+
+def output_buffer_pair(reuse: bool = True) -> tuple:
+    """The engine's two alternating sets of output arrays (reused call after call when ``reuse`` is set)."""
+    return _Buffers(reuse), _Buffers(reuse)
 
 
 class _Buffers:
