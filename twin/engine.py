@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy as _copy
 from functools import lru_cache
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,15 @@ class Engine:
     reuse_outputs : bool
         Fill the same output arrays segment after segment instead of new ones (saves the first-touch
         cost of fresh memory, about a fifth of the wall time). A segment's arrays are then valid only
-        until the next :meth:`advance`: for consumers that reduce or copy each segment at once (the
+        until the next segment is asked for: for consumers that reduce or copy each segment at once (the
         runner, sweeps, benchmarks), not for code that keeps segments.
+    output_buffers : tuple, optional
+        The two sets of reused output arrays (:func:`output_buffer_pair`), shared by engines run one after
+        the other (a sweep worker's cases); default: the engine's own.
     """
 
     def __init__(self, site, scenario: Scenario, events: list[Event], base_dir: Path | None = None, block_steps: int = 3600,
-                 reuse_outputs: bool = False, record_substeps: bool = False):
+                 reuse_outputs: bool = False, record_substeps: bool = False, output_buffers: tuple | None = None):
         from grid_models.build import build_net
         from grid_models.cache import NetCache
         from twin.operating_point import nominal_operating_point
@@ -101,7 +105,10 @@ class Engine:
         self.step_s = scenario.scenario.step_s
         self.n_total = scenario.n_steps
         self.block_steps = block_steps
-        self.buffers = _Buffers(reuse_outputs)
+        # two sets of output arrays, alternating: a segment's load flow may still fill one set (on a second
+        # thread, :meth:`segments`) while the kernel fills the other with the next segment
+        self._buffer_sets = output_buffers if output_buffers is not None else output_buffer_pair(reuse_outputs)
+        self.buffers = self._buffer_sets[0]
         self.k = 0
         start: datetime = scenario.scenario.start
         self.amb = AmbientProfile(scenario.weather, start.hour * 3600 + start.minute * 60 + start.second, base_dir)
@@ -306,21 +313,68 @@ class Engine:
             self._network.loads_changed(self._load_p)
 
     # ------------------------------------------------------------------ stepping
-    def segments(self):
-        """Yield result segments until the horizon, applying events at their times."""
-        while self.k < self.n_total:
-            t_now = self.k * self.step_s
-            while self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9:
-                self.apply_event(self.events[self._next_event])
-                self._next_event += 1
-            end = self.n_total
-            if self._next_event < len(self.events):
-                end = min(end, int(np.ceil(self.events[self._next_event].t_s / self.step_s - 1e-9)))
-            end = min(end, (self.k // self.block_steps + 1) * self.block_steps)
-            yield self.advance(max(end - self.k, 1))
+    def segments(self, overlap: bool | None = None):
+        """Yield result segments until the horizon, applying events at their times.
+
+        With ``overlap`` (default: when the machine has a second core) the load flow of a segment runs on a
+        second thread while the kernel steps the next one. The two are independent: the kernel needs from
+        the load flow only the islands' losses at the end of the previous segment, which
+        :meth:`_Network.prepare` solves first (the last step alone); the results do not depend on the
+        overlap. Segments are yielded in order, each complete; the overlap waits before applying an event.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        if overlap is None:
+            overlap = (os.cpu_count() or 1) > 1
+        pool = ThreadPoolExecutor(1, thread_name_prefix="twin-loadflow") if overlap else None
+        pending = None  # (segment, future or None) whose load flow may still be running
+        try:
+            while self.k < self.n_total:
+                t_now = self.k * self.step_s
+                due = self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9
+                if due and pending is not None:  # an event may change the network: its load flow first
+                    yield self._finish(pending)
+                    pending = None
+                while self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9:
+                    self.apply_event(self.events[self._next_event])
+                    self._next_event += 1
+                end = self.n_total
+                if self._next_event < len(self.events):
+                    end = min(end, int(np.ceil(self.events[self._next_event].t_s / self.step_s - 1e-9)))
+                end = min(end, (self.k // self.block_steps + 1) * self.block_steps)
+                k0 = self.k
+                out = self._kernel_pass(max(end - self.k, 1))
+                if pending is not None and pending[1] is not None:
+                    pending[1].result()  # the network is free again
+                job = self._network.prepare(out, self.buffers, k0)
+                fut = pool.submit(self._network.solve_prepared, job) if pool is not None else None
+                if fut is None:
+                    self._network.solve_prepared(job)
+                if pending is not None:
+                    yield self._finish(pending)
+                pending = (out, fut)
+            if pending is not None:
+                yield self._finish(pending)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    @staticmethod
+    def _finish(pending):
+        out, fut = pending
+        if fut is not None:
+            fut.result()
+        return out
 
     def advance(self, n: int) -> dict[str, np.ndarray]:
         """Advance ``n`` steps; return the segment (arrays of shape (n, …)) and the extras KPIs need."""
+        k0 = self.k
+        out = self._kernel_pass(n)
+        self._network.solve_prepared(self._network.prepare(out, self.buffers, k0))
+        return out
+
+    def _kernel_pass(self, n: int) -> dict[str, np.ndarray]:
+        """Step the kernel over ``n`` steps into the next set of output arrays; the load-flow variables come later."""
         p = self.plant
         t = (self.k + np.arange(n)) * self.step_s
         t_amb = self.amb(t) if self._override_t_amb is None else np.full(n, self._override_t_amb)
@@ -328,7 +382,7 @@ class Engine:
         for h, v in self._override_p_it.items():
             demand[:, :, h] = v
         n_t, n_b, n_h, n_i = len(p.turb), len(p.bess), len(p.hall), p.n_island
-        buf = self.buffers
+        self.buffers = buf = self._buffer_sets[1] if self.buffers is self._buffer_sets[0] else self._buffer_sets[0]
         width = {"hall": n_h, "turbine": n_t, "bess": n_b, "island": n_i}
         o = Outputs(*(buf.get(name, (n,) if dim is None else (n, width[dim])) for name, dim in _OUTPUTS),
                     events=buf.get("events", (MAX_SEGMENT_EVENTS, EV_NCOL)), n_events=np.zeros(1, np.int64))
@@ -342,7 +396,6 @@ class Engine:
             out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
                        p_kinetic_sub_mw=sub.kin, p_bess_unit_sub_mw=sub.bess_unit)
         out["t_amb_c"] = t_amb
-        self._network.solve_segment(out)
         self.k += n
         return out
 
@@ -447,6 +500,11 @@ def _net_fingerprint(site, op) -> str:
     import hashlib
 
     return hashlib.sha256((site.model_dump_json() + repr(op)).encode()).hexdigest()
+
+
+def output_buffer_pair(reuse: bool = True) -> tuple:
+    """The engine's two alternating sets of output arrays (reused call after call when ``reuse`` is set)."""
+    return _Buffers(reuse), _Buffers(reuse)
 
 
 class _Buffers:
@@ -685,9 +743,9 @@ class _Network:
                     weight[self.gen_bess[ref]] = 1.0
         return NetConfig(in_service, slack, weight, eg, self.line_in_service.copy(), self.trafo_in_service.copy())
 
-    def _compile(self, status: np.ndarray) -> None:
+    def _compile(self, status: np.ndarray, config=None) -> None:
         p = self.eng.plant
-        config = self._config(status)
+        config = self._config(status) if config is None else config
         key = config.key()
         if key == self._key:
             return
@@ -751,8 +809,8 @@ class _Network:
     # -------------------------------------------------------------- the load-flow pass
     def initial_losses(self) -> np.ndarray:
         self._aggregation()
-        out = self._solve(self._nominal_profiles())
-        return out[0][-1]
+        out = self._solve(self._nominal_profiles(), self.eng.buffers, self.eng.s_grid[:, SG_CLOSED] > 0.5)
+        return out[0][-1].copy()
 
     def _nominal_profiles(self):
         t = self.t
@@ -811,21 +869,26 @@ class _Network:
         self._w_q = tuple(np.ascontiguousarray(x) for x in _triplets(w_q))
         self._agg_key = key
 
-    def _profiles(self, out, rows: slice):
-        """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]."""
-        self._aggregation()
+    def _profiles(self, out, rows: slice, buf, weights=None):
+        """Net injection (generation − load) per bus of net.bus for the segment rows [MW], [Mvar]; ``weights``:
+        the source → bus triplets of :meth:`_aggregation` (default: as they stand now)."""
+        if weights is None:
+            self._aggregation()
+            weights = self._w_p, self._w_q
         parts = [out["p_mech_mw"][rows], out["p_bess_mw"][rows], out["p_it_mw"][rows], out["p_cooling_mw"][rows],
                  out["p_other_mw"][rows]]
-        buf = self.eng.buffers
         n, n_bus = len(parts[0]), len(self.t.bus_index)
         src = np.concatenate(parts, axis=1, out=buf.get("src", (n, sum(x.shape[1] for x in parts))))
         p = buf.get("p_bus", (n, n_bus), zero=True)
         q = buf.get("q_bus", (n, n_bus), zero=True)
-        scatter_columns(src, *self._w_p, p)
-        scatter_columns(src, *self._w_q, q)
+        scatter_columns(src, *weights[0], p)
+        scatter_columns(src, *weights[1], q)
         return p, q
 
-    def _solve(self, profiles):
+    def _solve(self, profiles, buf, closed: np.ndarray):
+        """Load flow of the injections ``profiles`` under the current configuration, into ``buf``'s arrays;
+        ``closed`` flags the grid ties that are closed. Returns losses and slack per island, import per tie,
+        and the load-flow result."""
         from grid_models.timeseries import solve_timeseries
 
         pb, qb = profiles
@@ -837,12 +900,12 @@ class _Network:
         pb[:, ~live] = 0.0  # a dead island (blackout) injects nothing
         qb[:, ~live] = 0.0
         res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva, branch_flows="loading",
-                               out=self._lf_out if self.eng.buffers.reuse else None)
+                               out=getattr(buf, "lf_out", None) if buf.reuse else None)
         self.state = res.state
-        self._lf_out = res
+        buf.lf_out = res
         n = len(pb)
         n_i = p.n_island
-        loss = self.eng.buffers.get("p_loss", (n, n_i), zero=True)
+        loss = buf.get("p_loss", (n, n_i), zero=True)
         island_losses(res.p_from_mw, res.p_to_mw, self._branch_isl, loss)
         slack = np.zeros((n, n_i))
         for i in range(n_i):
@@ -853,10 +916,10 @@ class _Network:
         grid = np.zeros((n, len(self.eg_tie)))
         bus_pos = t.bus_pos(t.ext_grid_bus[self.eg_tie])
         for g, bpos in enumerate(bus_pos):
-            if self.eng.s_grid[g, SG_CLOSED] < 0.5:
+            if not closed[g]:
                 continue
             i = self.bus_isl[bpos]
-            ties_here = [gg for gg in range(len(self.eg_tie)) if self.bus_isl[bus_pos[gg]] == i and self.eng.s_grid[gg, SG_CLOSED] > 0.5]
+            ties_here = [gg for gg in range(len(self.eg_tie)) if self.bus_isl[bus_pos[gg]] == i and closed[gg]]
             if len(ties_here) == 1:
                 grid[:, g] = -pb[:, self.bus_isl == i].sum(axis=1) + loss[:, i]
             else:  # several ties in one island: the flow out of each tie's bus
@@ -874,10 +937,46 @@ class _Network:
         res = SimpleNamespace(vm_pu=np.zeros((n, n_bus)), loading_percent=np.zeros((n, n_br)), converged=np.ones(n, bool))
         return np.zeros((n, p.n_island)), np.zeros((n, p.n_island)), np.zeros((n, len(self.eg_tie))), res
 
-    def solve_segment(self, out: dict[str, np.ndarray]) -> None:
-        """Run the load flow over a segment; add vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw."""
-        p, buf = self.eng.plant, self.eng.buffers
+    def prepare(self, out: dict[str, np.ndarray], buf, k0: int):
+        """On the kernel's thread, what a segment's load flow needs: the injections of every step, the network
+        configuration of each run of steps with the same online units, the closed ties, and the islands'
+        losses at the segment's last step (solved now, from a flat start, for the kernel's next segment:
+        ``SI_LOSS``). Returns the job for :meth:`solve_prepared`."""
+        from grid_models.timeseries import solve_timeseries
+
+        e, p = self.eng, self.eng.plant
         status = out["turbine_status"]
+        n = len(status)
+        online = status == STATUS_ONLINE  # only the set of online units changes the network
+        change = np.nonzero(np.any(online[1:] != online[:-1], axis=1))[0] + 1
+        bounds = [0, *change.tolist(), n]
+        configs = [self._config(status[a]) for a in bounds[:-1]]
+        self._aggregation()
+        weights = self._w_p, self._w_q
+        closed = e.s_grid[:, SG_CLOSED] > 0.5
+        # the losses the kernel carries into the next segment
+        config = self._config(status[-1])
+        if config.gen_slack.any() or config.ext_grid_in_service.any():
+            a = self.cache.compiled(config)
+            live = np.zeros(len(self.t.bus_index), dtype=bool)
+            live[a.pp_bus_internal >= 0] = True
+            pl, ql = self._profiles(out, slice(n - 1, n), _Buffers(False), weights)
+            pl[:, ~live] = 0.0
+            ql[:, ~live] = 0.0
+            res = solve_timeseries(a, pl, ql, tolerance_mva=self.tol_mva, branch_flows="loading")
+            loss = np.zeros((1, p.n_island))
+            island_losses(res.p_from_mw, res.p_to_mw, self._branch_isl, loss)
+            e.s_isl[:, SI_LOSS] = np.where(np.isfinite(loss[0]), loss[0], e.s_isl[:, SI_LOSS])
+        else:
+            e.s_isl[:, SI_LOSS] = 0.0
+        return out, buf, k0, status, bounds, configs, weights, closed
+
+    def solve_prepared(self, job) -> None:
+        """Run the load flow of a prepared segment (on any thread: it reads nothing the kernel changes); add
+        vm_pu, loading_pct, p_loss_mw, p_turbine_mw, p_grid_mw and lf_converged to the segment."""
+        out, buf, k0, status, bounds, configs, weights, closed = job
+        pb, qb = self._profiles(out, slice(0, len(status)), buf, weights)
+        p = self.eng.plant
         n = len(status)
         n_bus = len(self.t.bus_index)
         out["vm_pu"] = buf.get("vm_pu", (n, n_bus))
@@ -886,13 +985,10 @@ class _Network:
         out["p_turbine_mw"] = buf.get("p_turbine_mw", (n, len(p.turb)))
         out["p_grid_mw"] = buf.get("p_grid_mw", (n, len(p.grid)))
         out["lf_converged"] = buf.get("lf_converged", (n,), bool)
-        online = status == STATUS_ONLINE  # only the set of online units changes the network
-        change = np.nonzero(np.any(online[1:] != online[:-1], axis=1))[0] + 1
-        bounds = [0, *change.tolist(), n]
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            self._compile(status[a])
+        for a, b, config in zip(bounds[:-1], bounds[1:], configs):
+            self._compile(status[a], config)
             rows = slice(a, b)
-            loss, slack, grid, res = self._solve(self._profiles(out, rows))
+            loss, slack, grid, res = self._solve((pb[rows], qb[rows]), buf, closed)
             out["vm_pu"][rows] = res.vm_pu
             out["loading_pct"][rows] = res.loading_percent
             out["p_loss_mw"][rows] = loss
@@ -901,11 +997,9 @@ class _Network:
             out["lf_converged"][rows] = res.converged
             failed = np.size(res.converged) - int(np.count_nonzero(res.converged))
             if failed:
-                t0 = (self.eng.k + a) * self.eng.step_s
+                t0 = (k0 + a) * self.eng.step_s
                 log.warning("load flow did not converge in %d of %d steps from t = %.0f s (%s): voltages and flows of "
                             "those steps are NaN, their losses are taken as zero", failed, b - a, t0, self.eng.site.label)
-        last = out["p_loss_mw"][-1]
-        self.eng.s_isl[:, SI_LOSS] = np.where(np.isfinite(last), last, self.eng.s_isl[:, SI_LOSS])
 
 
 def _triplets(w: np.ndarray):

@@ -379,7 +379,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                     st.isl[i, SI_CH_TRIP] = 2.0
                     log_event(events, n_events, t_ev, EV_CHILLER_TRIP, c, i, f)
         pos = int(st.isl[i, SI_RING])
-        st.ring[i, pos % RING_N] = f
+        st.ring[i, pos & (RING_N - 1)] = f
         st.isl[i, SI_RING] = pos + 1
         if pos >= n_short:
             r_short = max(r_short, abs(rocof_window_hz_per_s(st.ring[i], pos, n_short, h)))

@@ -172,10 +172,12 @@ def rocof_window_hz_per_s(ring_hz, pos, n_window, h_s):  # pragma: no cover - ji
     """Rate of change of frequency over the last ``n_window`` sub-steps, as a relay measures it [Hz/s].
 
     ``(f[pos] − f[pos − n])/(n·h)`` over a ring of sub-step frequencies (``ring_hz[pos % len]`` is
-    the newest); the caller makes sure ``pos ≥ n_window`` and ``n_window < len(ring_hz)``.
+    the newest); the caller makes sure ``pos ≥ n_window`` and ``n_window < len(ring_hz)``. The ring's
+    length is a power of two (:data:`twin.state.RING_N`), so the positions wrap by a bit mask (an integer
+    division per look-up would cost more than the rest of a sub-step's relays).
     """
-    n = ring_hz.shape[0]
-    return (ring_hz[pos % n] - ring_hz[(pos - n_window) % n]) / (n_window * h_s)
+    m = ring_hz.shape[0] - 1
+    return (ring_hz[pos & m] - ring_hz[(pos - n_window) & m]) / (n_window * h_s)
 
 
 @njit(inline="always")

@@ -62,7 +62,8 @@ __all__ = [
 SI_NCOL = SI_RT + 16  # twin.plant.N_RT_CURVE · N_RT_BAND
 # ---- grid ties
 (SG_CLOSED, SG_NCOL) = range(2)
-#: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
+#: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps); a power of two
+#: (positions wrap by a bit mask, :func:`twin.protection.rocof_window_hz_per_s`).
 RING_N = 64
 
 # ---- the sequence of events the kernel records (Outputs.events): time from the segment's start [s], what,

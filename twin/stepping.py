@@ -49,7 +49,7 @@ from .state import (
 from .storage import BA_NCOL, bess_lag_factors, soc_power_limit_mw
 from .thermal import (
     CHILLER_RAMP_FRAC_PER_S, CHILLER_TAU_S, chiller_heat_rejection_mw, fws_step, gpu_heat_split_mw,
-    gpu_throttle_factor, hall_thermal_step,
+    gpu_throttle_factor, hall_thermal_step, rc_decay,
 )
 from .turbines import STATUS_ONLINE
 from .workload import hall_it_substeps
@@ -75,6 +75,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
     keep, isl_out, gfac, it_hall = np.ones((n_i, n_sub)), np.zeros((n_i, ISL_NOUT)), np.zeros(n_h), np.zeros((n_h, 3))
     fixed, load_est, it_mean_isl, shed_mw, shed0 = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
     units, counts, lo, rep = np.zeros(n_t, np.int64), np.zeros(n_t), np.zeros(n_i + 1, np.int64), np.zeros(n_t, np.int64)
+    hall_decay = _hall_decays(par, dt_s)  # the halls' RC nodes relax by the same factor every step
     chill = _chiller_aggregates(par, st)  # recomputed when a dip trips chillers or they restart (and at events)
     n_down = 0
     for c in range(par.chiller.shape[0]):
@@ -94,7 +95,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
             ups_shares(par, st, it_hall)
         for i in range(n_i):
             shed0[i] = island_shed_fraction(int(st.isl[i, SI_STAGE]), st.isl[i, SI_BLACKOUT] > 0.5, relief)
-        _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, shed0, chill, qp, th, out)
+        _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, shed0, chill, qp, th, hall_decay, out)
         # 3. dispatch on the island loads as they stand
         for i in range(n_i):
             dark = st.isl[i, SI_BLACKOUT] > 0.5
@@ -135,10 +136,13 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         if any_ups:
             ups_drain(par, st, it_hall, (k + 1) * dt_s, out.events, out.n_events)
         for u in range(n_t):  # identical units follow their group's stepped unit
-            if rep[u] != u:
-                st.turb[u] = st.turb[rep[u]]
-                st.gov[u] = st.gov[rep[u]]
-                pm_mean[u] = pm_mean[rep[u]]
+            r = rep[u]
+            if r != u:
+                for c in range(st.turb.shape[1]):
+                    st.turb[u, c] = st.turb[r, c]
+                for c in range(st.gov.shape[1]):
+                    st.gov[u, c] = st.gov[r, c]
+                pm_mean[u] = pm_mean[r]
         # 5. slow controls
         _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, (k + 1) * dt_s, relief)
         _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
@@ -160,6 +164,18 @@ def _battery_lists(par, n_i, h, dt_s):  # pragma: no cover - jitted
     for b in range(n_b):
         bess_lag_factors(par.bess[b], h, dt_s, b_a[b])
     return b_list, b_lo, b_a
+
+
+@njit
+def _hall_decays(par, dt_s):  # pragma: no cover - jitted
+    """Each hall's GPU-node and coolant-loop decay factors over a step (:func:`twin.thermal.rc_decay`), once per
+    segment instead of two exponentials per hall and step."""
+    d = np.zeros((par.hall.shape[0], 2))
+    for hh in range(par.hall.shape[0]):
+        row = par.hall[hh]
+        d[hh, 0] = rc_decay(row[HA_C_GPU_MJ_PER_K] / row[HA_G_JC_MW_PER_K], dt_s)
+        d[hh, 1] = rc_decay(row[HA_C_TCS_MJ_PER_K] / row[HA_UA_CDU_MW_PER_K], dt_s)
+    return d
 
 
 @njit
@@ -214,10 +230,10 @@ def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it
 
 
 @njit(inline="always")
-def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, shed, chill, qp, th, out):  # pragma: no cover - jitted
+def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, shed, chill, qp, th, hall_decay, out):  # pragma: no cover - jitted
     """Halls' GPU and coolant nodes, then each plant's heat rejection, facility water and electric power, on the IT
-    each island serves at the step's start (``shed``: its unserved fraction; ``qp`` (2, n_plant) and ``th`` (3,) are
-    scratch)."""
+    each island serves at the step's start (``shed``: its unserved fraction; ``hall_decay`` (n_hall, 2): the GPU and
+    coolant nodes' decay factors over the step, :func:`_hall_decays`; ``qp`` (2, n_plant) and ``th`` (3,) are scratch)."""
     n_p = par.plant.shape[0]
     q_in, it_plant = qp[0], qp[1]
     q_in[:] = 0.0
@@ -228,7 +244,8 @@ def _thermal_cooling_stage(k, dt_s, t_amb, par, st, it_hall, shed, chill, qp, th
         p_it = it_hall[hh, 0] * (1.0 - shed[i])
         p_gpu, q_liq, q_air = gpu_heat_split_mw(p_it, row[HA_P_STATIC_MW], row[HA_LIQUID_FRAC])
         hall_thermal_step(st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS], st.plant[pl, SP_TFWS], p_gpu, q_liq, row[HA_G_JC_MW_PER_K],
-                          row[HA_C_GPU_MJ_PER_K], row[HA_UA_CDU_MW_PER_K], row[HA_C_TCS_MJ_PER_K], dt_s, th)
+                          row[HA_C_GPU_MJ_PER_K], row[HA_UA_CDU_MW_PER_K], row[HA_C_TCS_MJ_PER_K], dt_s, th, hall_decay[hh, 0],
+                          hall_decay[hh, 1])
         st.hall[hh, SH_TJ], st.hall[hh, SH_TTCS] = th[0], th[1]
         out.t_gpu[k, hh], out.t_tcs[k, hh] = th[0], th[1]
         q_in[pl] += th[2] + q_air

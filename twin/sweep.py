@@ -184,9 +184,9 @@ def _buffers():
     ≈ 8 % of a one-hour case's CPU time."""
     buf = getattr(_THREAD, "buffers", None)
     if buf is None:
-        from .engine import _Buffers
+        from .engine import output_buffer_pair
 
-        buf = _THREAD.buffers = _Buffers(True)
+        buf = _THREAD.buffers = output_buffer_pair(True)
     return buf
 
 
@@ -263,10 +263,9 @@ def run_case(site_name: str, name: str, doc: dict, store: str | None = None) -> 
             out = dict(run(site, sc, run_id=Path(store).name, run_dir=store, catalog=_NoCatalog(), cancel=_TaskCancel()).kpis)
         else:
             events = resolve_events(sc, site, origin=f"case {name!r}")
-            eng = Engine(site, sc, events, reuse_outputs=True)  # each segment is reduced before the next
-            eng.buffers = _buffers()
+            eng = Engine(site, sc, events, reuse_outputs=True, output_buffers=_buffers())  # each segment is reduced before the next
             kpi = KpiAccumulator(eng.plant, sc.scenario.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
-            for seg in eng.segments():
+            for seg in eng.segments(overlap=False):  # the workers already keep the cores busy
                 if _task_cancelled():  # nobody waits for this case any more: free the worker
                     raise CaseCancelled(f"case {name!r} stopped at {eng.k * eng.step_s:g} s: its sweep was cancelled")
                 kpi.update(seg)

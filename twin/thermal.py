@@ -33,7 +33,7 @@ __all__ = [
     "CDU_EFFECTIVENESS", "TCS_DT_FLOW_K", "T_THROTTLE_C", "T_SLOWDOWN_C", "T_SHUTDOWN_C",
     "G_SLOWDOWN", "G_HW_SLOWDOWN",
     "gpu_throttle_factor", "gpu_conductance_mw_per_k", "cdu_conductance_mw_per_k",
-    "rc_relax_step", "hall_thermal_step", "fws_step", "hall_thermal_steady_state", "gpu_heat_split_mw",
+    "rc_relax_step", "rc_decay", "hall_thermal_step", "fws_step", "hall_thermal_steady_state", "gpu_heat_split_mw",
     "chiller_heat_rejection_mw", "CHILLER_TAU_S", "CHILLER_RAMP_FRAC_PER_S",
 ]
 
@@ -134,14 +134,23 @@ def cdu_conductance_mw_per_k(q_design_mw, effectiveness=CDU_EFFECTIVENESS, dt_fl
 
 
 @njit
-def rc_relax_step(t_c, t_inf_c, tau_s, dt_s):  # pragma: no cover - jitted
+def rc_relax_step(t_c, t_inf_c, tau_s, dt_s, decay=-1.0):  # pragma: no cover - jitted
     """Exact update of one RC node relaxing to ``t_inf_c``: ``T + (T∞ − T)·(1 − e^(−dt/τ))`` [°C].
 
-    ``tau_s ≤ 0`` means no lag (returns ``t_inf_c``).
+    ``tau_s ≤ 0`` means no lag (returns ``t_inf_c``). ``decay ≥ 0`` is ``e^(−dt/τ)`` computed by the caller
+    once for many steps of the same ``dt`` (:func:`rc_decay`); ``tau_s`` and ``dt_s`` are then not used.
     """
+    if decay >= 0.0:
+        return t_inf_c + (t_c - t_inf_c) * decay
     if tau_s <= 0.0:
         return t_inf_c
     return t_inf_c + (t_c - t_inf_c) * math.exp(-dt_s / tau_s)
+
+
+@njit
+def rc_decay(tau_s, dt_s):  # pragma: no cover - jitted
+    """``e^(−dt/τ)`` of an RC node over ``dt_s`` (0 for ``tau_s ≤ 0``: no lag), for :func:`rc_relax_step`."""
+    return math.exp(-dt_s / tau_s) if tau_s > 0.0 else 0.0
 
 
 @njit
@@ -186,7 +195,7 @@ def chiller_heat_rejection_mw(q_in_mw, t_fws_c, t_set_c, c_fws_mj_per_k, tau_s, 
 
 @njit
 def hall_thermal_step(t_j_c, t_tcs_c, t_fws_c, p_gpu_mw, q_liq_mw, g_jc_mw_per_k, c_gpu_mj_per_k, ua_cdu_mw_per_k,
-                      c_tcs_mj_per_k, dt_s, out):  # pragma: no cover - jitted
+                      c_tcs_mj_per_k, dt_s, out, decay_j=-1.0, decay_tcs=-1.0):  # pragma: no cover - jitted
     """Advance a hall's GPU and coolant-loop nodes by ``dt_s`` with the facility water held [°C].
 
     GPU node: relaxes exactly to ``T_tcs + P_gpu/G_jc`` with ``τ_j = C_j/G_jc`` (the loop held over the
@@ -194,11 +203,12 @@ def hall_thermal_step(t_j_c, t_tcs_c, t_fws_c, p_gpu_mw, q_liq_mw, g_jc_mw_per_k
     facility water held). The heat passed on to the facility water over the step is what the loop
     received and did not store, ``Q_liq − C_tcs·ΔT_tcs/dt``, so the loop conserves energy exactly.
 
-    Fills ``out`` (3,) with ``[T_j, T_tcs, Q_to_fws_mw]``.
+    Fills ``out`` (3,) with ``[T_j, T_tcs, Q_to_fws_mw]``. ``decay_j``/``decay_tcs``: the two nodes' decay
+    factors over ``dt_s`` when the caller has them (:func:`rc_decay`; the kernel computes them once per segment).
     """
     t_ss = t_tcs_c + p_gpu_mw / g_jc_mw_per_k
-    out[0] = rc_relax_step(t_j_c, t_ss, c_gpu_mj_per_k / g_jc_mw_per_k, dt_s)
-    t_new = rc_relax_step(t_tcs_c, t_fws_c + q_liq_mw / ua_cdu_mw_per_k, c_tcs_mj_per_k / ua_cdu_mw_per_k, dt_s)
+    out[0] = rc_relax_step(t_j_c, t_ss, c_gpu_mj_per_k / g_jc_mw_per_k, dt_s, decay_j)
+    t_new = rc_relax_step(t_tcs_c, t_fws_c + q_liq_mw / ua_cdu_mw_per_k, c_tcs_mj_per_k / ua_cdu_mw_per_k, dt_s, decay_tcs)
     out[1] = t_new
     out[2] = q_liq_mw - c_tcs_mj_per_k * (t_new - t_tcs_c) / dt_s
 

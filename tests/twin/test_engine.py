@@ -45,21 +45,27 @@ def lab_engine(tmp_path, replace: dict[str, str] | None = None, control=None, ev
     return Engine(site, sc, resolve_events(sc, site))
 
 
-def test_reused_output_arrays_give_the_same_run():
-    """reuse_outputs=True fills the same arrays segment after segment; the numbers do not change."""
+def test_reused_output_arrays_and_overlapped_load_flow_give_the_same_run():
+    """reuse_outputs=True fills two sets of arrays in turn, and ``segments(overlap=True)`` solves a segment's
+    load flow on a second thread while the kernel steps the next one: neither changes a number, nor the
+    sequence of events."""
     site = load_site("memphis")
     sc = load_scenario("southaven-largest-trip").model_copy(deep=True)
     sc.scenario.horizon = 3 * 3600.0
     sc.events[0].at = "01:30:00"  # a trip mid-way: segments of unequal length, a recompiled network
-    runs = []
-    for reuse in (False, True):
+    runs, logs = [], []
+    for reuse, overlap in ((False, False), (True, False), (True, True)):
         eng = Engine(site, sc, resolve_events(sc, site), block_steps=2000, reuse_outputs=reuse)
-        segs = [{k: np.array(v, copy=True) for k, v in seg.items()} for seg in eng.segments()]
+        segs = [{k: np.array(v, copy=True) for k, v in seg.items()} for seg in eng.segments(overlap=overlap)]
         runs.append({k: np.concatenate([s[k] for s in segs]) for k in segs[0]})
-    fresh, reused = runs
-    assert fresh.keys() == reused.keys()
-    for k in fresh:
-        np.testing.assert_array_equal(reused[k], fresh[k], err_msg=k)
+        logs.append(eng.event_log)
+    fresh = runs[0]
+    assert any(e["source"] != "scenario" for e in logs[0])  # the trip causes relay/PMS actions
+    for other, log in zip(runs[1:], logs[1:]):
+        assert fresh.keys() == other.keys()
+        for k in fresh:
+            np.testing.assert_array_equal(other[k], fresh[k], err_msg=k)
+        assert log == logs[0]
 
 
 def test_frequency_step_matches_first_order_droop(tmp_path):
