@@ -940,8 +940,8 @@ class _Network:
     def prepare(self, out: dict[str, np.ndarray], buf, k0: int):
         """On the kernel's thread, what a segment's load flow needs: the injections of every step, the network
         configuration of each run of steps with the same online units, the closed ties, and the islands'
-        losses at the segment's last step (solved now, from a flat start, for the kernel's next segment:
-        ``SI_LOSS``). Returns the job for :meth:`solve_prepared`."""
+        losses at the segment's last step (solved now, warm from the previous segment's last load flow, for the
+        kernel's next segment: ``SI_LOSS``). Returns the job for :meth:`solve_prepared`."""
         from grid_models.timeseries import solve_timeseries
 
         e, p = self.eng, self.eng.plant
@@ -963,7 +963,9 @@ class _Network:
             pl, ql = self._profiles(out, slice(n - 1, n), _Buffers(False), weights)
             pl[:, ~live] = 0.0
             ql[:, ~live] = 0.0
-            res = solve_timeseries(a, pl, ql, tolerance_mva=self.tol_mva, branch_flows="loading")
+            # warm from where the previous segment's load flow ended (a copy: that state stays the time series')
+            warm = self.state.copy() if self.state is not None and config.key() == self._key else None
+            res = solve_timeseries(a, pl, ql, state=warm, tolerance_mva=self.tol_mva, branch_flows="loading")
             loss = np.zeros((1, p.n_island))
             island_losses(res.p_from_mw, res.p_to_mw, self._branch_isl, loss)
             e.s_isl[:, SI_LOSS] = np.where(np.isfinite(loss[0]), loss[0], e.s_isl[:, SI_LOSS])
