@@ -208,6 +208,24 @@ def test_unplanned_switching_is_refused_with_a_message_or_planned_first():
     assert np.allclose(seg["p_unserved_mw"][:, 1], 2.0)
 
 
+def test_twin_run_on_a_site_without_halls_with_a_split(tmp_path):
+    """``twin run southaven`` (no halls) with a step-up transformer opened: the run, its figures and its report, no
+    traceback; the unit bus cut off is its own island, dark (its units were on standby)."""
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    sc = tmp_path / "gsu.toml"
+    sc.write_text('[scenario]\nname = "gsu"\nsite = "southaven"\nstart = "2026-07-15T14:30:00"\nhorizon = 60\n'
+                  '[weather]\ndesign_day = "memphis-0.4pct"\n[[events]]\nat = 30\ndo = "trip"\ntarget = "southaven/gsu-t5"\n')
+    out = CliRunner().invoke(app, ["run", "southaven", "-s", str(sc), "-o", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "Traceback" not in out.output and (tmp_path / "run" / "report.md").exists()
+    assert sorted(p.name for p in (tmp_path / "run" / "figures").glob("*.png")) == ["bess.png", "frequency.png", "power.png"]
+    events = (tmp_path / "run" / "events.csv").read_text()
+    assert "island-split,southaven/gen-t5" in events and "de-energised" in events
+
+
 # ---------------------------------------------------------------------------------------------------- sweeps
 BASE = {"scenario": {"name": "n-1", "start": "2026-07-15T14:30:00", "horizon": 60},
         "weather": {"design_day": "memphis-0.4pct"}, "workload": {"seed": 3}}
