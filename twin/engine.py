@@ -11,6 +11,12 @@ power plus an inertia-weighted share (H·S) of the island's instantaneous mismat
 deliver it; the network's distributed slack uses those weights, so the island balances exactly in
 every step, and the frequency follows the swing equation on mechanical power. In an island with a
 closed grid tie the tie is the slack. Island losses enter the kernel's power balance one segment late.
+
+Topology: lines, transformers and grid ties open and close at events, splitting and merging islands; the
+islands are the run's fixed *slots* (:mod:`twin.topology`), planned from the scenario's switchings at
+construction. At a switching the engine moves the plant's island columns, the network's islands and each
+island's state, de-energises parts left without a source, and refuses a close outside the synchronisation
+window (docs/physics.md §9).
 """
 
 from __future__ import annotations
