@@ -47,7 +47,7 @@ from .state import (
     SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
     SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
 )
-from .plant import CH_ISLAND
+from .plant import BE_GFM, CH_ISLAND
 from .state import SI_SURPLUS_S, SI_TRIM
 from .stepping import step_segment
 from .thermal import gpu_heat_split_mw, hall_thermal_steady_state
@@ -380,11 +380,12 @@ class Engine:
         return int(self._bus_slot[self._elem_bus["grid"][g]])
 
     def _has_source(self, i: int) -> tuple[bool, bool]:
-        """(a closed tie, any source: closed tie, online unit or working battery) in slot ``i``."""
+        """(a closed tie, any source: closed tie, online unit or working grid-forming battery) in slot ``i``.
+        A grid-following inverter follows a voltage it cannot make: alone it cannot hold an island."""
         p = self.plant
         tied = bool(np.any((p.grid[:, GT_ISLAND].astype(int) == i) & (self.s_grid[:, SG_CLOSED] > 0.5)))
         units = np.any((p.turb[:, TU_ISLAND].astype(int) == i) & (self.s_turb[:, ST_STATUS] == STATUS_ONLINE))
-        bess = np.any((p.bess[:, BE_ISLAND].astype(int) == i) & (self.s_bess[:, SB_OK] > 0.5))
+        bess = np.any((p.bess[:, BE_ISLAND].astype(int) == i) & (self.s_bess[:, SB_OK] > 0.5) & (p.bess[:, BE_GFM] > 0.5))
         return tied, bool(tied or units or bess)
 
     def _topo_log(self, kind: str, component: str, island: str, value: float, unit: str, message: str) -> None:
@@ -413,7 +414,7 @@ class Engine:
             st[SI_STAGE] = 0.0
         st[SI_TIED] = 1.0 if tied else 0.0
         if not source and st[SI_BLACKOUT] < 0.5:
-            self._deenergise(i, f"opening grid tie {ev.target} leaves it no source (no online unit or working "
+            self._deenergise(i, f"opening grid tie {ev.target} leaves it no source (no online unit or grid-forming "
                                 "battery): its load is unserved")
         self._network.topology_changed()
 
@@ -573,7 +574,7 @@ class Engine:
                                    f"{names[s]}: {what} re-energises {names[o]}")
             if st.isl[s, SI_BLACKOUT] > 0.5 and merged:
                 dark.append((s, f"{what} leaves it " + (
-                    "no source (no online unit, working battery or closed tie): its load is unserved"
+                    "no source (no online unit, grid-forming battery or closed tie): its load is unserved"
                     if not self._has_source(s)[1] else "nothing to supply: its units trip on the load rejection [E]")))
         for s, why in dark:
             self._deenergise(s, why)
