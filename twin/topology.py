@@ -39,7 +39,7 @@ __all__ = ["SYNC_DF_HZ", "MAX_PLAN_STATES", "SiteGraph", "SlotPlan", "site_graph
 
 #: Largest frequency difference [Hz] at which two energised islands, or an island and the grid, are
 #: closed together: the synchronisation limit of IEEE 1547-2018 Table 5 for aggregate ratings above
-#: 1.5 MVA (Δf 0.1 Hz, ΔV 3 %, Δφ 10°) [P62]. Only Δf is checked: angles are not tracked (an automatic
+#: 1.5 MVA (Δf 0.1 Hz, ΔV 3 %, Δφ 10°) [P66]. Only Δf is checked: angles are not tracked (an automatic
 #: synchroniser is taken to close inside the angle window once the slip is within the limit).
 SYNC_DF_HZ = 0.1
 #: Most topology states :func:`plan_slots` explores (each close that could be refused doubles them).
