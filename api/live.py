@@ -315,6 +315,7 @@ def _run_whatif(eng, events: list[Event], horizon_s: float, site, req: WhatIf) -
 
     tic = time.perf_counter()
     t0 = eng.k * eng.step_s
+    eng.plan_events(events)  # island slots for the splits the what-if's switchings can make
     kpi = KpiAccumulator(eng.plant, eng.step_s, t_ref_s=events[0].t_s if events else 0.0, site=site)
     n_total = int(round(horizon_s / eng.step_s))
     k = 0

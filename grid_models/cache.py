@@ -7,8 +7,9 @@ once per configuration (which units, ties and branches are in service, which mac
 slack). :class:`NetCache` keeps, per *fingerprint* (the caller's description of the site and
 operating point, plus this package's network code and pandapower's version), the net's element
 tables as plain arrays (:class:`NetTables`) and every :class:`GridArrays` compiled so far, in memory
-and in one pickle per fingerprint under the cache directory (``$TWIN_CACHE_DIR``, default
-``~/.cache/colossus-twin``; set it to ``off`` to disable). pandapower is imported, and the net
+and on disk under the cache directory (``$TWIN_CACHE_DIR``, default ``~/.cache/colossus-twin``; set it
+to ``off`` to disable): one pickle per fingerprint with the tables and an index, one per compilation
+beside it, so that a new configuration costs one small write. pandapower is imported, and the net
 built, only when a fingerprint or a configuration is new.
 
 The pickles are this program's own output, written atomically; a damaged or foreign file is ignored
@@ -32,7 +33,7 @@ from .compile import GridArrays
 
 __all__ = ["NetTables", "NetConfig", "NetCache", "cache_dir", "code_fingerprint", "share_in_process"]
 
-_FORMAT = 1
+_FORMAT = 2
 #: Compilations kept per fingerprint (the most recent ones); a few kB each for a campus net.
 MAX_COMPILED = 256
 
@@ -231,12 +232,20 @@ class NetCache:
         config.apply(net)
         arrays = compile_net(net, distributed_slack=True)
         self._compiled[key] = arrays
+        gone = []
         while len(self._compiled) > MAX_COMPILED:  # forget the oldest configurations
-            self._compiled.pop(next(iter(self._compiled)))
-        self._save()
+            gone.append(next(iter(self._compiled)))
+            self._compiled.pop(gone[-1])
+        self._save(new=key, gone=gone)
         return arrays
 
     # ------------------------------------------------------------------ storage
+    # One file per fingerprint (``path``: format, key, tables and the digests of the compilations, oldest first) and
+    # one per compilation beside it (``<key>/<digest>.pkl``): a new configuration writes its own file and the small
+    # index, not every compilation again (a sweep meets hundreds of topologies).
+    def _config_path(self, config_key: bytes) -> Path:
+        return self.path.parent / self.key / f"{hashlib.sha256(config_key).hexdigest()[:32]}.pkl"
+
     def _load(self):
         path = self.path
         if path is None or not path.exists():
@@ -246,23 +255,44 @@ class NetCache:
                 doc = pickle.load(fh)
             if doc.get("format") != _FORMAT or doc.get("key") != self.key:
                 return None
-            return doc["tables"], dict(doc["compiled"])
         except Exception:  # damaged, truncated or from another version: rebuild and overwrite
             return None
+        compiled = {}
+        for digest in doc["compiled"]:
+            try:
+                with open(path.parent / self.key / f"{digest}.pkl", "rb") as fh:
+                    entry = pickle.load(fh)
+                compiled[entry["config"]] = entry["arrays"]
+            except Exception:  # a compilation lost or damaged: compiled again when needed
+                continue
+        return doc["tables"], compiled
 
-    def _save(self) -> None:
+    def _save(self, new: bytes | None = None, gone: list[bytes] = ()) -> None:
         path = self.path
         if path is None:
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            doc = {"format": _FORMAT, "key": self.key, "tables": self.tables, "compiled": self._compiled}
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)  # readers see the old or the new file, never half of one
+            if new is not None:
+                _write_atomic(self._config_path(new), {"config": new, "arrays": self._compiled[new]})
+            for k in gone:
+                self._config_path(k).unlink(missing_ok=True)
+            digests = [self._config_path(k).stem for k in self._compiled]
+            _write_atomic(path, {"format": _FORMAT, "key": self.key, "tables": self.tables, "compiled": digests})
         except OSError:  # a read-only or full disk: run without the disk cache
-            try:
-                os.unlink(tmp)
-            except (OSError, UnboundLocalError):
-                pass
+            pass
+
+
+def _write_atomic(path: Path, doc) -> None:
+    """Pickle ``doc`` to ``path``: readers see the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(doc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

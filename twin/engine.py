@@ -11,11 +11,18 @@ power plus an inertia-weighted share (H·S) of the island's instantaneous mismat
 deliver it; the network's distributed slack uses those weights, so the island balances exactly in
 every step, and the frequency follows the swing equation on mechanical power. In an island with a
 closed grid tie the tie is the slack. Island losses enter the kernel's power balance one segment late.
+
+Topology: lines, transformers and grid ties open and close at events, splitting and merging islands; the
+islands are the run's fixed *slots* (:mod:`twin.topology`), planned from the scenario's switchings at
+construction. At a switching the engine moves the plant's island columns, the network's islands and each
+island's state, de-energises parts left without a source, and refuses a close outside the synchronisation
+window (docs/physics.md §9).
 """
 
 from __future__ import annotations
 
 import copy as _copy
+import dataclasses
 from functools import lru_cache
 import logging
 import os
@@ -42,12 +49,15 @@ from .state import (
     SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
     SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
 )
+from .plant import BE_GFM, CH_ISLAND
+from .state import SI_SURPLUS_S, SI_TRIM
 from .stepping import step_segment
 from .thermal import gpu_heat_split_mw, hall_thermal_steady_state
 from .turbines import (
     GX_NSTATE, STATUS_ONLINE, STATUS_STANDBY, STATUS_STARTING, STATUS_TRIPPED, governor_init, governor_prepare,
 )
 from .weather import AmbientProfile
+from .topology import SYNC_DF_HZ, SlotPlan, next_slots, part_key, plan_slots, site_graph, slot_sources
 from .workload import hall_demand_mw
 
 __all__ = ["Engine", "N_SUB", "H_SUB_S", "substeps_per_step"]
@@ -113,6 +123,8 @@ class Engine:
         start: datetime = scenario.scenario.start
         self.amb = AmbientProfile(scenario.weather, start.hour * 3600 + start.minute * 60 + start.second, base_dir)
         self.plant = p = compile_plant(site)
+        self._topology_init(site)
+        p = self.plant
         self._override_p_it: dict[int, float] = {}
         self._override_t_amb: float | None = None
 
@@ -169,6 +181,7 @@ class Engine:
         s_isl = np.zeros((n_i, SI_NCOL))
         s_isl[:, SI_TIED] = p.island_grid_tied
         s_isl[:, SI_OTHER] = p.island_p_other_mw
+        s_isl[~self._active, SI_BLACKOUT] = 1.0  # slots of parts that later splits may leave: dark, empty
         for i, isl in enumerate(op.islands):
             s_isl[i, SI_LPF] = isl.p_load_mw
         self.st = State(turb=s_turb, gov=s_gov, bess=s_bess, hall=s_hall, plant=s_plant, chiller=s_ch, isl=s_isl,
@@ -230,6 +243,9 @@ class Engine:
             "substeps_per_step": self.n_sub,
             "load_flow": self._network.describe(),
             "island_members": self.island_members(),
+            # island slots beyond the site's islands: the parts splits may leave, by the buses that carry something
+            "island_parts": {self.plant.names["island"][i]: [self._graph.bus_ids[b] for b in buses]
+                             for i, buses in self._slots.created.items()},
             "Conventions": "CF-1.10",
             "history": f"created by colossus-twin {__version__}",
         }
@@ -292,25 +308,285 @@ class Engine:
             elif a == "derate":
                 self.s_ch[c, SC_DERATE] = v
         elif ev.kind == "grid_ties":
-            g = names["grid_tie"].index(ev.target)
-            self.s_grid[g, SG_CLOSED] = 0.0 if a in ("trip", "open") else 1.0
-            i = int(self.plant.grid[g, GT_ISLAND])
-            closed = [gg for gg in range(len(self.plant.grid)) if int(self.plant.grid[gg, GT_ISLAND]) == i and self.s_grid[gg, SG_CLOSED] > 0.5]
-            tied = 1.0 if closed else 0.0
-            if tied and self.s_isl[i, SI_TIED] < 0.5:  # resynchronised to the grid
-                self.s_isl[i, SI_DF] = 0.0
-                self.s_isl[i, SI_BLACKOUT] = 0.0
-                self.s_isl[i, SI_STAGE] = 0.0
-            self.s_isl[i, SI_TIED] = tied
-            self._network.topology_changed()
+            self._switch_tie(ev, closes=a not in ("trip", "open"))
         elif ev.kind in ("lines", "transformers"):
-            self._network.set_branch(ev.kind, ev.target, in_service=a not in ("trip", "open"))
+            self._switch_branch(ev, closes=a not in ("trip", "open"))
         elif ev.kind == "loads":  # a fixed load steps to a new constant power
             ld = next(x for x in self.site.loads if x.id == ev.target)
-            isl = next(k for k, island in enumerate(self.site.islands()) if ld.bus in island.buses)
+            isl = int(self._bus_slot[self._bus_pos[ld.bus]])
             old_p, self._load_p[ld.id] = self._load_p[ld.id], max(float(v), 0.0)
             self.st.isl[isl, SI_OTHER] += self._load_p[ld.id] - old_p
             self._network.loads_changed(self._load_p)
+
+    # ------------------------------------------------------------------ topology (twin.topology)
+    def _topology_init(self, site) -> None:
+        """The site's bus graph, the island slot of each bus (its site island, every branch closed), the bus of
+        each row of the plant's tables, and the slots the scenario's switchings need (:meth:`plan_events`)."""
+        g = self._graph = site_graph(site)
+        self._bus_pos = pos = {b: k for k, b in enumerate(g.bus_ids)}
+        islands = site.islands()
+        site_island = np.zeros(g.n_bus, dtype=np.int64)
+        for k, isl in enumerate(islands):
+            site_island[[pos[b] for b in isl.buses]] = k
+        self._slots = SlotPlan(names=[isl.name for isl in islands], start=site_island)
+        self._active = np.ones(len(islands), bool)
+        self._bus_slot = site_island.copy()
+        self._branch_on = np.ones(len(g.branch_ids), bool)
+        self._elem_bus = {
+            "turb": np.array([pos[t.bus] for t in site.turbines if t.state != "out"], dtype=np.int64),
+            "bess": np.array([pos[b.bus] for b in site.bess], dtype=np.int64),
+            "hall": np.array([pos[h.bus] for h in site.halls], dtype=np.int64),
+            "chiller": np.array([pos[c.bus] for c in site.chillers], dtype=np.int64),
+            "grid": np.array([pos[t.bus] for t in site.grid_ties] + [pos[b.bus] for b in site.boundaries
+                                                                      if b.direction == "import"], dtype=np.int64),
+        }
+        self._export_p = [(pos[b.bus], b.p_mw) for b in site.boundaries if b.direction == "export"]
+        self._last_p_it: np.ndarray | None = None  # halls' IT in the last step run (load shares at a split)
+        self.plan_events(self.events)
+
+    def plan_events(self, events: list[Event]) -> None:
+        """Give the run an island slot for every island that ``events``' line and transformer switchings can leave
+        (:func:`twin.topology.plan_slots`, from the current topology). The engine does this for its scenario; call
+        it before applying other events (a what-if on a copy), and before results are sized by island."""
+        from .scenario import ScenarioError
+
+        g = self._graph
+        switchings = [(g.branch(e.kind, e.target), e.action not in ("trip", "open")) for e in sorted(events, key=lambda e: e.t_s)
+                      if e.kind in ("lines", "transformers")]
+        n_before = len(self._slots.names)
+        try:
+            plan_slots(g, self._slots, self._branch_on, self._bus_slot, switchings)
+        except ValueError as exc:
+            raise ScenarioError(self.sc.scenario.name, [("events", f"{exc}; expected fewer line/transformer closes")]) from None
+        extra = len(self._slots.names) - n_before
+        if not extra:
+            return
+        p = self.plant
+        self.plant = dataclasses.replace(p, island_grid_tied=np.r_[p.island_grid_tied, np.zeros(extra)],
+                                         island_p_other_mw=np.r_[p.island_p_other_mw, np.zeros(extra)],
+                                         names={**p.names, "island": list(self._slots.names)})
+        self._active = np.r_[self._active, np.zeros(extra, bool)]
+        st = getattr(self, "st", None)
+        if st is not None:  # a running engine: the new slots start dark, empty, at rest
+            isl = np.zeros((extra, st.isl.shape[1]))
+            isl[:, SI_BLACKOUT] = 1.0
+            self.st = st._replace(isl=np.vstack([st.isl, isl]),
+                                  ufls_timer=np.vstack([st.ufls_timer, np.zeros((extra, st.ufls_timer.shape[1]))]),
+                                  ring=np.vstack([st.ring, np.full((extra, st.ring.shape[1]), 60.0)]))
+            self._network.set_topology(self._bus_slot, self._branch_on)
+
+    def island_slots(self) -> dict[str, list[str]]:
+        """Island slot → the buses it holds now (an inactive slot: none)."""
+        return {name: [b for b, s in zip(self._graph.bus_ids, self._bus_slot) if s == i and self._active[i]]
+                for i, name in enumerate(self.plant.names["island"])}
+
+    def _live(self) -> np.ndarray:
+        """Slots that hold buses and are energised."""
+        return self._active & (self.s_isl[:, SI_BLACKOUT] < 0.5)
+
+    def _slot_of_tie(self, g: int) -> int:
+        return int(self._bus_slot[self._elem_bus["grid"][g]])
+
+    def _has_source(self, i: int) -> tuple[bool, bool]:
+        """(a closed tie, any source: closed tie, online unit or working grid-forming battery) in slot ``i``.
+        A grid-following inverter follows a voltage it cannot make: alone it cannot hold an island."""
+        p = self.plant
+        tied = bool(np.any((p.grid[:, GT_ISLAND].astype(int) == i) & (self.s_grid[:, SG_CLOSED] > 0.5)))
+        units = np.any((p.turb[:, TU_ISLAND].astype(int) == i) & (self.s_turb[:, ST_STATUS] == STATUS_ONLINE))
+        bess = np.any((p.bess[:, BE_ISLAND].astype(int) == i) & (self.s_bess[:, SB_OK] > 0.5) & (p.bess[:, BE_GFM] > 0.5))
+        return tied, bool(tied or units or bess)
+
+    def _topo_log(self, kind: str, component: str, island: str, value: float, unit: str, message: str) -> None:
+        self._log(self.k * self.step_s, "topology", kind, component, island, value, unit, message)
+
+    def _switch_tie(self, ev: Event, closes: bool) -> None:
+        """Open or close a grid tie: a close onto a live islanded island synchronises within :data:`SYNC_DF_HZ`."""
+        names = self.plant.names
+        g = names["grid_tie"].index(ev.target)
+        i = self._slot_of_tie(g)
+        isl = names["island"][i]
+        st = self.s_isl[i]
+        if closes and self.s_grid[g, SG_CLOSED] < 0.5 and st[SI_TIED] < 0.5 and st[SI_BLACKOUT] < 0.5 \
+                and abs(st[SI_DF]) > SYNC_DF_HZ:
+            self._topo_log("sync-refused", ev.target, isl, abs(st[SI_DF]), "Hz",
+                           f"{isl}: closing grid tie {ev.target} refused by the synchronisation check: the island runs "
+                           f"at {60.0 + st[SI_DF]:.3f} Hz, |Δf| = {abs(st[SI_DF]):.3f} Hz > {SYNC_DF_HZ:g} Hz; the tie stays open")
+            return
+        self.s_grid[g, SG_CLOSED] = 1.0 if closes else 0.0
+        tied, source = self._has_source(i)
+        if tied and st[SI_TIED] < 0.5:  # synchronised to the grid (or a dark island re-energised from it)
+            if st[SI_BLACKOUT] > 0.5:
+                self._topo_log("re-energised", ev.target, isl, float("nan"), "", f"{isl}: re-energised from grid tie {ev.target}")
+            st[SI_DF] = 0.0
+            st[SI_BLACKOUT] = 0.0
+            st[SI_STAGE] = 0.0
+        st[SI_TIED] = 1.0 if tied else 0.0
+        if not source and st[SI_BLACKOUT] < 0.5:
+            self._deenergise(i, f"opening grid tie {ev.target} leaves it no source (no online unit or grid-forming "
+                                "battery): its load is unserved")
+        self._network.topology_changed()
+
+    def _deenergise(self, i: int, why: str) -> None:
+        """Slot ``i`` goes dark: its units (but those on standby) trip, its batteries stop, its load is unserved."""
+        p, st = self.plant, self.st
+        st.isl[i, SI_BLACKOUT] = 1.0
+        units = np.nonzero((p.turb[:, TU_ISLAND].astype(int) == i) & (st.turb[:, ST_STATUS] != STATUS_STANDBY))[0]
+        st.turb[units, ST_STATUS] = STATUS_TRIPPED
+        st.turb[units, ST_PM] = st.turb[units, ST_PREF] = 0.0
+        st.bess[p.bess[:, BE_ISLAND].astype(int) == i, SB_P] = 0.0
+        isl = p.names["island"][i]
+        self._topo_log("de-energised", isl, isl, float("nan"), "",
+                       f"{isl}: de-energised: {why}" + (f" ({len(units)} unit(s) tripped)" if len(units) else ""))
+
+    def _switch_branch(self, ev: Event, closes: bool) -> None:
+        """Open or close a line or transformer: islands split or merge (a merge of two live islands only within
+        :data:`SYNC_DF_HZ`)."""
+        b = self._graph.branch(ev.kind, ev.target)
+        what = f"{'closing' if closes else 'opening'} {ev.kind[:-1]} {ev.target}"
+        if self._branch_on[b] == closes:
+            return
+        flags = self._branch_on.copy()
+        flags[b] = closes
+        try:
+            new = self._slots.next_slots(self._bus_slot, flags)
+        except KeyError:  # a switching the run was not planned for (events applied from outside: plan_events)
+            from .scenario import ScenarioError
+
+            trial = _copy.deepcopy(self._slots)
+            new = next_slots(self._graph, trial, self._bus_slot, flags)
+            if len(trial.names) > self.plant.n_island:  # it would need an island slot the run does not have
+                raise ScenarioError(self.sc.scenario.name, [(f"events (target {ev.target})", (
+                    f"{what} leaves an island this run has no slot for; expected the switching among the events the "
+                    "engine was planned with (Engine.plan_events before the run)"))]) from None
+            self._slots = trial
+            trial.transitions[self._bus_slot.tobytes(), flags.tobytes()] = new
+        src = slot_sources(self._bus_slot, new, self._graph.element)
+        live, names = self._live(), self.plant.names["island"]
+        if closes:
+            for s, olds in src.items():
+                both = [o for o in olds if live[o]]
+                if len(both) < 2:
+                    continue
+                df = {o: 0.0 if self.s_isl[o, SI_TIED] > 0.5 else float(self.s_isl[o, SI_DF]) for o in both}
+                slip = max(df.values()) - min(df.values())
+                if slip > SYNC_DF_HZ:
+                    fs = ", ".join(f"{names[o]} {60.0 + v:.3f} Hz" for o, v in df.items())
+                    self._topo_log("sync-refused", ev.target, names[s], slip, "Hz",
+                                   f"{what} refused by the synchronisation check: {fs}; |Δf| = {slip:.3f} Hz > "
+                                   f"{SYNC_DF_HZ:g} Hz; the {ev.kind[:-1]} stays open")
+                    return
+        self._branch_on = flags
+        self._retopologise(new, src, what)
+
+    def _bus_load_mw(self) -> np.ndarray:
+        """Each bus's load as it stands [MW]: halls' IT of the last step, chillers' share of their plant's power
+        (by working capacity), fixed loads and export boundaries."""
+        p, st, e = self.plant, self.st, self._elem_bus
+        load = np.zeros(self._graph.n_bus)
+        p_it = self._last_p_it if self._last_p_it is not None else np.array([self.op.p_it_mw[n] for n in p.names["hall"]])
+        np.add.at(load, e["hall"], p_it)
+        cap = (st.chiller[:, SC_OK] > 0.5) * st.chiller[:, SC_DERATE] * p.chiller[:, CH_Q_REF_MW]
+        plant_of = p.chiller[:, CH_PLANT].astype(int)
+        tot = np.bincount(plant_of, weights=cap, minlength=len(p.plant))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(tot[plant_of] > 0, cap / tot[plant_of], 0.0)
+        np.add.at(load, e["chiller"], share * st.plant[plant_of, SP_P_COOL_MW] if len(plant_of) else 0.0)
+        for ld in self.site.loads:
+            load[self._bus_pos[ld.bus]] += self._load_p[ld.id]
+        for bus, v in self._export_p:
+            load[bus] += v
+        return load
+
+    def _retopologise(self, new: np.ndarray, src: dict[int, dict[int, np.ndarray]], what: str) -> None:
+        """Move to the slots ``new`` (slot per bus): island state of each new or changed part from the parts it is
+        made of, the plant's island columns, dark parts, the network; log the splits and merges."""
+        p, st, g = self.plant, self.st, self._graph
+        names = p.names["island"]
+        old = self._bus_slot
+        isl0, timer0, ring0 = st.isl.copy(), st.ufls_timer.copy(), st.ring.copy()
+        live0 = self._live()
+        load = self._bus_load_mw()
+        online = st.turb[:, ST_STATUS] == STATUS_ONLINE
+        hs_bus = np.zeros(g.n_bus)
+        np.add.at(hs_bus, self._elem_bus["turb"][online], (p.turb[online, TU_H_S] * p.turb[online, TU_S_MVA]))
+        # the plant's island columns
+        for arr, col, key in ((p.turb, TU_ISLAND, "turb"), (p.bess, BE_ISLAND, "bess"), (p.hall, HA_ISLAND, "hall"),
+                              (p.chiller, CH_ISLAND, "chiller"), (p.grid, GT_ISLAND, "grid")):
+            arr[:, col] = new[self._elem_bus[key]]
+        self._bus_slot = new
+        active = np.zeros(len(names), bool)
+        active[list(src)] = True
+        changed = []
+        for s, olds in src.items():
+            if list(olds) == [s] and np.array_equal(olds[s], np.flatnonzero(g.element & (old == s))):
+                continue  # the same island as before
+            parent = max(olds, key=lambda o: part_key(g, olds[o]))
+            row = isl0[parent].copy()
+            st.ufls_timer[s], st.ring[s] = timer0[parent], ring0[parent]
+            lpf = trim = 0.0
+            for o, buses in olds.items():  # the load-following states by each part's share of its island's load
+                whole = np.flatnonzero(g.element & (old == o))
+                tot = load[whole].sum()
+                share = load[buses].sum() / tot if tot > 0 else len(buses) / len(whole)
+                if live0[o]:
+                    lpf += isl0[o, SI_LPF] * share
+                    trim += isl0[o, SI_TRIM] * share
+            row[SI_LPF], row[SI_TRIM], row[SI_SURPLUS_S] = lpf, trim, 0.0
+            merged = [o for o in olds if live0[o]]
+            if len(merged) > 1:  # a merge: the inertia-weighted mean of the parts' frequencies
+                w = np.array([hs_bus[olds[o]].sum() for o in merged])
+                w = w if w.sum() > 0 else np.ones(len(merged))
+                df = np.array([0.0 if isl0[o, SI_TIED] > 0.5 else isl0[o, SI_DF] for o in merged])
+                row[SI_DF] = float(w @ df / w.sum())
+            st.isl[s] = row
+            tied, source = self._has_source(s)
+            st.isl[s, SI_TIED] = 1.0 if tied else 0.0
+            if tied:
+                st.isl[s, SI_DF] = 0.0
+            # live: held by a tie, or fed from a live island with a source left and something to supply (units
+            # cut off with no load at all trip on load rejection; a real unit's overspeed protection would [E])
+            feeds = bool(np.any(g.consumer & (new == s)))
+            st.isl[s, SI_BLACKOUT] = 0.0 if tied or (merged and source and feeds) else 1.0
+            changed.append((s, parent, olds, merged))
+        for i in np.flatnonzero(self._active & ~active):  # slots left without buses: dark, empty, at rest
+            st.isl[i] = 0.0
+            st.isl[i, SI_BLACKOUT] = 1.0
+            st.ufls_timer[i] = 0.0
+            st.ring[i] = 60.0
+        self._active = active
+        other = np.zeros(len(names))
+        for ld in self.site.loads:
+            other[new[self._bus_pos[ld.bus]]] += self._load_p[ld.id]
+        for bus, v in self._export_p:
+            other[new[bus]] += v
+        st.isl[:, SI_OTHER] = other
+        loss = self._network.losses_by_slot(new, self._branch_on, len(names))
+        dark = []
+        for s, parent, olds, merged in changed:
+            st.isl[s, SI_LOSS] = loss[s]
+            p_load = float(load[g.element & (new == s)].sum())
+            if len(olds) == 1 and s != parent:
+                n_on = np.count_nonzero(online & (p.turb[:, TU_ISLAND] == s))
+                self._topo_log("island-split", names[s], names[parent], p_load, "MW",
+                               f"{names[parent]}: {what} splits off {names[s]} ({n_on} units online, {p_load:.1f} MW load)")
+            for o in olds:
+                if o == s or len(olds) == 1:
+                    continue
+                if live0[o] and len(merged) > 1:
+                    d_f = abs(float(isl0[o, SI_DF] - st.isl[s, SI_DF]))
+                    self._topo_log("island-merge", names[o], names[s], d_f, "Hz",
+                                   f"{names[s]}: {what} merges {names[o]} into it (Δf {d_f:.3f} Hz; "
+                                   f"together at {60.0 + st.isl[s, SI_DF]:.3f} Hz)")
+                elif not live0[o] and st.isl[s, SI_BLACKOUT] < 0.5:
+                    self._topo_log("re-energised", names[o], names[s], float("nan"), "",
+                                   f"{names[s]}: {what} re-energises {names[o]}")
+            if st.isl[s, SI_BLACKOUT] > 0.5 and merged:
+                dark.append((s, f"{what} leaves it " + (
+                    "no source (no online unit, grid-forming battery or closed tie): its load is unserved"
+                    if not self._has_source(s)[1] else "nothing to supply: its units trip on the load rejection [E]")))
+        for s, why in dark:
+            self._deenergise(s, why)
+        self._network.set_topology(new, self._branch_on)  # one compilation (cached) for the new configuration
 
     # ------------------------------------------------------------------ stepping
     def segments(self, overlap: bool | None = None):
@@ -389,6 +665,7 @@ class Engine:
         shape = (n, self.n_sub, n_i) if self.record_substeps else (0, 0, 0)
         sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
                          np.zeros((n, self.n_sub, n_b) if self.record_substeps else (0, 0, 0)))
+        live = self._live()  # islands energised at the segment's start (topology changes only between segments)
         step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
         self._log_kernel_events(o.events, int(o.n_events[0]))
         out = dict(zip(_OUTPUT_NAMES, o))
@@ -396,6 +673,8 @@ class Engine:
             out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
                        p_kinetic_sub_mw=sub.kin, p_bess_unit_sub_mw=sub.bess_unit)
         out["t_amb_c"] = t_amb
+        out["island_live"] = live
+        self._last_p_it = out["p_it_mw"][-1].copy()
         self.k += n
         return out
 
@@ -453,7 +732,8 @@ class Engine:
                              "power_cap": float(self.s_hall[h, SH_CAP])} for h, name in enumerate(n["hall"])},
             "islands": {name: {"f_hz": 60.0 + float(self.s_isl[i, SI_DF]), "grid_tied": bool(self.s_isl[i, SI_TIED] > 0.5),
                                "ufls_stage": int(self.s_isl[i, SI_STAGE]), "p_loss_mw": float(self.s_isl[i, SI_LOSS]),
-                               "blackout": bool(self.s_isl[i, SI_BLACKOUT] > 0.5)} for i, name in enumerate(n["island"])},
+                               "blackout": bool(self.s_isl[i, SI_BLACKOUT] > 0.5), "active": bool(self._active[i])}
+                        for i, name in enumerate(n["island"])},
             "grid_ties": {name: {"closed": bool(self.s_grid[g, SG_CLOSED] > 0.5)} for g, name in enumerate(n["grid_tie"])},
             "chillers_failed": [name for c, name in enumerate(n["chiller"]) if self.s_ch[c, SC_OK] < 0.5],
         }
@@ -671,8 +951,12 @@ class _Network:
         t, p = cache.tables, engine.plant
         self.t = t
         self.tol_mva = 1e-5  # 10 W per bus: far below the 0.01 MW energy-balance check, ~0.5 Newton updates fewer per step
-        isl_index = {name: i for i, name in enumerate(p.names["island"])}
-        self.bus_isl = np.array([isl_index[x] for x in t.bus_island], dtype=np.int64)
+        site_pos = engine._bus_pos  # net bus rows, lines and transformers → the site's order (twin.topology)
+        self._bus_site = np.array([site_pos[x] for x in t.bus_name], dtype=np.int64)
+        branch_pos = {(k, n): j for j, (n, k) in enumerate(zip(engine._graph.branch_ids, engine._graph.branch_kind))}
+        self._line_site = np.array([branch_pos["lines", n] for n in t.line_name], dtype=np.int64)
+        self._trafo_site = np.array([branch_pos["transformers", n] for n in t.trafo_name], dtype=np.int64)
+        self.bus_isl = engine._bus_slot[self._bus_site]
         gen_names = list(t.gen_name)
         self.gen_turb = np.array([gen_names.index(n) for n in p.names["turbine"]], dtype=np.int64)
         self.gen_bess = np.array([gen_names.index(n) for n in p.names["bess"]], dtype=np.int64)
@@ -783,28 +1067,30 @@ class _Network:
     def topology_changed(self) -> None:
         self._compile(self.eng.s_turb[:, ST_STATUS])
 
-    def set_branch(self, kind: str, name: str, in_service: bool) -> None:
-        names, flags = (self.t.line_name, self.line_in_service) if kind == "lines" else (self.t.trafo_name, self.trafo_in_service)
-        rows = np.nonzero(names == name)[0]
-        old = flags[rows].copy()
-        flags[rows] = in_service
-        before = {isl.name for isl in self.eng.site.islands()}
-        import pandapower.topology as top
-
-        net = self.cache.net
-        self._config(self.eng.s_turb[:, ST_STATUS]).apply(net)
-        graph = top.create_nxgraph(net, include_out_of_service=False)
-        n_parts = len(list(top.connected_components(graph)))
-        if n_parts > len(before):
-            flags[rows] = old
-            self.config.apply(net)
-            from .scenario import ScenarioError
-
-            raise ScenarioError(self.eng.sc.scenario.name, [(
-                f"events (target {name})",
-                f"taking {kind[:-1]} {name!r} out of service splits an island into two, which the engine cannot simulate "
-                "yet; expected a branch whose outage keeps every island connected")])
+    def set_topology(self, slot_of_bus: np.ndarray, branch_on: np.ndarray) -> None:
+        """Branches in service and the island slot of each bus (site order, :mod:`twin.topology`) changed:
+        recompile once (cached by :class:`grid_models.cache.NetCache`)."""
+        t = self.t
+        self.line_in_service = branch_on[self._line_site].copy()
+        self.trafo_in_service = branch_on[self._trafo_site].copy()
+        self.bus_isl = slot_of_bus[self._bus_site]
+        self._branch_isl = self.bus_isl[t.bus_pos(np.r_[t.line_from_bus, t.trafo_hv_bus])]
+        self.fixed_isl = self.bus_isl[t.bus_pos(t.load_bus[self.load_fixed])]
+        self._agg_key = None  # the islands' other load moved
+        self._key = None  # slot shares and LF islands are recomputed even if the configuration was seen
         self._compile(self.eng.s_turb[:, ST_STATUS])
+
+    def losses_by_slot(self, slot_of_bus: np.ndarray, branch_on: np.ndarray, n_slot: int) -> np.ndarray:
+        """Losses of the last step solved [MW], summed by the slot each in-service branch will be in."""
+        t, out = self.t, np.zeros(n_slot)
+        res = self._lf_out
+        if res is None or not len(res.p_from_mw):
+            return out
+        loss = np.nan_to_num(res.p_from_mw[-1] + res.p_to_mw[-1])
+        on = branch_on[np.r_[self._line_site, self._trafo_site]]
+        slot = slot_of_bus[self._bus_site][t.bus_pos(np.r_[t.line_from_bus, t.trafo_hv_bus])]
+        np.add.at(out, slot[on], loss[on])
+        return out
 
     # -------------------------------------------------------------- the load-flow pass
     def initial_losses(self) -> np.ndarray:
@@ -902,7 +1188,7 @@ class _Network:
         res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva, branch_flows="loading",
                                out=getattr(buf, "lf_out", None) if buf.reuse else None)
         self.state = res.state
-        buf.lf_out = res
+        buf.lf_out = self._lf_out = res
         n = len(pb)
         n_i = p.n_island
         loss = buf.get("p_loss", (n, n_i), zero=True)

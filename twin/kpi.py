@@ -6,7 +6,8 @@ Definitions (docs/physics.md §8):
 * ``gpu_hours_lost``: ∫ N_gpu·[(1 − g_T) + g_T·shed_frac] dt / 3600 per hall, where g_T is the throttle
   factor and shed_frac the share of the hall's demanded IT power that was shed.
 * ``f_min_hz``, ``f_max_hz`` (over the sub-steps), ``rocof_max_hz_s`` (100 ms window) and
-  ``rocof_500ms_max_hz_s`` (500 ms window): per island.
+  ``rocof_500ms_max_hz_s`` (500 ms window): per island, over the segments it starts energised (an island
+  slot no split used, or a part de-energised from its start, has None).
 * ``loading_max_pct``, ``vm_min_pu``, ``vm_max_pu``: over all branches and buses.
 * ``t_gpu_max_c``, ``t_coolant_max_c``; ``time_to_gpu_limit_s``: seconds from the first event (from the
   start if none) until any hall's GPU temperature first reaches its slowdown threshold; None if never.
@@ -117,8 +118,8 @@ class KpiAccumulator:
         self.gpu_h_lost = 0.0
         self.f_min = np.full(n_isl, np.inf)
         self.f_max = np.full(n_isl, -np.inf)
-        self.rocof_max = np.zeros(n_isl)
-        self.rocof_long_max = np.zeros(n_isl)
+        self.rocof_max = np.full(n_isl, -np.inf)
+        self.rocof_long_max = np.full(n_isl, -np.inf)
         self.loading_max = -np.inf
         self.vm_min, self.vm_max = np.inf, -np.inf
         self.t_gpu_max = self.t_cool_max = -np.inf
@@ -148,10 +149,12 @@ class KpiAccumulator:
             shed_frac = np.where(demand > 0, shed / demand, 0.0)
         lost = (1.0 - thr) + thr * shed_frac
         self.gpu_h_lost += float((lost * p.hall[:, HA_N_GPU]).sum()) * self.dt_h
-        self.f_min = np.minimum(self.f_min, seg["f_min_hz"].min(axis=0))  # sub-step extremes
-        self.f_max = np.maximum(self.f_max, seg["f_max_hz"].max(axis=0))
-        self.rocof_max = np.maximum(self.rocof_max, np.abs(seg["rocof_hz_s"]).max(axis=0))
-        self.rocof_long_max = np.maximum(self.rocof_long_max, np.abs(seg["rocof_long_hz_s"]).max(axis=0))
+        live = seg.get("island_live")  # islands energised in the segment (others: dark parts, unused island slots)
+        live = np.ones(len(self.f_min), bool) if live is None else np.asarray(live, bool)
+        self.f_min = np.minimum(self.f_min, np.where(live, seg["f_min_hz"].min(axis=0), np.inf))  # sub-step extremes
+        self.f_max = np.maximum(self.f_max, np.where(live, seg["f_max_hz"].max(axis=0), -np.inf))
+        self.rocof_max = np.maximum(self.rocof_max, np.where(live, np.abs(seg["rocof_hz_s"]).max(axis=0), -np.inf))
+        self.rocof_long_max = np.maximum(self.rocof_long_max, np.where(live, np.abs(seg["rocof_long_hz_s"]).max(axis=0), -np.inf))
         if seg["loading_pct"].size:
             self.loading_max = max(self.loading_max, float(np.nanmax(seg["loading_pct"])))
         self.vm_min = min(self.vm_min, float(np.nanmin(seg["vm_pu"])))

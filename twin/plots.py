@@ -124,7 +124,8 @@ def fig_power(r: xr.Dataset) -> plt.Figure:
             ax.plot(t, r.p_unserved_mw.sel(island=isl).values, "r-", lw=1.2, label="unserved")
         ax.set_ylabel("MW")
         ax.set_title(isl, loc="left", fontsize=10)
-        ax.legend(loc="upper left", fontsize=7, ncol=3)
+        if ax.get_legend_handles_labels()[0]:  # an island slot a split never used has nothing drawn
+            ax.legend(loc="upper left", fontsize=7, ncol=3)
         ax.grid(alpha=0.3)
     fig.suptitle(f"Power by source — {r.attrs.get('title', '')}")
     return _finish(fig)
@@ -235,8 +236,10 @@ def plot_run(ds: xr.Dataset, out_dir: str | Path, dpi: int = 100) -> list[Path]:
     r = reduce_for_plots(ds)
     figures = (("power", lambda: fig_power(r)), ("frequency", lambda: fig_frequency(r, _event_window(ds))),
                ("bess", lambda: fig_bess(r)), ("thermal", lambda: fig_thermal(r)))
+    # a site without batteries or halls (southaven) has nothing to draw in those figures
+    has = {"bess": r.sizes.get("bess", 0) > 0, "thermal": r.sizes.get("hall", 0) > 0}
     paths = []
-    for name, make in figures:
+    for name, make in ((n, m) for n, m in figures if has.get(n, True)):
         fig = make()
         path = out_dir / f"{name}.png"
         fig.savefig(path, dpi=dpi)

@@ -71,6 +71,16 @@ def test_whatif_from_the_live_state(live_ready):
     assert t["kpis"]["horizon_h"] == pytest.approx(60 / 3600)
 
 
+def test_whatif_with_a_split_from_the_live_state(live_ready):
+    """A what-if that cuts a hall off: the live engine's copy gets an island slot for it (Engine.plan_events) and
+    the hall's load is unserved."""
+    r = live_ready.post("/live/whatif", headers=WRITE,
+                        json={"horizon": 30, "events": [{"at": 5, "do": "trip", "target": "colossus1/cable-h1"}]})
+    assert r.status_code == 200, r.text
+    k = r.json()["kpis"]
+    assert k["unserved_energy_mwh"] > 0 and "colossus1/hall-h1" in k["f_min_hz"] and k["f_min_hz"]["colossus1/hall-h1"] is None
+
+
 @pytest.mark.parametrize("body,code", [
     ({"horizon": 3600}, 422),  # over the 600 s cap of the test settings
     ({"horizon": 60, "events": [{"at": 5, "do": "trip", "target": "memphis/none"}]}, 422),

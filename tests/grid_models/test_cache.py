@@ -134,3 +134,19 @@ def test_caches_of_one_process_share_the_built_net_when_asked(site, tmp_path):
         share_in_process(False)
     third = NetCache("shared", _never, tmp_path)  # off again: from the disk, the net not built
     assert not third.net_built
+
+
+def test_a_new_configuration_writes_only_its_own_file(site, tmp_path):
+    """Each compilation has a file of its own; the fingerprint's file grows by a digest, not by the arrays (a sweep
+    meets hundreds of topologies: rewriting them all at each new one grew as their square)."""
+    c = NetCache("files", lambda: nominal_net(site), tmp_path)
+    t = c.tables
+    sizes = []
+    for k in range(3):
+        online = t.gen_in_service.copy()
+        online[k] = False
+        c.compiled(_config(t, online))
+        sizes.append(c.path.stat().st_size)
+    files = sorted((c.path.parent / c.key).glob("*.pkl"))
+    assert len(files) == 3 and min(f.stat().st_size for f in files) > 10 * (sizes[1] - sizes[0]) > 0
+    assert 0 < sizes[1] - sizes[0] < 100 and 0 < sizes[2] - sizes[1] < 100

@@ -20,19 +20,26 @@ from twin.sweep import (RECORDS, collect_cases, dask_client, read_records, rank_
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"scenario": {"name": "short", "site": "memphis", "start": "2026-07-15T14:30:00", "horizon": "00:03:00"},
         "weather": {"design_day": "memphis-0.4pct"}, "workload": {"seed": 3}}
-#: a trip that splits an island (the engine does not support that yet: the case must fail, with its reason)
+#: a case that fails once it runs (its workload trace does not exist): it must be recorded with its reason
+BAD = "no-such-trace.csv"
+#: a trip that splits an island (runs: twin.topology)
 SPLIT = "colossus1/cable-h1"
-CASES = (f'[[cases]]\nname = "split"\n[[cases.events]]\nat = "00:01:00"\ndo = "trip"\ntarget = "{SPLIT}"\n'
+CASES = (f'[[cases]]\nname = "bad trace"\n[cases.workload]\ntrace = "{BAD}"\n'
+         f'[[cases]]\nname = "split"\n[[cases.events]]\nat = "00:01:00"\ndo = "trip"\ntarget = "{SPLIT}"\n'
          '[[cases]]\nname = "two trips"\n[[cases.events]]\nat = "00:01:00"\ndo = "trip"\n'
          'target = "southaven/titan350-*"\ncount = 2\n')
 
 
 def test_a_failing_case_is_a_record_not_an_exception():
     doc = copy.deepcopy(BASE)
+    doc["workload"] = {**doc["workload"], "trace": BAD}
+    rec = run_case("memphis", "bad trace", doc)
+    assert rec["status"] == "failed" and rec["case"] == "bad trace"
+    assert "ScenarioError" in rec["error"] and "no such file" in rec["error"]
+    doc = copy.deepcopy(BASE)
     doc["events"] = [{"at": "00:01:00", "do": "trip", "target": SPLIT}]
-    rec = run_case("memphis", "split", doc)
-    assert rec["status"] == "failed" and rec["case"] == "split"
-    assert "ScenarioError" in rec["error"] and SPLIT in rec["error"] and "splits an island" in rec["error"]
+    split = run_case("memphis", "split", doc)
+    assert split["status"] == "done" and split["unserved_energy_mwh"] > 0  # the hall cut off is not served
     ok = run_case("memphis", "base", copy.deepcopy(BASE))
     assert ok["status"] == "done" and ok["error"] is None and ok["unserved_energy_mwh"] is not None
 
@@ -52,20 +59,20 @@ def test_sweep_goes_on_after_a_failed_case_and_records_it(finished):
     out, _, ds, ranking, seen = finished
     run = out / "run"
     names = list(ds.case.values)
-    assert names == ["base", "open colossus1/mlgw-63", "open colossus2/mlgw-service", "split", "two trips"]
+    assert names == ["base", "open colossus1/mlgw-63", "open colossus2/mlgw-service", "bad trace", "split", "two trips"]
     status = dict(zip(names, ds.status.values))
-    assert status["split"] == "failed" and all(s == "done" for n, s in status.items() if n != "split")
-    assert np.isnan(ds.sel(case="split").unserved_energy_mwh) and np.isfinite(ds.sel(case="two trips").pue)
-    assert "split" not in ranking and sorted(ranking) == sorted(n for n in names if n != "split")
+    assert status["bad trace"] == "failed" and all(s == "done" for n, s in status.items() if n != "bad trace")
+    assert np.isnan(ds.sel(case="bad trace").unserved_energy_mwh) and np.isfinite(ds.sel(case="two trips").pue)
+    assert "bad trace" not in ranking and sorted(ranking) == sorted(n for n in names if n != "bad trace")
     assert ranking == rank_cases(ds)
     failures = json.loads((run / "failures.json").read_text())
-    assert list(failures) == ["split"] and "splits an island" in failures["split"]
+    assert list(failures) == ["bad trace"] and BAD in failures["bad trace"]
     csv = pd.read_csv(run / "kpis.csv")
-    assert (csv[csv.case == "split"].error.str.contains("ScenarioError")).all()
-    assert len(read_records(run)) == 5  # every case written as it finished
-    assert seen[0] == (0, 5) and seen[-1] == (5, 5)
+    assert (csv[csv.case == "bad trace"].error.str.contains("ScenarioError")).all()
+    assert len(read_records(run)) == 6  # every case written as it finished
+    assert seen[0] == (0, 6) and seen[-1] == (6, 6)
     report = write_sweep_report(ds, ranking, run).read_text()
-    assert "Failed cases (1)" in report and SPLIT in report
+    assert "Failed cases (1)" in report and BAD in report
 
 
 def test_an_interrupted_sweep_resumes_with_the_cases_it_lacks(finished, tmp_path):
