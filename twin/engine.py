@@ -29,7 +29,7 @@ from ._jit import njit
 from .plant import (
     BE_ISLAND, BE_SOC0, CH_PLANT, CH_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
     CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_SECONDARY, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S,
-    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, GT_ISLAND, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
+    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, GT_ACTION, GT_ISLAND, TIE_ACTIONS, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
     HA_UA_CDU_MW_PER_K, PL_T_CHW_C, TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_S_MVA, TU_START_S, compile_plant,
 )
 from .protection import ROCOF_LONG_S, ROCOF_SHORT_S, UFLS_DELAY_S, UFLS_HZ
@@ -37,7 +37,7 @@ from .scenario import Event, Scenario, parse_time_s
 from .state import (
     EV_CODE, EV_INDEX, EV_ISLAND, EV_NCOL, EV_T_S, EV_VALUE, EVENT_CODES,
     RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED, SG_NCOL, SH_CAP,
-    SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
+    SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIE_TRIP, SI_TIED, SP_NCOL,
     SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
 )
 from .stepping import step_segment
@@ -284,17 +284,7 @@ class Engine:
             elif a == "derate":
                 self.s_ch[c, SC_DERATE] = v
         elif ev.kind == "grid_ties":
-            g = names["grid_tie"].index(ev.target)
-            self.s_grid[g, SG_CLOSED] = 0.0 if a in ("trip", "open") else 1.0
-            i = int(self.plant.grid[g, GT_ISLAND])
-            closed = [gg for gg in range(len(self.plant.grid)) if int(self.plant.grid[gg, GT_ISLAND]) == i and self.s_grid[gg, SG_CLOSED] > 0.5]
-            tied = 1.0 if closed else 0.0
-            if tied and self.s_isl[i, SI_TIED] < 0.5:  # resynchronised to the grid
-                self.s_isl[i, SI_DF] = 0.0
-                self.s_isl[i, SI_BLACKOUT] = 0.0
-                self.s_isl[i, SI_STAGE] = 0.0
-            self.s_isl[i, SI_TIED] = tied
-            self._network.topology_changed()
+            self._set_tie(names["grid_tie"].index(ev.target), closed=a not in ("trip", "open"))
         elif ev.kind in ("lines", "transformers"):
             self._network.set_branch(ev.kind, ev.target, in_service=a not in ("trip", "open"))
         elif ev.kind == "loads":  # a fixed load steps to a new constant power
@@ -303,6 +293,28 @@ class Engine:
             old_p, self._load_p[ld.id] = self._load_p[ld.id], max(float(v), 0.0)
             self.st.isl[isl, SI_OTHER] += self._load_p[ld.id] - old_p
             self._network.loads_changed(self._load_p)
+
+    def _set_tie(self, g: int, closed: bool) -> None:
+        """Close or open grid tie ``g``: its island is grid-tied while any of its ties is closed."""
+        self.s_grid[g, SG_CLOSED] = 1.0 if closed else 0.0
+        i = int(self.plant.grid[g, GT_ISLAND])
+        ties = [gg for gg in range(len(self.plant.grid)) if int(self.plant.grid[gg, GT_ISLAND]) == i]
+        tied = 1.0 if any(self.s_grid[gg, SG_CLOSED] > 0.5 for gg in ties) else 0.0
+        if tied and self.s_isl[i, SI_TIED] < 0.5:  # resynchronised to the grid
+            self.s_isl[i, SI_DF] = 0.0
+            self.s_isl[i, SI_BLACKOUT] = 0.0
+            self.s_isl[i, SI_STAGE] = 0.0
+        self.s_isl[i, SI_TIED] = tied
+        self._network.topology_changed()
+
+    def _open_tripped_ties(self) -> None:
+        """Open the ties the kernel tripped for their import limit (``SI_TIE_TRIP``, twin.dispatch.tie_limit_step)."""
+        for i in np.nonzero(self.s_isl[:, SI_TIE_TRIP] > 0.5)[0]:
+            self.s_isl[i, SI_TIE_TRIP] = 0.0
+            for g in range(len(self.plant.grid)):
+                if (int(self.plant.grid[g, GT_ISLAND]) == i and self.s_grid[g, SG_CLOSED] > 0.5
+                        and int(self.plant.grid[g, GT_ACTION]) == TIE_ACTIONS["trip"]):
+                    self._set_tie(g, closed=False)
 
     # ------------------------------------------------------------------ stepping
     def segments(self):
@@ -334,14 +346,18 @@ class Engine:
         shape = (n, self.n_sub, n_i) if self.record_substeps else (0, 0, 0)
         sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
                          np.zeros((n, self.n_sub, n_b) if self.record_substeps else (0, 0, 0)))
-        step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
+        done = step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
         self._log_kernel_events(o.events, int(o.n_events[0]))
         out = dict(zip(_OUTPUT_NAMES, o))
         if self.record_substeps:
             out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
                        p_kinetic_sub_mw=sub.kin, p_bess_unit_sub_mw=sub.bess_unit)
         out["t_amb_c"] = t_amb
+        if done < n:  # the kernel stopped where a tie trips for its import limit
+            out = {name: (v if name in ("events", "n_events") else v[:done]) for name, v in out.items()}
+            n = done
         self._network.solve_segment(out)
+        self._open_tripped_ties()
         self.k += n
         return out
 
@@ -360,14 +376,21 @@ class Engine:
             kind, index_of, value_of = EVENT_CODES[int(row[EV_CODE])]
             isl = names["island"][int(row[EV_ISLAND])]
             idx = int(row[EV_INDEX])
-            comp = names["turbine"][idx] if index_of == "turbine" else (f"stage {idx}" if index_of == "stage" else isl)
+            comp = names[index_of][idx] if index_of in ("turbine", "grid_tie") else (f"stage {idx}" if index_of == "stage" else isl)
             v = row[EV_VALUE]
-            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW"}.get(value_of, "")
+            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW", "duration_s": "s"}.get(value_of, "")
             what = {"ufls-trip": f"UFLS {comp} tripped at {v:.3f} Hz", "blackout": f"island blacked out at {v:.3f} Hz",
                     "ufls-restore": f"UFLS {comp} restored", "unit-start": f"PMS started {comp} (reserve {v:.1f} MW)",
                     "unit-online": f"{comp} online", "unit-stop": f"PMS unloads {comp} to stop it ({v:.1f} MW)",
-                    "unit-standby": f"{comp} stopped (standby)"}[kind]
-            self._log(t0 + row[EV_T_S], "protection" if kind in ("ufls-trip", "blackout") else "pms", kind, comp, isl,
+                    "unit-standby": f"{comp} stopped (standby)",
+                    "tie-limit-exceeded": f"import over {comp}'s firm limit ({v:.1f} MW)",
+                    "tie-limit-cleared": f"import back under {comp}'s firm limit after {v:.0f} s",
+                    "tie-curtail": f"PMS caps GPU power by {v:.1f} MW for {comp}'s limit" if v > 0 else
+                                   f"PMS releases the GPU power cap for {comp}'s limit",
+                    "tie-shed": f"PMS sheds {v:.1f} MW of IT for {comp}'s limit",
+                    "tie-shed-restore": f"PMS restores {v:.1f} MW of IT shed for {comp}'s limit",
+                    "tie-trip": f"{comp} tripped on its import limit ({v:.1f} MW)"}[kind]
+            self._log(t0 + row[EV_T_S], "protection" if kind in ("ufls-trip", "blackout", "tie-trip") else "pms", kind, comp, isl,
                       v if value_of else float("nan"), unit, f"{isl}: {what}")
         if n > len(ev):
             log.warning("%d events in one segment; the first %d are logged", n, len(ev))

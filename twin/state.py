@@ -25,10 +25,12 @@ __all__ = [
     "SP_TFWS", "SP_Q_REJ_MW", "SP_P_COOL_MW", "SP_NCOL",
     "SC_OK", "SC_DERATE", "SC_NCOL",
     "SI_DF", "SI_STAGE", "SI_TRIM", "SI_LOSS", "SI_TIED", "SI_RESTORE", "SI_LPF", "SI_BLACKOUT", "SI_OTHER",
-    "SI_RING", "SI_SURPLUS_S", "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
+    "SI_RING", "SI_SURPLUS_S", "SI_TIE_OVER_S", "SI_TIE_VIOL", "SI_TIE_CUT", "SI_TIE_SHED", "SI_TIE_OK_S", "SI_TIE_TRIP",
+    "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
     "STATE_COLUMNS", "Params", "State", "Inputs", "Outputs", "SubOutputs",
     "EV_T_S", "EV_CODE", "EV_INDEX", "EV_ISLAND", "EV_VALUE", "EV_NCOL", "EVENT_CODES", "log_event",
     "EV_UFLS_TRIP", "EV_BLACKOUT", "EV_UFLS_RESTORE", "EV_UNIT_START", "EV_UNIT_ONLINE", "EV_UNIT_STOP", "EV_UNIT_STANDBY",
+    "EV_TIE_OVER", "EV_TIE_CLEAR", "EV_TIE_CURTAIL", "EV_TIE_SHED", "EV_TIE_RESTORE", "EV_TIE_TRIP",
 ]
 
 # ---- turbines (status codes: twin.turbines.STATUS_*)
@@ -45,8 +47,11 @@ __all__ = [
 # ---- islands: Δf, UFLS stages tripped, PMS trim, losses (from the load flow), grid-tied flag, restore
 #      timer, load low-pass, blackout flag, fixed other load, sub-steps written to the frequency ring
 #      and how long the island has had more units online than its load needs (commitment)
+#      …; the grid-tie limit (twin.dispatch.tie_limit_step): seconds the import has been above the island's limit,
+#      how long the violation being logged has lasted (0: none open), the curtailed fraction of the dynamic GPU power, the fraction of IT shed,
+#      seconds the island could take a shed block back, a trip waiting for the segment's end
 (SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_OTHER, SI_RING, SI_SURPLUS_S,
- SI_NCOL) = range(12)
+ SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_TRIP, SI_NCOL) = range(18)
 # ---- grid ties
 (SG_CLOSED, SG_NCOL) = range(2)
 #: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
@@ -55,7 +60,8 @@ RING_N = 64
 # ---- the sequence of events the kernel records (Outputs.events): time from the segment's start [s], what,
 #      which component (unit, stage…), which island, the measured quantity (frequency [Hz], power [MW]…)
 (EV_T_S, EV_CODE, EV_INDEX, EV_ISLAND, EV_VALUE, EV_NCOL) = range(6)
-(EV_UFLS_TRIP, EV_BLACKOUT, EV_UFLS_RESTORE, EV_UNIT_START, EV_UNIT_ONLINE, EV_UNIT_STOP, EV_UNIT_STANDBY) = range(1, 8)
+(EV_UFLS_TRIP, EV_BLACKOUT, EV_UFLS_RESTORE, EV_UNIT_START, EV_UNIT_ONLINE, EV_UNIT_STOP, EV_UNIT_STANDBY,
+ EV_TIE_OVER, EV_TIE_CLEAR, EV_TIE_CURTAIL, EV_TIE_SHED, EV_TIE_RESTORE, EV_TIE_TRIP) = range(1, 14)
 #: Event codes → (name, what EV_INDEX counts, what EV_VALUE holds).
 EVENT_CODES = {
     1: ("ufls-trip", "stage", "f_hz"),
@@ -65,6 +71,12 @@ EVENT_CODES = {
     5: ("unit-online", "turbine", ""),
     6: ("unit-stop", "turbine", "p_mw"),
     7: ("unit-standby", "turbine", ""),
+    8: ("tie-limit-exceeded", "grid_tie", "p_mw"),
+    9: ("tie-limit-cleared", "grid_tie", "duration_s"),
+    10: ("tie-curtail", "grid_tie", "p_mw"),
+    11: ("tie-shed", "grid_tie", "p_mw"),
+    12: ("tie-shed-restore", "grid_tie", "p_mw"),
+    13: ("tie-trip", "grid_tie", "p_mw"),
 }
 
 STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,
