@@ -49,12 +49,12 @@ from .plant import (
     GT_DELAY_S, GT_IMPORT_MW, GT_ISLAND, HA_ISLAND, HA_P_IDLE_MW, TU_COMMIT, TU_DERATE_PER_C, TU_ISLAND, TU_ONLINE0,
     TU_P_ISO_MW, TU_P_MIN_FRAC, TU_RAMP_MW_PER_S, TU_RESERVE_MARGIN, TU_RESERVE_MW, TU_START_S,
 )
-from .protection import CAP_MIN, CAP_UP_PER_S
+from .protection import CAP_MIN
 from .state import (
     EV_TIE_CLEAR, EV_TIE_CURTAIL, EV_TIE_OVER, EV_TIE_RESTORE, EV_TIE_SHED, EV_TIE_TRIP, EV_UNIT_ONLINE, EV_UNIT_STANDBY,
     EV_UNIT_START, EV_UNIT_STOP, log_event,
     SB_DERATE, SB_OK, SB_P, SB_SOC, SG_CLOSED, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_SURPLUS_S, SI_TIE_CUT, SI_TIE_OK_S,
-    SI_TIE_OVER_S, SI_TIE_SHED, SI_TIE_TRIP, SI_TIE_VIOL, SI_TIED, SI_TRIM, ST_DERATE, ST_PM, ST_PREF, ST_STATUS, ST_TIMER,
+    SI_TIE_OVER_S, SI_TIE_SHED, SI_TIE_TRIP, SI_TIE_UNDER_S, SI_TIE_VIOL, SI_TIED, SI_TRIM, ST_DERATE, ST_PM, ST_PREF, ST_STATUS, ST_TIMER,
 )
 from .storage import SMOOTH_TAU_S, SOC_BAND, import_cap_schedule_mw, smoothing_step, soc_power_limit_mw
 from .turbines import (
@@ -63,7 +63,7 @@ from .turbines import (
 )
 
 __all__ = ["TRIM_KI", "RECHARGE_FRAC", "STOP_FRAC", "COMMIT_MARGIN", "COMMIT_DWELL_S", "PMS_WORK_ROWS", "RESERVE_HOLD_S",
-           "TIE_TOL_MW", "TIE_MARGIN_FRAC", "TIE_SHED_BLOCK", "TIE_RESTORE_S", "pms_step", "trim_step",
+           "TIE_TOL_MW", "TIE_MARGIN_FRAC", "TIE_CLEAR_S", "TIE_SHED_BLOCK", "TIE_RESTORE_S", "TIE_CUT_UP_PER_S", "pms_step", "trim_step",
            "island_reserve_mw", "tie_limit_step"]
 
 #: PMS isochronous trim gain [MW per MW of online capacity per Hz·s]: slow beside the droop response [E].
@@ -87,14 +87,21 @@ PMS_WORK_ROWS = 13
 RESERVE_HOLD_S = 900.0
 #: Import above a tie's limit by less than this is no violation (the KPI's tolerance, twin.kpi) [MW].
 TIE_TOL_MW = 1e-3
-#: Curtailing and shedding hold the import this fraction under the limit, where an enforcing tie's units and
-#: import-cap batteries also aim (the island's losses reach the kernel a segment late) [E].
+#: The PMS aims the import this fraction under a tie's limit (units, import-cap batteries, curtailing and
+#: shedding): the island's losses reach the kernel a segment late and batteries follow with a lag [E].
 TIE_MARGIN_FRAC = 0.005
+#: A logged violation ends once the import has stayed under the limit this long [s] (every second above it
+#: counts in the KPI regardless) [E].
+TIE_CLEAR_S = 60.0
 #: The tie-limit ``shed`` action sheds IT in blocks of this fraction of the island's IT (UFLS stage 1's
 #: relief, twin.protection.UFLS_RELIEF) [E].
 TIE_SHED_BLOCK = 0.05
-#: A block shed for the tie limit comes back once the island could carry it for this long [s] [E].
+#: A block shed for the tie limit comes back, and a curtailment starts to be given back, once the island could
+#: carry it for this long [s] [E].
 TIE_RESTORE_S = 60.0
+#: A tie-limit curtailment is given back at this rate [fraction of the dynamic GPU power per s] [E]: slowly, so
+#: that a checkpoint's pause (5-120 s, twin.workload) does not lift the cap the training needs when it resumes.
+TIE_CUT_UP_PER_S = 0.001
 
 
 @njit(inline="always")
@@ -119,7 +126,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
     big = work[1]
     p_min_on = work[2]
     pm_now = work[3]
-    imp_lim = work[4]  # what the closed ties may import: their limits, less the margin of enforcing ones
+    imp_lim = work[4]  # what the closed ties may import: their limits less TIE_MARGIN_FRAC
     pref_tot = work[5]
     any_starting = work[6]
     n_res = work[7]  # units under the 'reserve' rule (online, starting or standby)
@@ -143,8 +150,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
         fix_now[i] = 0.0
     for g in range(par.grid.shape[0]):
         if st.grid[g, SG_CLOSED] > 0.5:
-            lim = par.grid[g, GT_IMPORT_MW]
-            imp_lim[int(par.grid[g, GT_ISLAND])] += lim * (1.0 - TIE_MARGIN_FRAC) if par.grid[g, GT_ACTION] > 0.5 else lim
+            imp_lim[int(par.grid[g, GT_ISLAND])] += par.grid[g, GT_IMPORT_MW] * (1.0 - TIE_MARGIN_FRAC)
     started = 0
     changed = False
     for u in range(n_t):
@@ -321,23 +327,26 @@ def tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_
     Called once per step after the islands' sub-steps (``isl_out`` (n_island, ISL_NOUT) holds each island's
     step-mean import and served load, ``t0_s`` is the step's start). Per island with closed ties: the limit is
     the sum of their ``GT_IMPORT_MW``; the action and its delay those of the strictest tie
-    (:data:`twin.plant.TIE_ACTIONS`). ``SI_TIE_OVER_S`` counts the seconds the import has been above the limit
-    (:data:`TIE_TOL_MW`); once it reaches the delay (or while an action already holds):
+    (:data:`twin.plant.TIE_ACTIONS`). A violation starts with the first second the import is above the limit
+    (by more than :data:`TIE_TOL_MW`) and ends once it has stayed under it for :data:`TIE_CLEAR_S`
+    (``SI_TIE_OVER_S``: its age); from the step that starts ``delay`` into it (or while an action already holds):
 
     * ``curtail``: the import above ``limit·(1 − TIE_MARGIN_FRAC)`` is taken off the dynamic GPU power of the
       island's halls (``P = P_idle + (P − P_idle)·c`` on this step's sub-step and step IT ``it_sub``/``it_hall``,
       the throttle factor ``gfac`` and ``it_mean_isl``), at most down to :data:`twin.protection.CAP_MIN` of
       it; the cut is kept in ``SI_TIE_CUT`` (the workload stage applies it from the next step) and given back
-      at :data:`twin.protection.CAP_UP_PER_S` as far as the units' and batteries' reserve
-      (:func:`island_reserve_mw`) and the room under the limit allow;
+      at :data:`TIE_CUT_UP_PER_S` once the units' and batteries' reserve (:func:`island_reserve_mw`) and the
+      room under the limit have allowed it for :data:`TIE_RESTORE_S`;
     * ``shed``: IT is shed in blocks of :data:`TIE_SHED_BLOCK` (``SI_TIE_SHED``, applied to ``keep`` here
       and, from the next step, like a UFLS stage) as many as bring the import under; a block comes back once
       the island's reserve has covered it for :data:`TIE_RESTORE_S`;
-    * ``trip``: the island's closed ``trip`` ties are logged as tripped and ``SI_TIE_TRIP`` is set; the
-      engine opens them at the end of this step (:class:`twin.engine.Engine`), and the kernel ends the segment.
+    * ``trip``: at the end of the step that ends ``delay`` after the first step over (one step after it with
+      no delay), the island's closed ``trip`` ties are logged as tripped and ``SI_TIE_TRIP`` is set; the
+      engine opens them there (:class:`twin.engine.Engine`), and the kernel ends the segment.
 
     The import left after the action is what is reported: a violation's start (``tie-limit-exceeded``, with
-    the import [MW]) and end (``tie-limit-cleared``, with its duration [s]) are logged. Returns True when a
+    the import [MW]) and end (``tie-limit-cleared`` once the import has stayed under the limit for
+    :data:`TIE_CLEAR_S`, with the seconds it spent above) are logged. Returns True when a
     tie is to open.
     """
     n_i = st.isl.shape[0]
@@ -368,12 +377,14 @@ def tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_
         if g_act < 0 or st.isl[i, SI_TIED] < 0.5 or st.isl[i, SI_BLACKOUT] > 0.5:  # no limit while islanded
             if st.isl[i, SI_TIE_VIOL] > 0.0:
                 log_event(events, n_events, t0_s, EV_TIE_CLEAR, g_any, i, st.isl[i, SI_TIE_VIOL])
-            for c in (SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S):
+            for c in (SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_UNDER_S):
                 st.isl[i, c] = 0.0
             continue
         imp = isl_out[i, ISL_IMPORT_MW]
-        st.isl[i, SI_TIE_OVER_S] = st.isl[i, SI_TIE_OVER_S] + dt_s if imp > lim + TIE_TOL_MW else 0.0
-        due = st.isl[i, SI_TIE_OVER_S] >= delay - 1e-9 and st.isl[i, SI_TIE_OVER_S] > 0.0
+        above = imp > lim + TIE_TOL_MW
+        age = st.isl[i, SI_TIE_OVER_S] + dt_s if (above or st.isl[i, SI_TIE_OVER_S] > 0.0) else 0.0  # of the violation
+        due = age > 0.0 and age - dt_s >= delay - 1e-9  # curtail, shed: from the step that starts `delay` in
+        due_trip = above and age >= delay - 1e-9  # trip: the tie opens `delay` after the violation's first second
         target = lim * (1.0 - TIE_MARGIN_FRAC)
         cut_mw = 0.0
         if act == 1:  # curtail: cap the dynamic GPU power
@@ -394,20 +405,23 @@ def tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_
                     st.isl[i, SI_TIE_CUT] = 1.0 - (1.0 - cut) * c
                 else:
                     cut_mw = 0.0
-            elif cut > 0.0:  # give it back as far as the units, the batteries and the room under the limit allow
+                st.isl[i, SI_TIE_OK_S] = 0.0
+            elif cut > 0.0:  # give it back, slowly, once the units, the batteries and the room under the limit allow
                 room = target - imp + max(island_reserve_mw(par, st, i, work[0, i], work[5, i]), 0.0)
-                back = min(CAP_UP_PER_S * dt_s, room / dyn_full if dyn_full > 0.0 else cut)
-                if back > 0.0:
+                st.isl[i, SI_TIE_OK_S] = st.isl[i, SI_TIE_OK_S] + dt_s if room > 0.0 else 0.0
+                if st.isl[i, SI_TIE_OK_S] >= TIE_RESTORE_S:
+                    back = min(TIE_CUT_UP_PER_S * dt_s, room / dyn_full if dyn_full > 0.0 else cut)
                     st.isl[i, SI_TIE_CUT] = max(cut - back, 0.0)
                     if st.isl[i, SI_TIE_CUT] <= 0.0:
-                        log_event(events, n_events, t0_s, EV_TIE_CURTAIL, g_act, i, 0.0)
+                        st.isl[i, SI_TIE_OK_S] = 0.0
+                        log_event(events, n_events, t0_s + dt_s, EV_TIE_CURTAIL, g_act, i, 0.0)
         elif act == 2:  # shed IT in blocks
             f = st.isl[i, SI_TIE_SHED]
             it_served = it_mean_isl[i] * keep[i, 0]
             blk = TIE_SHED_BLOCK * it_served
             n_cur = int(round(f / TIE_SHED_BLOCK))
             if blk > 0.0 and imp - n_cur * blk > target and (due or n_cur > 0):
-                n_new = min(int(math.ceil((imp - target) / blk - 1e-9)), int(round(1.0 / TIE_SHED_BLOCK)))
+                n_new = min(int(math.ceil((imp - target) / blk - 1e-3)), int(round(1.0 / TIE_SHED_BLOCK)))
                 if n_new > n_cur:
                     log_event(events, n_events, t0_s, EV_TIE_SHED, g_act, i, (n_new - n_cur) * blk)
                     n_cur = n_new
@@ -425,7 +439,7 @@ def tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_
                 kp = 1.0 - n_cur * TIE_SHED_BLOCK
                 for j in range(n_sub):
                     keep[i, j] *= kp
-        elif act == 3 and due:  # trip: the ties open at the end of this step
+        elif act == 3 and due_trip:  # trip: the ties open at the end of this step
             for g in range(n_g):
                 if int(par.grid[g, GT_ISLAND]) == i and st.grid[g, SG_CLOSED] > 0.5 and int(par.grid[g, GT_ACTION]) == 3:
                     log_event(events, n_events, t0_s + dt_s, EV_TIE_TRIP, g, i, imp)
@@ -440,9 +454,14 @@ def tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_
             if st.isl[i, SI_TIE_VIOL] <= 0.0:
                 log_event(events, n_events, t0_s, EV_TIE_OVER, g_act, i, imp)
             st.isl[i, SI_TIE_VIOL] += dt_s
+            st.isl[i, SI_TIE_UNDER_S] = 0.0
         elif st.isl[i, SI_TIE_VIOL] > 0.0:
-            log_event(events, n_events, t0_s, EV_TIE_CLEAR, g_act, i, st.isl[i, SI_TIE_VIOL])
-            st.isl[i, SI_TIE_VIOL] = 0.0
+            st.isl[i, SI_TIE_UNDER_S] += dt_s
+            if st.isl[i, SI_TIE_UNDER_S] >= TIE_CLEAR_S:
+                log_event(events, n_events, t0_s + dt_s, EV_TIE_CLEAR, g_act, i, st.isl[i, SI_TIE_VIOL])
+                st.isl[i, SI_TIE_VIOL] = 0.0
+                st.isl[i, SI_TIE_UNDER_S] = 0.0
+        st.isl[i, SI_TIE_OVER_S] = age if st.isl[i, SI_TIE_VIOL] > 0.0 else 0.0
     return trip
 
 

@@ -384,7 +384,7 @@ class Engine:
                     "unit-online": f"{comp} online", "unit-stop": f"PMS unloads {comp} to stop it ({v:.1f} MW)",
                     "unit-standby": f"{comp} stopped (standby)",
                     "tie-limit-exceeded": f"import over {comp}'s firm limit ({v:.1f} MW)",
-                    "tie-limit-cleared": f"import back under {comp}'s firm limit after {v:.0f} s",
+                    "tie-limit-cleared": f"import under {comp}'s firm limit again ({v:.0f} s above it)",
                     "tie-curtail": f"PMS caps GPU power by {v:.1f} MW for {comp}'s limit" if v > 0 else
                                    f"PMS releases the GPU power cap for {comp}'s limit",
                     "tie-shed": f"PMS sheds {v:.1f} MW of IT for {comp}'s limit",

@@ -25,7 +25,7 @@ __all__ = [
     "SP_TFWS", "SP_Q_REJ_MW", "SP_P_COOL_MW", "SP_NCOL",
     "SC_OK", "SC_DERATE", "SC_NCOL",
     "SI_DF", "SI_STAGE", "SI_TRIM", "SI_LOSS", "SI_TIED", "SI_RESTORE", "SI_LPF", "SI_BLACKOUT", "SI_OTHER",
-    "SI_RING", "SI_SURPLUS_S", "SI_TIE_OVER_S", "SI_TIE_VIOL", "SI_TIE_CUT", "SI_TIE_SHED", "SI_TIE_OK_S", "SI_TIE_TRIP",
+    "SI_RING", "SI_SURPLUS_S", "SI_TIE_OVER_S", "SI_TIE_VIOL", "SI_TIE_CUT", "SI_TIE_SHED", "SI_TIE_OK_S", "SI_TIE_TRIP", "SI_TIE_UNDER_S",
     "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
     "STATE_COLUMNS", "Params", "State", "Inputs", "Outputs", "SubOutputs",
     "EV_T_S", "EV_CODE", "EV_INDEX", "EV_ISLAND", "EV_VALUE", "EV_NCOL", "EVENT_CODES", "log_event",
@@ -49,9 +49,10 @@ __all__ = [
 #      and how long the island has had more units online than its load needs (commitment)
 #      …; the grid-tie limit (twin.dispatch.tie_limit_step): seconds the import has been above the island's limit,
 #      how long the violation being logged has lasted (0: none open), the curtailed fraction of the dynamic GPU power, the fraction of IT shed,
-#      seconds the island could take a shed block back, a trip waiting for the segment's end
+#      seconds the island could take a shed block back, a trip waiting for the segment's end, seconds back
+#      under the limit since the violation's last second above it
 (SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_OTHER, SI_RING, SI_SURPLUS_S,
- SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_TRIP, SI_NCOL) = range(18)
+ SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_TRIP, SI_TIE_UNDER_S, SI_NCOL) = range(19)
 # ---- grid ties
 (SG_CLOSED, SG_NCOL) = range(2)
 #: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
