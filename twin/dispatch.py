@@ -43,11 +43,11 @@ from __future__ import annotations
 import math
 
 from ._jit import njit
-from .frequency import ISL_IMPORT_MW, ISL_LOAD_MW
+from .frequency import F0_HZ, ISL_IMPORT_MW, ISL_LOAD_MW
 from .plant import (
     BE_E_MWH, BE_ETA_D, BE_ISLAND, BE_MODE, BE_P_MW, BE_SOC_MAX, BE_SOC_MIN, CT_AUTO_START, CT_SECONDARY, GT_ACTION,
-    GT_DELAY_S, GT_IMPORT_MW, GT_ISLAND, HA_ISLAND, HA_P_IDLE_MW, TU_COMMIT, TU_DERATE_PER_C, TU_ISLAND, TU_ONLINE0,
-    TU_P_ISO_MW, TU_P_MIN_FRAC, TU_RAMP_MW_PER_S, TU_RESERVE_MARGIN, TU_RESERVE_MW, TU_START_S,
+    GT_DELAY_S, GT_IMPORT_MW, GT_ISLAND, HA_ISLAND, HA_P_IDLE_MW, TU_COMMIT, TU_DERATE_PER_C, TU_GOV, TU_H_S, TU_ISLAND,
+    TU_ONLINE0, TU_P_ISO_MW, TU_P_MIN_FRAC, TU_RAMP_MW_PER_S, TU_RESERVE_MARGIN, TU_RESERVE_MW, TU_S_MVA, TU_START_S,
 )
 from .protection import CAP_MIN
 from .state import (
@@ -58,7 +58,7 @@ from .state import (
 )
 from .storage import SMOOTH_TAU_S, SOC_BAND, import_cap_schedule_mw, smoothing_step, soc_power_limit_mw
 from .turbines import (
-    STATUS_ONLINE, STATUS_STANDBY, STATUS_STARTING, derate_factor, ramp_limit_mw, setpoint_limits_mw,
+    GG_KTURB, GG_ROPEN, GOV_GGOV1, STATUS_ONLINE, STATUS_STANDBY, STATUS_STARTING, derate_factor, ramp_limit_mw, setpoint_limits_mw,
     unit_status_step,
 )
 
@@ -285,11 +285,33 @@ def _start_standby(par, st, i, rule, events, n_events, t_s, reserve_mw):  # prag
 
 
 @njit(inline="always")
-def island_reserve_mw(par, st, i, cap_on_mw, pref_tot_mw, hold_s=RESERVE_HOLD_S):  # pragma: no cover - jitted
+def island_reserve_mw(par, st, i, cap_on_mw, pref_tot_mw, df_allowed_hz=0.0, hold_s=RESERVE_HOLD_S):  # pragma: no cover
     """Reserve of island ``i`` for bringing load back [MW]: its units' headroom ``cap_on − pref_tot`` plus, per
-    working battery, what it can still add to its present output, no more than it can hold for ``hold_s`` from the
-    energy above its SoC derate band (:data:`RESERVE_HOLD_S`, :data:`twin.storage.SOC_BAND`)."""
+    working battery, the discharge it can still add, no more than it can hold for ``hold_s`` from the energy above
+    its SoC derate band (:data:`RESERVE_HOLD_S`, :data:`twin.storage.SOC_BAND`); a battery that is charging counts
+    from zero (its charge is mostly its droop answering a training swing, gone when the load comes back).
+
+    With ``df_allowed_hz`` > 0 (a load step that the frequency may meet only down to ``f0 − df_allowed``, e.g.
+    a UFLS stage's set point) the units count only what their governors' loading rate ``R`` (GGOV1 ``Kturb·Ropen``,
+    [P22] [P23]; TGOV1 and ideal governors are not rate-limited) can pick up while the rotors carry the rest: a step
+    ``ΔP`` met by a ramp leaves ``ΔP²/(2R)`` to the kinetic energy ``2·ΣH·S·Δf/f0``, so ``ΔP ≤ √(4·R·ΣH·S·Δf/f0)``
+    [E]. A DLE island (0.5 %/s) thus takes a stage back only with batteries to carry it.
+    """
     reserve = cap_on_mw - pref_tot_mw
+    if df_allowed_hz > 0.0 and reserve > 0.0:
+        rate = 0.0
+        hs = 0.0
+        limited = True
+        for u in range(par.turb.shape[0]):
+            if int(par.turb[u, TU_ISLAND]) != i or st.turb[u, ST_STATUS] != STATUS_ONLINE:
+                continue
+            hs += par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
+            if int(par.turb[u, TU_GOV]) == GOV_GGOV1:
+                rate += par.gov[u, GG_KTURB] * par.gov[u, GG_ROPEN] * par.turb[u, TU_P_ISO_MW]
+            else:
+                limited = False
+        if limited:
+            reserve = min(reserve, math.sqrt(4.0 * rate * hs * df_allowed_hz / F0_HZ))
     for b in range(par.bess.shape[0]):
         if int(par.bess[b, BE_ISLAND]) != i or st.bess[b, SB_OK] < 0.5:
             continue
@@ -297,7 +319,7 @@ def island_reserve_mw(par, st, i, cap_on_mw, pref_tot_mw, hold_s=RESERVE_HOLD_S)
         p_lim = soc_power_limit_mw(st.bess[b, SB_SOC], row[BE_SOC_MIN], row[BE_SOC_MAX], row[BE_P_MW] * st.bess[b, SB_DERATE], True)
         e_mwh = (st.bess[b, SB_SOC] - row[BE_SOC_MIN] - SOC_BAND) * row[BE_E_MWH] * row[BE_ETA_D]
         p_hold = max(e_mwh, 0.0) * 3600.0 / hold_s
-        reserve += max(min(p_lim, p_hold) - st.bess[b, SB_P], 0.0)
+        reserve += max(min(p_lim, p_hold) - max(st.bess[b, SB_P], 0.0), 0.0)  # a charge (droop on a swing) is no reserve
     return reserve
 
 

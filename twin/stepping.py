@@ -39,7 +39,7 @@ from .plant import (
     HA_G_JC_MW_PER_K, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_IDLE_MW, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_T_SHUT_C,
     HA_T_SLOW_C, HA_TDP_KW, HA_UA_CDU_MW_PER_K, PL_C_FWS_MJ_PER_K, PL_FAN_FRAC, PL_PUMP_FRAC, PL_T_CHW_C, TU_ISLAND, TU_ONLINE0,
 )
-from .protection import UFLS_RELIEF, gpu_cap_step, island_shed_fraction, ufls_restore_step
+from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, island_shed_fraction, ufls_restore_step
 from .state import (
     EV_UFLS_RESTORE, log_event,
     SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
@@ -292,7 +292,8 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # prag
             continue
         trim_step(st, i, work[0, i], work[5, i], work[2, i], dt_s, F0_HZ)
         if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
-            reserve = island_reserve_mw(par, st, i, work[0, i], work[5, i])  # units' headroom, what batteries can hold
+            stage = int(st.isl[i, SI_STAGE])  # what the units can pick up before the stage's set point, what batteries hold
+            reserve = island_reserve_mw(par, st, i, work[0, i], work[5, i], F0_HZ - UFLS_HZ[stage - 1]) if stage > 0 else 0.0
             stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
                                              reserve, it_mean_isl[i], UFLS_RELIEF, dt_s)
             if stage < int(st.isl[i, SI_STAGE]):
