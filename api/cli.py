@@ -40,7 +40,7 @@ def serve(
     live: Annotated[bool, typer.Option("--live/--no-live", help="step the live twin of the reference campus")] = True,
     log_level: Annotated[str, typer.Option("--log-level", help="log level (debug, info, warning, error)")] = "info",
 ) -> None:
-    """Serve the twin over HTTP: sites, runs, sweeps, the live twin, /metrics and /docs (settings: TWIN_* variables)."""
+    """Serve the twin over HTTP: the engineer's page at /, sites, runs, sweeps, the live twin, /metrics and /docs (settings: TWIN_* variables)."""
     import uvicorn
 
     from .config import get_settings

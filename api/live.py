@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +46,8 @@ UNIT_ACTIONS: dict[str, dict[str, str]] = {
     "transformers": {"online": "close", "offline": "open"},
 }
 _STATUS = {0: "standby", 1: "online", 2: "starting", 3: "tripped"}
+#: Telemetry and what-if requests listed in the state (markers for displays).
+RECENT_EVENTS = 20
 
 
 class LiveUnavailable(Exception):
@@ -92,6 +95,7 @@ class LiveTwin:
         self._whatif = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-whatif")
         self._whatif_busy = threading.Semaphore(1)
         self._start_dt: datetime | None = None
+        self.recent_events: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -219,6 +223,7 @@ class LiveTwin:
             turbines={n: {"status": _STATUS.get(int(status[u]), "unknown"), "p_mw": _f(p_t[u])} for u, n in enumerate(names["turbine"])},
             bess={n: {"p_mw": _f(p_b[b]), "soc": _f(soc[b]), "available": bool(bess_ok[b])} for b, n in enumerate(names["bess"])},
             grid_ties={n: {"p_mw": _f(p_g[g]), "closed": bool(closed[g])} for g, n in enumerate(names["grid_tie"])},
+            events=list(self.recent_events),
         )
         self.snapshot = snap
         self.snapshot_json = snap.model_dump_json().encode()
@@ -271,6 +276,7 @@ class LiveTwin:
                     action = UNIT_ACTIONS[kind][st]
                     eng.apply_event(Event(now, action, kind, unit))
                     applied.append(f"{action} {unit}")
+            self.recent_events.append({"time_s": now, "source": "telemetry", "message": ", ".join(applied) or "no change"})
             return now, applied
 
     # ------------------------------------------------------------------ what-if
@@ -291,6 +297,8 @@ class LiveTwin:
         try:
             with self._lock:
                 eng = self.engine.copy()
+                self.recent_events.append({"time_s": eng.k * eng.step_s, "source": "whatif",
+                                           "message": f"what-if over {sc.horizon_s:g} s with {len(events)} event(s)"})
             fut: Future = self._whatif.submit(_run_whatif, eng, events, sc.horizon_s, self.site, req)
             return fut.result(timeout=self.whatif_timeout_s)
         finally:

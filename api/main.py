@@ -34,7 +34,7 @@ from .logs import RequestLog, configure_logging
 from .metrics import MetricsMiddleware
 from .middleware import AuthGate, BodyLimit, CatchAll, LiveStateFastPath, StartupErrors
 from .models import Problem
-from .routes import health, live, metrics, runs, sites, sweeps
+from .routes import health, live, metrics, page, runs, sites, sweeps
 from .services import Services, StartupError
 
 __all__ = ["create_app", "ERROR_RESPONSES"]
@@ -53,8 +53,8 @@ AUTH_RESPONSES = {
     403: {"model": Problem, "description": "the token lacks the scope (a read token on a write route)"},
 }
 WRITE_RESPONSES = {503: {"model": Problem, "description": "the data directory cannot be written (read-only or full disk); reads go on"}}
-#: Paths served without a token.
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: Paths served without a token (the engineer's page and its files hold no data: see api.routes.page).
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}) | page.public_paths()
 
 
 def _problem(status: int, detail: str, errors: list[tuple[str, str]] = (), headers=None) -> JSONResponse:
@@ -204,5 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StartupErrors)
     for module in (health, sites, runs, sweeps, live, metrics):
         app.include_router(module.router)
+    app.include_router(page.data_router)
+    app.include_router(page.router)
     app.openapi = lambda: _openapi(app)
     return app

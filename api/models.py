@@ -21,7 +21,7 @@ __all__ = [
     "RunPublic", "RunDetail", "RunsPublic", "RunAccepted", "Kpis",
     "SweepCreate", "SweepCase", "SweepPublic", "SweepCasePublic", "SweepsPublic", "SweepKpis",
     "Telemetry", "TelemetryAccepted", "WhatIf", "WhatIfResult",
-    "LiveState", "LiveIsland", "LiveHall", "LiveTurbine", "LiveBess", "LiveGridTie",
+    "LiveState", "LiveEvent", "LiveIsland", "LiveHall", "LiveTurbine", "LiveBess", "LiveGridTie",
 ]
 
 
@@ -322,6 +322,14 @@ class LiveGridTie(BaseModel):
     closed: bool
 
 
+class LiveEvent(BaseModel):
+    """A request that changed or questioned the live twin (telemetry applied, a what-if started)."""
+
+    time_s: float = Field(description="live time it applied at [s since the live twin started]")
+    source: Literal["telemetry", "whatif"]
+    message: str
+
+
 class LiveState(BaseModel):
     """The live twin's state after its latest step."""
 
@@ -336,3 +344,5 @@ class LiveState(BaseModel):
     turbines: dict[str, LiveTurbine]
     bess: dict[str, LiveBess]
     grid_ties: dict[str, LiveGridTie]
+    events: list[LiveEvent] = Field(default_factory=list, description="the latest telemetry and what-if requests "
+                                    "(up to 20, oldest first): markers for displays")

@@ -355,7 +355,10 @@ class Bess(Component):
     soc_max_frac: float = Field(0.95, gt=0, le=1)
     soc_init_frac: float = Field(0.8, ge=0, le=1)
     droop_pct: float = Field(1.5, gt=0, le=10)
-    response_s: float = Field(0.2, ge=0, description="first-order response time of the power control [s] (<200 ms [P44])")
+    response_s: float = Field(0.15, ge=0, description="first-order response time of the power control [s] (with "
+                                                        "freq_filter_s ≈ 200 ms in all [P44])")
+    freq_filter_s: float = Field(0.05, ge=0, le=1, description="time constant of the frequency measurement (PLL and filter) "
+                                                               "a grid-following yard's droop acts on [s] (≈3 cycles [E])")
     deadband_hz: float = Field(0.036, ge=0, le=0.5, description="frequency-response deadband [Hz] (0.017-0.036 Hz [P31] [P41])")
     eta_charge_frac: float | None = Field(None, gt=0, le=1, description="one-way charge efficiency [-] (default √RTE)")
     eta_discharge_frac: float | None = Field(None, gt=0, le=1, description="one-way discharge efficiency [-] (default √RTE)")

@@ -29,10 +29,10 @@ from .protection import (
 )
 from .state import (
     EV_BLACKOUT, EV_UFLS_TRIP, log_event,
-    RING_N, SB_DERATE, SB_OK, SB_P, SB_SOC, SI_BLACKOUT, SI_DF, SI_RESTORE, SI_RING, SI_STAGE, SI_TIED, ST_PM,
+    RING_N, SB_DERATE, SB_DF_MEAS, SB_OK, SB_P, SB_SOC, SI_BLACKOUT, SI_DF, SI_RESTORE, SI_RING, SI_STAGE, SI_TIED, ST_PM,
     ST_STATUS,
 )
-from .storage import bess_substep_mw, soc_step
+from .storage import bess_substep_mw, freq_measurement_step, soc_step
 from .turbines import GOV_IDEAL, STATUS_STANDBY, STATUS_TRIPPED, governor_step
 
 __all__ = [
@@ -146,8 +146,9 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
 
     1. sources at the start of the sub-step: each lagged governor's mechanical power (GGOV1/TGOV1,
        :func:`twin.turbines.governor_step`), ideal droop units as a stiffness, each battery's power
-       (:func:`twin.storage.bess_substep_mw`: schedule + droop with deadband, within SoC limits,
-       through its response lag; grid-forming ones lag-free);
+       (:func:`twin.storage.bess_substep_mw`: schedule + droop with deadband on the yard's measured
+       frequency, :func:`twin.storage.freq_measurement_step`, within SoC limits, through its response
+       lag; grid-forming ones lag-free on the island frequency);
     2. the island load ``IT·(1 − shed) + fixed`` with the IT on the sub-step grid (sub-second
        workload, smoothing and PSU storage already applied);
     3. islanded: the swing equation over the sub-step (:func:`swing_step`) with the inertia of the
@@ -171,7 +172,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     stepped and the engine copies it). ``pref_mw``/``pav_mw`` are per unit [MW]. ``it_sub_mw``
     (n_sub,) is the island's IT before shedding, ``fixed_mw`` the rest of its served load (cooling,
     other) and ``loss_mw`` its network losses (from the load flow). ``bess`` lists the island's batteries,
-    ``bess_a`` (n_bess, 2) their response-lag decay factors over a sub-step and over a step. Fills ``keep`` (n_sub,) with the served fraction of IT on each sub-step, ``pm_mean``/
+    ``bess_a`` (n_bess, :data:`twin.storage.BA_NCOL`) their lag factors (:func:`twin.storage.bess_lag_factors`). Fills ``keep`` (n_sub,) with the served fraction of IT on each sub-step, ``pm_mean``/
     ``pb_mean`` with each stepped unit's/battery's step-mean power [MW], ``out`` (ISL_NOUT,) with the
     island's step extremes and means, and ``sub`` (SubOutputs) at row ``k`` when it is recorded; ``sw`` is
     scratch of shape (3,). Relay trips and a blackout are appended to ``events``/``n_events``
@@ -232,10 +233,12 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 pm += counts[j] * st.turb[u, ST_PM]
         pb = 0.0
         for b in bess:
+            df_b, m_end = freq_measurement_step(st.bess[b, SB_DF_MEAS], df, bess_a[b, 2 + col], bess_a[b, 4 + col])
+            st.bess[b, SB_DF_MEAS] = m_end
             if st.bess[b, SB_OK] < 0.5 or dark:
                 st.bess[b, SB_P] = 0.0
                 continue
-            p = bess_substep_mw(st.bess[b, SB_P], sched_mw[b], df, st.bess[b, SB_SOC], par.bess[b], st.bess[b, SB_DERATE],
+            p = bess_substep_mw(st.bess[b, SB_P], sched_mw[b], df_b, st.bess[b, SB_SOC], par.bess[b], st.bess[b, SB_DERATE],
                                 bess_a[b, col], f0_hz)
             st.bess[b, SB_P] = p
             pb += p

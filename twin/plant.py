@@ -32,7 +32,7 @@ CP_WATER_MJ_PER_M3K = 4.18
 COMMIT_RULES = {"fixed": 0, "reserve": 1}
 # ---- BESS columns
 (BE_ISLAND, BE_P_MW, BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_SOC_MIN, BE_SOC_MAX, BE_SOC0, BE_DROOP, BE_MODE, BE_RESPONSE_S,
- BE_DEADBAND_HZ, BE_GFM, BE_H_V_S, BE_NCOL) = range(15)
+ BE_DEADBAND_HZ, BE_GFM, BE_H_V_S, BE_FREQ_FILTER_S, BE_NCOL) = range(16)
 BESS_MODES = {"smoothing": 0, "droop": 1, "import-cap": 2}
 # ---- hall columns
 (HA_ISLAND, HA_PLANT, HA_RACKS, HA_RACK_PEAK_KW, HA_RACK_IDLE_KW, HA_GPUS_PER_RACK, HA_TDP_KW, HA_LIQUID_FRAC,
@@ -115,7 +115,7 @@ def compile_plant(site) -> PlantArrays:
         eta = efficiency_from_rte(b.rte_frac)
         bess[i] = [isl_of_bus[b.bus], b.p_mw, b.e_mwh, b.eta_charge_frac or eta, b.eta_discharge_frac or eta,
                    b.soc_min_frac, b.soc_max_frac, b.soc_init_frac, b.droop_pct / 100.0, BESS_MODES[b.mode], b.response_s,
-                   b.deadband_hz, 1.0 if b.inverter == "grid-forming" else 0.0, b.h_v_s]
+                   b.deadband_hz, 1.0 if b.inverter == "grid-forming" else 0.0, b.h_v_s, b.freq_filter_s]
     plant = np.zeros((len(site.cooling_plants), PL_NCOL))
     for i, p in enumerate(site.cooling_plants):
         plant[i] = [p.t_chw_c, p.tcs_volume_m3 * CP_PG25_MJ_PER_M3K, p.fws_volume_m3 * CP_WATER_MJ_PER_M3K, p.pump_frac, p.fan_frac]

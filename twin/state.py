@@ -20,7 +20,7 @@ from ._jit import njit
 
 __all__ = [
     "ST_STATUS", "ST_TIMER", "ST_PM", "ST_PREF", "ST_DERATE", "ST_NCOL",
-    "SB_SOC", "SB_P", "SB_OK", "SB_DERATE", "SB_NCOL",
+    "SB_SOC", "SB_P", "SB_OK", "SB_DERATE", "SB_DF_MEAS", "SB_NCOL",
     "SH_TJ", "SH_TTCS", "SH_CAP", "SH_P_GPU_W", "SH_HOLD_S", "SH_PSU_P_W", "SH_PSU_E_J", "SH_NCOL",
     "SP_TFWS", "SP_Q_REJ_MW", "SP_P_COOL_MW", "SP_NCOL",
     "SC_OK", "SC_DERATE", "SC_NCOL",
@@ -35,8 +35,8 @@ __all__ = [
 
 # ---- turbines (status codes: twin.turbines.STATUS_*)
 (ST_STATUS, ST_TIMER, ST_PM, ST_PREF, ST_DERATE, ST_NCOL) = range(6)
-# ---- batteries
-(SB_SOC, SB_P, SB_OK, SB_DERATE, SB_NCOL) = range(5)
+# ---- batteries (SB_DF_MEAS: the frequency deviation a grid-following yard measures, its filter's state [Hz])
+(SB_SOC, SB_P, SB_OK, SB_DERATE, SB_DF_MEAS, SB_NCOL) = range(6)
 # ---- halls: GPU junction and coolant-loop temperatures, power cap, GPU power-smoothing filter (per GPU)
 #      and rack PSU storage (grid-side power and stored energy of the hall's racks)
 (SH_TJ, SH_TTCS, SH_CAP, SH_P_GPU_W, SH_HOLD_S, SH_PSU_P_W, SH_PSU_E_J, SH_NCOL) = range(8)

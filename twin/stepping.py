@@ -35,7 +35,7 @@ from .frequency import (
     ISL_ROCOF_SHORT, ISL_TRIPPED, island_step,
 )
 from .plant import (
-    BE_ISLAND, BE_RESPONSE_S, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, HA_C_GPU_MJ_PER_K, HA_C_TCS_MJ_PER_K,
+    BE_ISLAND, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, HA_C_GPU_MJ_PER_K, HA_C_TCS_MJ_PER_K,
     HA_G_JC_MW_PER_K, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_IDLE_MW, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_T_SHUT_C,
     HA_T_SLOW_C, HA_TDP_KW, HA_UA_CDU_MW_PER_K, PL_C_FWS_MJ_PER_K, PL_FAN_FRAC, PL_PUMP_FRAC, PL_T_CHW_C, TU_ISLAND, TU_ONLINE0,
 )
@@ -45,7 +45,7 @@ from .state import (
     SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
     SI_TIE_CUT, SI_TIE_SHED, SI_TIED, SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_PREF, ST_STATUS,
 )
-from .storage import lag_decay
+from .storage import BA_NCOL, bess_lag_factors
 from .thermal import (
     CHILLER_RAMP_FRAC_PER_S, CHILLER_TAU_S, chiller_heat_rejection_mw, fws_step, gpu_heat_split_mw,
     gpu_throttle_factor, hall_thermal_step,
@@ -129,9 +129,9 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
 
 @njit
 def _battery_lists(par, n_i, h, dt_s):  # pragma: no cover - jitted
-    """Batteries by island (``b_list[b_lo[i]:b_lo[i+1]]``) and their response-lag decays over a sub-step and a step."""
+    """Batteries by island (``b_list[b_lo[i]:b_lo[i+1]]``) and their lag factors (:func:`twin.storage.bess_lag_factors`)."""
     n_b = par.bess.shape[0]
-    b_list, b_lo, b_a = np.zeros(n_b, np.int64), np.zeros(n_i + 1, np.int64), np.zeros((n_b, 2))
+    b_list, b_lo, b_a = np.zeros(n_b, np.int64), np.zeros(n_i + 1, np.int64), np.zeros((n_b, BA_NCOL))
     n = 0
     for i in range(n_i):
         b_lo[i] = n
@@ -141,8 +141,7 @@ def _battery_lists(par, n_i, h, dt_s):  # pragma: no cover - jitted
                 n += 1
     b_lo[n_i] = n
     for b in range(n_b):
-        b_a[b, 0] = lag_decay(par.bess[b, BE_RESPONSE_S], h)
-        b_a[b, 1] = lag_decay(par.bess[b, BE_RESPONSE_S], dt_s)
+        bess_lag_factors(par.bess[b], h, dt_s, b_a[b])
     return b_list, b_lo, b_a
 
 

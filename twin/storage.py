@@ -3,15 +3,16 @@
 Model forms from docs/physics.md §5 (all [E] unless tagged)::
 
     SoC(t+h)  = SoC + h·(η_c·P_ch − P_dis/η_d)/E_nom          η_c, η_d from the site (default √RTE)
-    P_cmd     = clip(P_sched − (Δf_e/f0)/R_b·P_rated, ±P_avail(SoC))      Δf_e: beyond the deadband
-    P         = lag(P_cmd, τ_response)            grid-following (<200 ms [S] [P44])
+    Δf_m      = lag(Δf, T_m)                      grid-following: frequency measurement (PLL + filter)
+    P_cmd     = clip(P_sched − (Δf_e/f0)/R_b·P_rated, ±P_avail(SoC))      Δf_e: Δf_m beyond the deadband
+    P         = lag(P_cmd, τ_response)            grid-following (T_m + τ ≈ 200 ms [S] [P44])
     P         = P_cmd + (H_v·P_rated/ΣH·S)·P_kin  grid-forming: lag-free, plus its share of the island's
                                                   inertial response (twin.frequency.island_step)
     P_smooth  = HPF(P_IT; τ ≈ 30–120 s)           the smoothing schedule (twin.dispatch)
 
 ``P_avail`` is derated linearly to 0 over the last 5 % of SoC at each end. Sign: ``p_mw`` is
 positive when discharging (generation), negative when charging. The engine advances power and SoC on
-every sub-step (:func:`bess_substep_mw`, :func:`soc_step`).
+every sub-step (:func:`freq_measurement_step`, :func:`bess_substep_mw`, :func:`soc_step`).
 
 All kernels are ``@njit`` (numba ``cache=True``); their pure-Python twins are ``fn.py_func``.
 Units: power [MW], energy [MWh], frequency [Hz], time [s]; SoC is a fraction [-].
@@ -22,12 +23,13 @@ from __future__ import annotations
 import math
 
 from ._jit import njit
-from .plant import BE_DEADBAND_HZ, BE_DROOP, BE_GFM, BE_P_MW, BE_SOC_MAX, BE_SOC_MIN
+from .plant import BE_DEADBAND_HZ, BE_DROOP, BE_FREQ_FILTER_S, BE_GFM, BE_P_MW, BE_RESPONSE_S, BE_SOC_MAX, BE_SOC_MIN
 
 __all__ = [
     "MEGAPACK2XL_E_MWH", "RTE_DEFAULT", "SOC_BAND", "DEADBAND_HZ", "R_BESS", "SMOOTH_TAU_S", "F0_HZ",
     "efficiency_from_rte", "soc_step", "soc_power_limit_mw", "droop_response_mw",
     "lowpass_step", "smoothing_step", "import_cap_schedule_mw", "bess_power_mw", "bess_substep_mw", "lag_decay",
+    "FREQ_FILTER_S", "BA_NCOL", "lag_mean_factor", "bess_lag_factors", "freq_measurement_step",
 ]
 
 #: Energy of one Megapack 2 XL [MWh] (LFP), docs/physics.md §5 [P42][P43] [S].
@@ -45,6 +47,13 @@ R_BESS = 0.015
 SMOOTH_TAU_S = 60.0
 #: Nominal frequency [Hz].
 F0_HZ = 60.0
+#: Time constant of the frequency measurement a grid-following yard's droop acts on [s]: a PLL and
+#: its filter, about three cycles [E]. Together with the power response lag (0.15 s in the site files)
+#: the yard answers a frequency change with a mean delay of 0.2 s, within the "<200 ms" of [P44].
+FREQ_FILTER_S = 0.05
+#: Columns of a yard's lag factors (:func:`bess_lag_factors`): response-lag decay over a sub-step and
+#: over a step, measurement-filter decay over both, measurement-filter mean factor over both.
+BA_NCOL = 6
 
 
 @njit
@@ -216,7 +225,8 @@ def bess_power_mw(p_sched_mw, df_hz, soc, p_rated_mw, soc_min, soc_max, r_b, dea
 def bess_substep_mw(p_mw, p_sched_mw, df_hz, soc, row, derate, decay, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Battery power at the end of one sub-step [MW] (a yard's parameter ``row``, twin.plant ``BE_*``).
 
-    The command (:func:`bess_power_mw`: schedule + droop with deadband, within the SoC-derated power
+    ``df_hz`` is the frequency deviation the yard acts on (grid-following: its measurement,
+    :func:`freq_measurement_step`). The command (:func:`bess_power_mw`: schedule + droop with deadband, within the SoC-derated power
     limits of the yard's rating × ``derate``) is followed through a first-order lag of the yard's
     response time (<200 ms [P44]), updated exactly with its decay factor over the sub-step,
     ``decay = e^(−h/τ)`` (:func:`lag_decay`); a grid-forming yard follows it at once (its inertial
@@ -227,6 +237,47 @@ def bess_substep_mw(p_mw, p_sched_mw, df_hz, soc, row, derate, decay, f0_hz=F0_H
     if row[BE_GFM] > 0.5:
         return cmd
     return cmd + (p_mw - cmd) * decay
+
+
+@njit(inline="always")
+def freq_measurement_step(m_hz, df_hz, decay, mean_factor):  # pragma: no cover - jitted
+    """Frequency measurement of a grid-following yard over one sub-step: ``(Δf_m over it, Δf_m at its end)`` [Hz].
+
+    A first-order filter of time constant ``T_m`` (the inverter's PLL and frequency filter,
+    :data:`FREQ_FILTER_S`) on the island frequency deviation ``df_hz``, held over the sub-step as
+    the engine holds every source's input: ``Δf_m(t) = Δf + (m − Δf)·e^(−t/T_m)``, exact. The droop
+    acts on the filter's mean over the sub-step, ``Δf + (m − Δf)·mean_factor``
+    (:func:`lag_mean_factor`): with Δf sampled at the sub-step's start, the mean carries the
+    measurement delay ``T_m`` exactly on a frequency ramp, where the end value would carry
+    ``T_m + h/2``. ``decay = e^(−h/T_m)`` (:func:`lag_decay`); ``T_m = 0`` (both factors 0, a
+    grid-forming yard): ``Δf_m = Δf``.
+    """
+    d = m_hz - df_hz
+    return df_hz + d * mean_factor, df_hz + d * decay
+
+
+@njit
+def lag_mean_factor(tau_s, dt_s):  # pragma: no cover - jitted
+    """Mean over ``dt_s`` of an exact first-order lag's distance to its held input, relative to the
+    start: ``(τ/dt)·(1 − e^(−dt/τ))`` (0 for τ ≤ 0: no lag)."""
+    return tau_s / dt_s * (1.0 - math.exp(-dt_s / tau_s)) if tau_s > 0.0 else 0.0
+
+
+@njit
+def bess_lag_factors(row, h_s, dt_s, out):  # pragma: no cover - jitted
+    """A yard's lag factors (``out``, :data:`BA_NCOL`) for sub-steps of ``h_s`` and steps of ``dt_s``.
+
+    ``out[0:2]``: decay of the power response lag τ (:func:`lag_decay`); ``out[2:4]``: decay of the
+    frequency measurement filter ``T_m``; ``out[4:6]``: its mean factor (:func:`lag_mean_factor`).
+    A grid-forming yard has no measurement filter (its droop acts on its own voltage frequency).
+    """
+    t_m = 0.0 if row[BE_GFM] > 0.5 else row[BE_FREQ_FILTER_S]
+    out[0] = lag_decay(row[BE_RESPONSE_S], h_s)
+    out[1] = lag_decay(row[BE_RESPONSE_S], dt_s)
+    out[2] = lag_decay(t_m, h_s)
+    out[3] = lag_decay(t_m, dt_s)
+    out[4] = lag_mean_factor(t_m, h_s)
+    out[5] = lag_mean_factor(t_m, dt_s)
 
 
 @njit

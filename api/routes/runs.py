@@ -116,6 +116,26 @@ def read_events(run_id: RunId, catalog: CatalogDep) -> RunEvents:
                                                  unit=r["unit"], message=r["message"]) for r in rows])
 
 
+@router.get("/{run_id}/report",
+            responses={200: {"description": "the run's report (Markdown): KPI table and sequence of events",
+                             "content": {"text/markdown": {"schema": {"type": "string"}}}},
+                       409: {"model": Problem, "description": "the run is not done"}})
+def read_report(run_id: RunId, catalog: CatalogDep) -> Response:
+    """The report of a finished run (``report.md``: its KPIs and sequence of events), written on first request
+    when the run was made without one (runs of the service have no figures)."""
+    from twin.report import write_run_report
+
+    rec = get_record(catalog, run_id)
+    if rec.status != "done" or not rec.store or rec.kpis is None:
+        why = f": {rec.error}" if rec.error else ""
+        raise HTTPException(409, f"run {run_id} is {rec.status}{why}; its report exists once it is done")
+    path = Path(rec.store) / "report.md"
+    if not path.is_file():
+        path = write_run_report(rec.store, rec.kpis, [], f"{rec.scenario} on {rec.site}", rec.scenario_doc)
+    return PlainTextResponse(path.read_text(), media_type="text/markdown",
+                             headers={"Content-Disposition": f'attachment; filename="{run_id}-report.md"'})
+
+
 @router.get(
     "/{run_id}/series",
     responses={

@@ -41,7 +41,8 @@ def test_network(client):
     assert "provenance" not in j["units"][0]
 
 
-@pytest.mark.parametrize("site_id,code", [("nowhere", 404), ("memphis:nope", 404), ("..", 404), ("x..y", 422), ("Memphis", 422), ("memphis:a:b", 422), ("a%2F..%2Fetc", 404)])
+# ("/sites/.." itself is normalised to "/" by the client, which is the page; escaped, the server refuses it by pattern)
+@pytest.mark.parametrize("site_id,code", [("nowhere", 404), ("memphis:nope", 404), ("%2E%2E", 422), ("x..y", 422), ("Memphis", 422), ("memphis:a:b", 422), ("a%2F..%2Fetc", 404)])
 def test_unknown_or_invalid_site(client, site_id, code):
     r = client.get(f"/sites/{site_id}", headers=READ)
     assert r.status_code == code

@@ -18,7 +18,7 @@ from twin import frequency as fq
 from twin import plant as pl
 from twin import state as s
 from twin import turbines as tb
-from twin.storage import lag_decay
+from twin.storage import BA_NCOL, bess_lag_factors
 
 IMPLS = ["numba", "python"]
 F0 = 60.0
@@ -146,7 +146,7 @@ def make_island(p0_pu=0.6, bess=None, tied=False, n=N_UNITS):
         b_par[j, pl.BE_DROOP], b_par[j, pl.BE_MODE] = b["droop"], 1
         b_par[j, pl.BE_RESPONSE_S], b_par[j, pl.BE_DEADBAND_HZ] = b.get("response_s", 0.2), 0.036
         b_par[j, pl.BE_GFM], b_par[j, pl.BE_H_V_S] = b.get("gfm", 0.0), b.get("h_v_s", 0.0)
-        st_b[j] = [0.5, 0.0, 1.0, 1.0]
+        st_b[j, [s.SB_SOC, s.SB_P, s.SB_OK, s.SB_DERATE]] = [0.5, 0.0, 1.0, 1.0]
     ctrl = np.zeros(pl.CT_NCOL)
     ctrl[pl.CT_UFLS_DELAY_S], ctrl[pl.CT_ROCOF_SHORT_S], ctrl[pl.CT_ROCOF_LONG_S] = 0.1, 0.1, 0.5
     isl = np.zeros((1, s.SI_NCOL))
@@ -169,8 +169,9 @@ def run_island(which, par, st, load_mw, n_steps):
     step = impl(fq.island_step, which)
     units, counts = np.arange(n_t, dtype=np.int64), np.ones(n_t)
     bess = np.arange(n_b, dtype=np.int64)
-    bess_a = np.array([[lag_decay(par.bess[b, pl.BE_RESPONSE_S], H_SUB), lag_decay(par.bess[b, pl.BE_RESPONSE_S], 1.0)]
-                       for b in range(n_b)]).reshape(n_b, 2)
+    bess_a = np.zeros((n_b, BA_NCOL))
+    for b in range(n_b):
+        bess_lag_factors(par.bess[b], H_SUB, 1.0, bess_a[b])
     e3 = np.zeros((0, 0, 0))
     sub = s.SubOutputs(e3, e3, e3, e3, e3, e3)
     it = np.full(N_SUB, float(load_mw))

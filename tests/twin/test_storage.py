@@ -143,6 +143,37 @@ def test_substep_lag_is_the_exact_first_order_response(which, h):
 
 
 @pytest.mark.parametrize("which", IMPLS)
+@pytest.mark.parametrize("h", [0.02, 0.05, 1.0])
+def test_frequency_measurement_filter_exact_and_its_delay(which, h):
+    """The measurement filter T_m = 50 ms on a held Δf step: its end value is Δf·(1 − e^(−t/T_m))
+    and its mean over a sub-step the integral of that over the sub-step / h, both to rounding. On a
+    frequency ramp sampled at the sub-steps' starts, the mean the droop acts on lags the ramp by
+    exactly T_m once settled (the end value would lag by ≈ T_m + h/2)."""
+    f = impl(st.freq_measurement_step, which)
+    fac = np.zeros(st.BA_NCOL)
+    row = yard_row()
+    row[pl.BE_FREQ_FILTER_S] = 0.05
+    impl(st.bess_lag_factors, which)(row, h, 10.0 * h, fac)
+    assert fac[0] == pytest.approx(math.exp(-h / 0.2)) and fac[2] == pytest.approx(math.exp(-h / 0.05))
+    m = 0.0
+    for k in range(5):
+        mean, m_end = f(m, 0.1, fac[2], fac[4])
+        t0, t1 = k * h, (k + 1) * h
+        exact_mean = 0.1 * (1.0 - 0.05 / h * (math.exp(-t0 / 0.05) - math.exp(-t1 / 0.05)))
+        assert m_end == pytest.approx(0.1 * (1.0 - math.exp(-t1 / 0.05)), rel=1e-12)
+        assert mean == pytest.approx(exact_mean, rel=1e-12)
+        m = m_end
+    rate, m = 0.5, 0.0  # Hz/s
+    for k in range(int(round(3.0 / h))):
+        mean, m = f(m, rate * k * h, fac[2], fac[4])
+    t_mid = (k + 0.5) * h
+    assert (rate * (t_mid - 0.5 * h) - mean) / rate == pytest.approx(0.05, rel=1e-9)  # vs the sampled Δf: T_m
+    # a grid-forming yard, or T_m = 0, measures the island frequency as it is
+    impl(st.bess_lag_factors, which)(yard_row(gfm=True), h, 1.0, fac)
+    assert f(0.3, 0.1, fac[2], fac[4]) == (0.1, 0.1)
+
+
+@pytest.mark.parametrize("which", IMPLS)
 def test_substep_grid_forming_follows_at_once_and_derate_limits(which):
     f = impl(st.bess_substep_mw, which)
     gfm = yard_row(gfm=True)

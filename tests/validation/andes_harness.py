@@ -15,16 +15,21 @@ How an island is represented in ANDES
   default ANDES turns PQ loads into impedances when the simulation starts). Steps alter ``Ppf``.
 * **Network**: lossless, so the PQ is the island's whole electrical load; the caller passes the load
   *including* the losses its own model carries.
-* **Grid-following BESS with droop** ``R_b``, deadband ``db`` and first-order response ``τ``: the WECC
-  generic chain ``REGCA1`` (converter) + ``REECA1`` (electrical control) + ``REPCA1`` (plant control,
-  frequency droop ``Dup = Ddn = P_rated/R_b`` on the system base, deadband ``fdbd = ±db/f0``, line
-  power feedback off, PI reduced to a unit gain) fed by a ``BusFreq`` measurement; REECA1's
+* **Grid-following BESS**, as the engine's yard (:mod:`twin.storage`): frequency measurement
+  ``T_m`` → droop ``R_b`` beyond a deadband ``db`` → power response lag ``τ``. In ANDES the WECC
+  generic chain, each block given its part of that: a ``BusFreq`` at the battery's bus is the
+  measurement (angle filter ``Tf`` plus the washout ``Tw`` = :data:`BESS_WASHOUT_S` that turns the
+  angle into a frequency: ``Tf + Tw = T_m``) → ``REPCA1`` (plant control: frequency droop
+  ``Dup = Ddn = P_rated/R_b`` on the system base, deadband ``fdbd = ±db/f0``, line power feedback
+  off, PI reduced to a unit gain, output lag ``Tg``) → ``REECA1`` (electrical control: lags
+  ``tpfilt`` and ``Tpord`` on the power order) → ``REGCA1`` (converter current lag ``Tg``). The
+  response ``τ`` is the sum of the lags after the droop: ``REPCA1.Tg`` and ``Tpord`` are
+  :data:`BESS_MINOR_LAG_S` (the engine has no counterpart), ``tpfilt`` is ANDES's fixed 0.02 s (its
+  value is read when ANDES builds the model: setting the config afterwards does not reach the
+  equations, so it is read back from the model), and the converter lag takes the rest. REECA1's
   active-current floor, fixed at 0 for a generator, is opened after initialisation so that the
   battery can charge (REEC_C's ``Ipmin = −Ipmax``). ANDES's ``ESD1`` was not used: its droop (from
-  ``PVD1``) answers over-frequency only. The chain has five further
-  lags (bus-frequency filter and washout, ``tpfilt``, ``Tpord``, the converter's ``Tg``), each
-  :data:`BESS_MINOR_LAG_S`; ``REPCA1.Tg`` is set to ``τ`` minus their sum, so that the chain's mean
-  delay equals ``τ``.
+  ``PVD1``) answers over-frequency only.
 * **COI frequency** ``f0·Σ M_i·ω_i / Σ M_i`` over the units online after the disturbance.
 
 Metrics (:func:`metrics`) follow the acceptance of the comparison: nadir, time of nadir, RoCoF over a
@@ -51,13 +56,19 @@ ANDES_NUMBA = 1
 #: within 5e-4 Hz (nadir), 0.01 s (its time), 0.2 % (RoCoF) and 1e-5 Hz (settling) of 1/120 s, in half
 #: the time.
 TSTEP_S = 1.0 / 60.0
-#: Each of the minor lags of the BESS chain [s] (see the module docstring).
-BESS_MINOR_LAG_S = 0.01
+#: ``REPCA1.Tg`` and ``REECA1.Tpord``, lags the engine does not have [s] (see the module docstring):
+#: short, but long enough for the 1/60 s step (the trapezoidal rule damps a lag's own mode by
+#: |1 − h/2T|/(1 + h/2T) = 0.25 per step). With 0.01 s the checkpoint zenith moves 0.004 Hz up.
+BESS_MINOR_LAG_S = 0.005
+#: Washout of the bus-frequency measurement [s] (part of the measurement time constant).
+BESS_WASHOUT_S = 0.01
 #: ANDES acts on no event at t = 0: a load step at t = 0 is applied at this time [s].
 T_EVENT_MIN_S = 1e-4
 #: ANDES system base [MVA].
 SB_MVA = 100.0
-#: Terminal reactance of a unit to the island bus [pu on SB_MVA] (lossless; shapes no COI dynamics).
+#: Terminal reactance of a unit to the island bus [pu on SB_MVA] (lossless; shapes no COI dynamics,
+#: but a battery measures its bus frequency, whose angle moves across this and XD1_PU with the
+#: machines' power: on the checkpoint zenith ≈0.002 Hz against a stiff network of 0.001 pu).
 X_TIE_PU = 0.01
 #: Active-current floor of a battery's REECA1 [pu] (see :func:`run_island`).
 IP_FLOOR_PU = 999.0
@@ -94,7 +105,8 @@ class UnitGroup:
 
 @dataclass
 class Bess:
-    """A grid-following battery: droop ``r`` [pu], deadband [Hz], first-order response [s]."""
+    """A grid-following battery: droop ``r`` [pu], deadband [Hz], power response lag [s] and
+    frequency-measurement filter [s] (:mod:`twin.storage`)."""
 
     name: str
     p_rated_mw: float
@@ -102,6 +114,7 @@ class Bess:
     deadband_hz: float
     response_s: float
     p0_mw: float = 0.0
+    freq_filter_s: float = 0.0
 
 
 @dataclass
@@ -173,7 +186,9 @@ def build_island(island: Island, dist: Disturbance, tf_s: float, tstep_s: float 
     andes = _quiet()
     ss = andes.System(default_config=True)
     _configure(ss, tf_s, tstep_s)
-    ss.REECA1.config.tpfilt = BESS_MINOR_LAG_S
+    # REECA1's power-reference filter: its time constant is fixed when ANDES builds the model (a
+    # config value, 0.02 s by default: setting the config afterwards does not reach the equations)
+    tpfilt = float(ss.REECA1.pfilt.T.v)
     vn = 13.8
     ss.add("Bus", dict(idx=1, name="island", Vn=vn, v0=1.0))
     nb = 1
@@ -207,17 +222,23 @@ def build_island(island: Island, dist: Disturbance, tf_s: float, tstep_s: float 
         ss.add("PV", dict(idx=f"sg-{b.name}", bus=nb, Sn=b.p_rated_mw, Vn=vn, p0=b.p0_mw / SB_MVA, q0=0.0,
                           v0=1.0, pmax=99.0, pmin=-99.0, qmax=99.0, qmin=-99.0))
         p_gen += b.p0_mw
-        lag = min(BESS_MINOR_LAG_S, b.response_s / 6.0)
-        ss.add("REGCA1", dict(idx=f"reg-{b.name}", bus=nb, gen=f"sg-{b.name}", Sn=b.p_rated_mw, Tg=lag,
+        lag = BESS_MINOR_LAG_S
+        # measurement T_m = angle filter + washout; response τ = converter lag + the other lags
+        t_filt = b.freq_filter_s - BESS_WASHOUT_S
+        t_conv = b.response_s - 2.0 * lag - tpfilt
+        if t_filt <= 0.0 or t_conv <= 0.0:
+            raise ValueError(f"{b.name}: measurement {b.freq_filter_s} s or response {b.response_s} s too short for "
+                             f"the ANDES chain (washout {BESS_WASHOUT_S} s, lags 2 × {lag} + {tpfilt} s)")
+        ss.add("REGCA1", dict(idx=f"reg-{b.name}", bus=nb, gen=f"sg-{b.name}", Sn=b.p_rated_mw, Tg=t_conv,
                               Rrpwr=999.0, Lvplsw=0))
         ss.add("REECA1", dict(idx=f"ree-{b.name}", reg=f"reg-{b.name}", PFFLAG=0, VFLAG=0, QFLAG=0, PFLAG=0,
                               PQFLAG=1, Tpord=lag, PMAX=1.0, PMIN=-1.0, Imax=999.0, dPmax=999.0, dPmin=-999.0,
                               Vdip=-1.0, Vup=99.0))
-        ss.add("BusFreq", dict(idx=f"bf-{b.name}", bus=nb, Tf=lag, Tw=lag))
+        ss.add("BusFreq", dict(idx=f"bf-{b.name}", bus=nb, Tf=t_filt, Tw=BESS_WASHOUT_S))
         d_sys = b.p_rated_mw / SB_MVA / b.r  # pu power (system base) per pu frequency
         ss.add("REPCA1", dict(idx=f"rep-{b.name}", ree=f"ree-{b.name}", line=f"tie-{b.name}", busf=f"bf-{b.name}",
                               VCFlag=0, RefFlag=0, Fflag=1, PLflag=0, Kp=0.0, Ki=0.0, Kpg=1.0, Kig=0.0,
-                              Tg=max(b.response_s - 5.0 * lag, lag), fdbd1=-b.deadband_hz / F0_HZ,
+                              Tg=lag, fdbd1=-b.deadband_hz / F0_HZ,
                               fdbd2=b.deadband_hz / F0_HZ, femax=99.0, femin=-99.0, Pmax=999.0, Pmin=-999.0,
                               Ddn=d_sys, Dup=d_sys))
     ss.add("PQ", dict(idx="load", bus=1, Vn=vn, p0=island.p_load_mw / SB_MVA, q0=0.0))
@@ -279,6 +300,14 @@ def run_island(island: Island, dist: Disturbance, tf_s: float, tstep_s: float = 
         # REECA1 fixes the active-current floor at 0 (a generator); a battery charges, as in REEC_C
         # (Ipmin = −Ipmax): open the floor (the PMIN = −1 pu power limit still bounds the order)
         ss.REECA1.Ipmin.v[:] = -IP_FLOOR_PU
+        # the equivalence with the engine's yard: the chain's lags, as ANDES integrates them, add up to
+        # the yard's measurement + response time (a time constant ANDES did not take would break it)
+        tf = ss.dae.Tf
+        chain = sum(tf[blk.a] for blk in (ss.BusFreq.L_y, ss.BusFreq.WO_x, ss.REPCA1.s6_y, ss.REECA1.pfilt_y,
+                                          ss.REECA1.s5_y, ss.REGCA1.S0_y))
+        want = np.array([b.freq_filter_s + b.response_s for b in island.bess])
+        if not np.allclose(chain, want, rtol=0.0, atol=1e-9):
+            raise RuntimeError(f"ANDES battery chain lags sum to {chain} s, the yards' to {want} s")
     w0 = time.perf_counter()
     ss.TDS.run()
     wall = time.perf_counter() - w0

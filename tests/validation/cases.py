@@ -214,7 +214,8 @@ def island_from_engine(eng, island: str) -> ah.Island:
     for name in members["bess"]:
         b = by_id[name]
         bess.append(ah.Bess(name.replace("/", "-"), b.units * b.unit_p_mw, b.droop_pct / 100.0,
-                            getattr(b, "deadband_hz", DEADBAND_HZ), b.response_s, st["bess"][name]["p_mw"]))
+                            getattr(b, "deadband_hz", DEADBAND_HZ), b.response_s, st["bess"][name]["p_mw"],
+                            b.freq_filter_s))
     return ah.Island(groups=list(groups.values()), p_load_mw=0.0, bess=bess)
 
 
