@@ -153,7 +153,7 @@ def _expand(group: Component, count: int) -> list[Component]:
 
 def _check_provenance(doc: SiteFile, path: Path, problems: list) -> None:
     sources = read_sources()
-    items: list[tuple[str, Component]] = [("weather", doc.weather)]
+    items: list[tuple[str, Component]] = [("weather", doc.weather), ("protection", doc.protection)]
     items += [(f"turbine_models.{k}", m) for k, m in doc.turbine_models.items()]
     for list_name in COMPONENT_LISTS:
         items += [(f"{list_name}[id={c.id}]", c) for c in getattr(doc, list_name)]
@@ -288,7 +288,8 @@ def load_site(name: str | Path) -> Site:
     if "campus" in raw:
         return _load_campus(path, raw, variant, label)
     doc, parts = _load_site_file(path, variant)
-    site = _site(doc.site, "site", label, variant, doc.variants, [doc.site.id], [str(path)], doc.weather, parts)
+    site = _site(doc.site, "site", label, variant, doc.variants, [doc.site.id], [str(path)], doc.weather, parts,
+                 doc.protection)
     _check_islands(site, path)
     return site
 
@@ -299,6 +300,7 @@ def _load_campus(path: Path, raw: dict, variant: str | None, label: str) -> Site
     parts["turbine_models"] = {}
     files = [str(path)]
     weather = None
+    protection = None
     members = []
     for i, member in enumerate(doc.campus.sites):
         try:
@@ -309,6 +311,7 @@ def _load_campus(path: Path, raw: dict, variant: str | None, label: str) -> Site
         members.append(mdoc.site.id)
         files.append(str(mpath))
         weather = weather or mdoc.weather
+        protection = protection or mdoc.protection  # the campus runs on its first member's relay settings
         for k in COMPONENT_LISTS:
             parts[k].extend(mparts[k])
         parts["turbine_models"].update(mparts["turbine_models"])
@@ -327,17 +330,18 @@ def _load_campus(path: Path, raw: dict, variant: str | None, label: str) -> Site
             parts[list_name].append(c.model_copy(update={"id": f"{cid}/{c.id}"}))
     if problems:
         raise SiteError(path, problems)
-    site = _site(doc.campus, "campus", label, variant, doc.variants, members, files, weather, parts)
+    site = _site(doc.campus, "campus", label, variant, doc.variants, members, files, weather, parts, protection)
     _check_islands(site, path)
     return site
 
 
 def _site(header, kind: str, label: str, variant: str | None, variants: dict, members: list[str], files: list[str],
-          weather, parts: dict) -> Site:
+          weather, parts: dict, protection=None) -> Site:
     """The loaded Site from a file header (site or campus), its variant and its expanded components."""
     description = header.description + (f" Variant: {variants[variant].description}" if variant else "")
     return Site(id=header.id, label=label, name=header.name, kind=kind, variant=variant, description=description,
-                as_of=header.as_of, members=members, files=files, weather=weather, **parts)
+                as_of=header.as_of, members=members, files=files, weather=weather, **parts,
+                **({} if protection is None else {"protection": protection}))
 
 
 def _check_islands(site: Site, path: Path) -> None:

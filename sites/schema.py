@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "UNIT_SUFFIXES",
+    "Protection",
     "unit_of",
     "Note",
     "Component",
@@ -326,6 +327,7 @@ class Turbine(Grouped):
         None, ge=0, description="group: the first N units are online at the nominal point, the rest standby"
     )
     vm_pu: float = Field(1.0, gt=0.8, lt=1.2)
+    rocof_relay: bool = Field(False, description="the unit carries a loss-of-mains RoCoF relay (settings in [protection])")
     commitment: Literal["fixed", "reserve"] = Field(
         "reserve", description="how the PMS commits the units (twin.dispatch.pms_step): 'fixed' holds the number "
         "online as the file sets it (a tripped unit is replaced from standby); 'reserve' starts and stops units so that "
@@ -367,6 +369,7 @@ class Bess(Component):
                                       "lag-free droop) [P45]")
     h_v_s: float = Field(0.0, ge=0, le=20, description="virtual inertia of a grid-forming inverter on its rating [s] (2-10 s [P45])")
     mode: Literal["smoothing", "droop", "import-cap"] = "smoothing"
+    rocof_relay: bool = Field(False, description="the yard's inverters carry a RoCoF trip (settings in [protection])")
 
     @model_validator(mode="after")
     def _soc_window(self) -> "Bess":
@@ -403,6 +406,8 @@ class Hall(Grouped):
     cooling_plant: str
     t_gpu_slowdown_c: float = Field(89.0, gt=0)
     t_gpu_shutdown_c: float = Field(92.0, gt=0)
+    ups_autonomy_min: float = Field(0.0, ge=0, description="UPS autonomy at the hall's peak IT power [min] (0: no UPS); "
+                                    "the UPS carries IT power P for autonomy·P_peak/P")
 
     @model_validator(mode="after")
     def _idle_below_peak(self) -> "Hall":
@@ -476,6 +481,75 @@ class Permit(Component):
     nox_ppm: float | None = Field(None, ge=0)
 
 
+#: A ride-through curve as threshold bands: ``[f_hz, max_s]`` — the unit trips once the frequency has stayed
+#: beyond ``f_hz`` (below it for an under-frequency curve, above it for an over-frequency curve) for ``max_s``.
+Bands = list[tuple[float, float]]
+#: Most bands per curve the kernel holds (twin.plant.N_RT_BAND).
+MAX_RT_BANDS = 4
+
+
+class Protection(Component):
+    """Relay settings of the site (docs/physics.md §4, docs/references.md [P36]–[P40], [P54], [P55], [P62]–[P65]).
+
+    Defaults: UFLS of ERCOT NOGRR 247 [P39]; turbine frequency no-trip curve of NERC PRC-024 for the Eastern
+    Interconnection as stepped bands [P62]; inverter (battery) frequency ride-through of IEEE 2800-2022 /
+    NERC PRC-029-1 [P63] [P64]; RoCoF relays as loss-of-mains relays [P38] [P65]; chiller restart [P54].
+    """
+
+    id: str = "protection"
+    scheme: str = Field("ercot-nogrr247 ufls, nerc-prc024-ei turbines, ieee2800 inverters",
+                        description="name of the scheme the settings follow, with its sources")
+    ufls_f_hz: list[float] = Field([59.3, 59.1, 58.9, 58.7, 58.5], min_length=1, max_length=5,
+                                   description="UFLS set points, descending [Hz] (ERCOT [P39])")
+    ufls_relief_frac: list[float] = Field([0.05, 0.15, 0.25, 0.35, 0.45], min_length=1, max_length=5,
+                                          description="cumulative IT load shed at each stage [-] (5/15/25 % [P39]; 35/45 % [E])")
+    ufls_delay_s: float = Field(0.1, ge=0.1, le=10, description="UFLS pick-up to trip [s] (at least 6 cycles [P39])")
+    turbine_rocof_hz_per_s: float = Field(1.0, gt=0, description="RoCoF relay setting on turbines that carry one [Hz/s] "
+                                          "(0.5-1 medium systems [P38]; 1 Hz/s loss-of-mains [P65])")
+    turbine_rocof_window_s: float = Field(0.5, gt=0, le=3.0, description="its measuring window [s]")
+    turbine_rocof_delay_s: float = Field(0.5, ge=0, description="its time delay [s] (0.5 s [P65])")
+    bess_rocof_hz_per_s: float = Field(5.0, gt=0, description="RoCoF trip of inverters that carry one [Hz/s] "
+                                       "(5 Hz/s ride-through of IEEE 2800 [P63]; 3 Hz/s IEEE 1547 cat. III [P36])")
+    bess_rocof_window_s: float = Field(0.1, gt=0, le=3.0, description="its measuring window [s]")
+    bess_rocof_delay_s: float = Field(0.0, ge=0, description="its time delay [s]")
+    turbine_uf_bands: Bands = Field([(59.5, 1791.0), (59.0, 242.0), (58.4, 22.0), (57.8, 2.0)], max_length=MAX_RT_BANDS,
+                                    description="turbine under-frequency no-trip curve as [f_hz, max_s] bands (PRC-024 "
+                                                "Eastern Interconnection, t = 10^(1.7373·f − 100.116) s at each f [P62])")
+    turbine_of_bands: Bands = Field([(60.5, 601.0), (61.0, 112.0), (61.5, 21.0), (61.8, 0.0)], max_length=MAX_RT_BANDS,
+                                    description="turbine over-frequency no-trip curve as [f_hz, max_s] bands (PRC-024 "
+                                                "Eastern Interconnection, t = 10^(90.935 − 1.45713·f) s, instantaneous "
+                                                "above 61.8 Hz [P62])")
+    bess_uf_bands: Bands = Field([(58.8, 299.0), (57.0, 0.0)], max_length=MAX_RT_BANDS,
+                                 description="inverter under-frequency ride-through as [f_hz, max_s] bands (continuous "
+                                             "above 58.8 Hz, 299 s down to 57 Hz: IEEE 2800 / PRC-029 [P63] [P64])")
+    bess_of_bands: Bands = Field([(61.2, 299.0), (61.8, 0.0)], max_length=MAX_RT_BANDS,
+                                 description="inverter over-frequency ride-through as [f_hz, max_s] bands (299 s up to "
+                                             "61.8 Hz [P63] [P64])")
+    ups_f_min_hz: float = Field(57.0, gt=0, description="UPS input window, low end: below it the UPS goes to battery [Hz] "
+                                "(±5 % [E])")
+    ups_f_max_hz: float = Field(63.0, gt=0, description="UPS input window, high end [Hz] (±5 % [E])")
+    ups_retransfer_s: float = Field(10.0, ge=0, description="input healthy this long before the UPS transfers back [s] [E]")
+    chiller_trip_f_hz: float = Field(57.5, gt=0, description="chillers drop out below this frequency (and on a dark "
+                                     "island) [Hz] [E]")
+    chiller_restart_s: float = Field(300.0, ge=0, description="chiller restart after a trip [s] (2-10 min, rapid "
+                                     "restart 1-3 min [P54])")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Protection":
+        if len(self.ufls_f_hz) != len(self.ufls_relief_frac):
+            raise ValueError("ufls_f_hz and ufls_relief_frac need one entry per stage")
+        if any(b >= a for a, b in zip(self.ufls_f_hz, self.ufls_f_hz[1:])):
+            raise ValueError("ufls_f_hz must descend")
+        if any(b < a for a, b in zip(self.ufls_relief_frac, self.ufls_relief_frac[1:])) or not 0 < self.ufls_relief_frac[-1] <= 1:
+            raise ValueError("ufls_relief_frac must be cumulative (non-decreasing) fractions in (0, 1]")
+        if not self.ups_f_min_hz < self.ups_f_max_hz:
+            raise ValueError("ups_f_min_hz must be below ups_f_max_hz")
+        for name in ("turbine_uf_bands", "turbine_of_bands", "bess_uf_bands", "bess_of_bands"):
+            if any(t < 0 for _, t in getattr(self, name)):
+                raise ValueError(f"{name}: max_s must be ≥ 0")
+        return self
+
+
 class SiteHeader(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
@@ -528,6 +602,7 @@ class SiteFile(BaseModel):
     loads: list[Load] = Field(default_factory=list)
     permits: list[Permit] = Field(default_factory=list)
     variants: dict[str, _Variant] = Field(default_factory=dict)
+    protection: Protection = Field(default_factory=Protection, description="relay settings (defaults: the scheme above)")
 
 
 class CampusHeader(SiteHeader):

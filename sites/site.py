@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .schema import (
     Bess,
@@ -18,6 +18,7 @@ from .schema import (
     Line,
     Load,
     Permit,
+    Protection,
     Transformer,
     Turbine,
     TurbineModel,
@@ -84,6 +85,7 @@ class Site(BaseModel):
     chillers: list[Chiller]
     loads: list[Load]
     permits: list[Permit]
+    protection: Protection = Field(default_factory=Protection)
 
     def turbine_model(self, turbine: Turbine) -> TurbineModel:
         """The model parameters of a turbine unit."""

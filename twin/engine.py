@@ -29,14 +29,15 @@ from ._jit import njit
 from .plant import (
     BE_ISLAND, BE_SOC0, CH_PLANT, CH_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
     CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_SECONDARY, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S,
-    CT_SMOOTH_UP_PER_S, CT_UFLS, CT_UFLS_DELAY_S, GT_ACTION, GT_ISLAND, TIE_ACTIONS, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
-    HA_UA_CDU_MW_PER_K, PL_T_CHW_C, TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_S_MVA, TU_START_S, compile_plant,
+    CT_SMOOTH_UP_PER_S, CT_UFLS, GT_ACTION, GT_ISLAND, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
+    HA_UA_CDU_MW_PER_K, N_RT_BAND, PL_T_CHW_C, TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_S_MVA, TU_START_S, TIE_ACTIONS, compile_plant,
 )
-from .protection import ROCOF_LONG_S, ROCOF_SHORT_S, UFLS_DELAY_S, UFLS_HZ
+from .plant import N_UFLS_MAX
+from .protection import ROCOF_LONG_S, ROCOF_SHORT_S
 from .scenario import Event, Scenario, parse_time_s
 from .state import (
     EV_CODE, EV_INDEX, EV_ISLAND, EV_NCOL, EV_T_S, EV_VALUE, EVENT_CODES,
-    RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SG_CLOSED, SG_NCOL, SH_CAP,
+    RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SC_RESTART_S, SG_CLOSED, SG_NCOL, SH_CAP,
     SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIE_TRIP, SI_TIED, SP_NCOL,
     SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
 )
@@ -164,11 +165,11 @@ class Engine:
         for i, isl in enumerate(op.islands):
             s_isl[i, SI_LPF] = isl.p_load_mw
         self.st = State(turb=s_turb, gov=s_gov, bess=s_bess, hall=s_hall, plant=s_plant, chiller=s_ch, isl=s_isl,
-                        grid=np.ones((len(p.grid), SG_NCOL)), ufls_timer=np.zeros((n_i, len(UFLS_HZ))),
+                        grid=np.ones((len(p.grid), SG_NCOL)), ufls_timer=np.zeros((n_i, N_UFLS_MAX)),
                         ring=np.full((n_i, RING_N), 60.0))
         self._load_p = {ld.id: ld.p_mw for ld in site.loads}
         self.par = Params(turb=p.turb, gov=gov_par, bess=p.bess, hall=p.hall, plant=p.plant, chiller=p.chiller, grid=p.grid,
-                          curves=p.curves, curve_ranges=p.curve_ranges, ctrl=_controls(scenario))
+                          curves=p.curves, curve_ranges=p.curve_ranges, ctrl=_controls(scenario, p.ctrl))
         self._network = _Network(self, self._net_cache)
         self.st.isl[:, SI_LOSS] = self._network.initial_losses()
         self._start_in_balance()
@@ -280,7 +281,7 @@ class Engine:
             if a == "fail":
                 self.s_ch[c, SC_OK] = 0.0
             elif a == "restore":
-                self.s_ch[c, SC_OK], self.s_ch[c, SC_DERATE] = 1.0, 1.0
+                self.s_ch[c, SC_OK], self.s_ch[c, SC_DERATE], self.s_ch[c, SC_RESTART_S] = 1.0, 1.0, 0.0
             elif a == "derate":
                 self.s_ch[c, SC_DERATE] = v
         elif ev.kind == "grid_ties":
@@ -376,13 +377,27 @@ class Engine:
             kind, index_of, value_of = EVENT_CODES[int(row[EV_CODE])]
             isl = names["island"][int(row[EV_ISLAND])]
             idx = int(row[EV_INDEX])
-            comp = names[index_of][idx] if index_of in ("turbine", "grid_tie") else (f"stage {idx}" if index_of == "stage" else isl)
+            if index_of in ("turbine", "bess", "hall", "chiller", "grid_tie"):
+                comp = names[index_of][idx]
+            elif index_of == "stage":
+                comp = f"stage {idx}"
+            elif index_of == "band":
+                comp = _RT_CURVES[idx // N_RT_BAND] + f" band {idx % N_RT_BAND + 1}"
+            else:
+                comp = isl
             v = row[EV_VALUE]
-            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW", "duration_s": "s"}.get(value_of, "")
+            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW", "rocof_hz_s": "Hz/s", "duration_s": "s"}.get(value_of, "")
             what = {"ufls-trip": f"UFLS {comp} tripped at {v:.3f} Hz", "blackout": f"island blacked out at {v:.3f} Hz",
                     "ufls-restore": f"UFLS {comp} restored", "unit-start": f"PMS started {comp} (reserve {v:.1f} MW)",
                     "unit-online": f"{comp} online", "unit-stop": f"PMS unloads {comp} to stop it ({v:.1f} MW)",
-                    "unit-standby": f"{comp} stopped (standby)",
+                    "unit-standby": f"{comp} stopped (standby)", "ufls-pickup": f"UFLS {comp} picked up at {v:.3f} Hz",
+                    "rocof-pickup": f"RoCoF relay of {comp} picked up at {v:.3f} Hz/s",
+                    "rocof-trip": f"RoCoF relay tripped {comp} at {v:.3f} Hz/s",
+                    "ride-through-pickup": f"{comp} picked up at {v:.3f} Hz",
+                    "frequency-trip": f"{comp} tripped beyond its frequency ride-through at {v:.3f} Hz",
+                    "ups-transfer": f"UPS of the island's halls on battery at {v:.3f} Hz",
+                    "ups-retransfer": f"UPS back on the island at {v:.3f} Hz", "ups-empty": f"UPS of {comp} empty",
+                    "chiller-trip": f"{comp} tripped at {v:.3f} Hz", "chiller-restart": f"{comp} restarted",
                     "tie-limit-exceeded": f"import over {comp}'s firm limit ({v:.1f} MW)",
                     "tie-limit-cleared": f"import under {comp}'s firm limit again ({v:.0f} s above it)",
                     "tie-curtail": f"PMS caps GPU power by {v:.1f} MW for {comp}'s limit" if v > 0 else
@@ -390,7 +405,7 @@ class Engine:
                     "tie-shed": f"PMS sheds {v:.1f} MW of IT for {comp}'s limit",
                     "tie-shed-restore": f"PMS restores {v:.1f} MW of IT shed for {comp}'s limit",
                     "tie-trip": f"{comp} tripped on its import limit ({v:.1f} MW)"}[kind]
-            self._log(t0 + row[EV_T_S], "protection" if kind in ("ufls-trip", "blackout", "tie-trip") else "pms", kind, comp, isl,
+            self._log(t0 + row[EV_T_S], "pms" if kind in _PMS_EVENTS else "protection", kind, comp, isl,
                       v if value_of else float("nan"), unit, f"{isl}: {what}")
         if n > len(ev):
             log.warning("%d events in one segment; the first %d are logged", n, len(ev))
@@ -418,6 +433,13 @@ class Engine:
         return _copy.deepcopy(self)
 
 
+#: Kernel events that are the PMS acting (the others are protection).
+_PMS_EVENTS = ("ufls-restore", "unit-start", "unit-online", "unit-stop", "unit-standby", "tie-limit-exceeded",
+               "tie-limit-cleared", "tie-curtail", "tie-shed", "tie-shed-restore")
+#: Names of the ride-through curves (twin.plant RT_*), for the events of their bands.
+_RT_CURVES = ("turbine under-frequency", "turbine over-frequency", "inverter under-frequency", "inverter over-frequency")
+
+
 #: The kernel's per-step outputs (twin.state.Outputs, in order): name in a segment, component dimension.
 _OUTPUTS = (("p_it_mw", "hall"), ("p_it_min_mw", "hall"), ("p_it_max_mw", "hall"), ("p_cooling_mw", "hall"),
             ("t_gpu_c", "hall"), ("t_coolant_c", "hall"), ("throttle", "hall"), ("p_shed_mw", "hall"), ("p_mech_mw", "turbine"),
@@ -428,12 +450,13 @@ _OUTPUTS = (("p_it_mw", "hall"), ("p_it_min_mw", "hall"), ("p_it_max_mw", "hall"
 _OUTPUT_NAMES = tuple(name for name, _ in _OUTPUTS)
 
 
-def _controls(sc: Scenario) -> np.ndarray:
-    """The run's settings vector (twin.plant ``CT_*``): control switches, relay settings, workload options."""
+def _controls(sc: Scenario, site_ctrl: np.ndarray | None = None) -> np.ndarray:
+    """The run's settings vector (twin.plant ``CT_*``): the site's relay settings (``site_ctrl``,
+    :func:`twin.plant.protection_ctrl`) with the run's control switches and workload options."""
     c, w = sc.control, sc.workload
-    ct = np.zeros(CT_NCOL)
+    ct = np.zeros(CT_NCOL) if site_ctrl is None else site_ctrl.copy()
     ct[CT_SECONDARY], ct[CT_CAPPING], ct[CT_UFLS], ct[CT_AUTO_START] = c.secondary, c.gpu_capping, c.ufls, c.auto_start
-    ct[CT_UFLS_DELAY_S], ct[CT_ROCOF_SHORT_S], ct[CT_ROCOF_LONG_S] = UFLS_DELAY_S, ROCOF_SHORT_S, ROCOF_LONG_S
+    ct[CT_ROCOF_SHORT_S], ct[CT_ROCOF_LONG_S] = ROCOF_SHORT_S, ROCOF_LONG_S
     if w.smoothing is not None:
         s = w.smoothing
         ct[CT_SMOOTH], ct[CT_SMOOTH_FLOOR], ct[CT_SMOOTH_UP_PER_S] = 1.0, s.floor_frac, s.ramp_up_frac_per_s

@@ -21,19 +21,25 @@ import math
 
 from ._jit import njit
 from .plant import (
-    BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_GFM, BE_H_V_S, BE_P_MW,
-    CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_UFLS, CT_UFLS_DELAY_S, TU_GOV, TU_H_S, TU_ISLAND, TU_P_ISO_MW, TU_S_MVA,
+    BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_GFM, BE_H_V_S, BE_P_MW, BE_ROCOF, CH_ISLAND, CT_BE_ROCOF_DELAY_S, CT_BE_ROCOF_HZ_S,
+    CT_BE_ROCOF_WINDOW_S, CT_CH_RESTART_S, CT_CH_TRIP_HZ, CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_RT, CT_TU_ROCOF_DELAY_S,
+    CT_TU_ROCOF_HZ_S, CT_TU_ROCOF_WINDOW_S, CT_UFLS, CT_UFLS_DELAY_S, CT_UFLS_HZ, CT_UFLS_N, CT_UFLS_RELIEF,
+    CT_UPS_F_MAX_HZ, CT_UPS_F_MIN_HZ, CT_UPS_RETRANSFER_S, N_RT_BAND, N_RT_CURVE, RT_BE_OF, RT_BE_UF, RT_TU_OF, RT_TU_UF,
+    TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_ROCOF, TU_S_MVA,
 )
 from .protection import (
-    BLACKOUT_HZ, UFLS_HZ, UFLS_RELIEF, island_shed_fraction, rocof_window_hz_per_s, ufls_shed_fraction, ufls_step,
+    BLACKOUT_HZ, RT_LOG_PICKUP_MAX_S, island_shed_fraction, ride_through_step, rocof_relay_step, rocof_window_hz_per_s, ufls_shed_fraction,
+    ufls_step, ups_served_fraction, ups_step,
 )
 from .state import (
-    EV_BLACKOUT, EV_UFLS_TRIP, log_event,
-    RING_N, SB_DERATE, SB_DF_MEAS, SB_OK, SB_P, SB_SOC, SI_BLACKOUT, SI_DF, SI_RESTORE, SI_RING, SI_STAGE, SI_TIED, ST_PM,
-    ST_STATUS,
+    EV_BESS_ROCOF_PICKUP, EV_BESS_ROCOF_TRIP, EV_BESS_RT_TRIP, EV_BLACKOUT, EV_CHILLER_TRIP, EV_ROCOF_PICKUP,
+    EV_ROCOF_TRIP, EV_RT_PICKUP, EV_RT_TRIP, EV_UFLS_PICKUP, EV_UFLS_TRIP, EV_UPS_RETRANSFER, EV_UPS_TRANSFER, log_event,
+    RING_N, SB_DERATE, SB_DF_MEAS, SB_OK, SB_P, SB_ROCOF_S, SB_SOC, SC_OK, SC_RESTART_S, SI_BLACKOUT, SI_CH_TRIP, SI_DF, SI_RESTORE,
+    SI_RING, SI_RT, SI_STAGE, SI_TIED, SI_UPS_DEAD, SI_UPS_FRAC, SI_UPS_ON, SI_UPS_S, SI_UPS_T, ST_DERATE, ST_PM, ST_PREF,
+    ST_ROCOF_S, ST_STATUS,
 )
 from .storage import bess_substep_mw, freq_measurement_step, soc_step
-from .turbines import GOV_IDEAL, STATUS_STANDBY, STATUS_TRIPPED, governor_step
+from .turbines import GOV_IDEAL, STATUS_ONLINE, STATUS_STANDBY, STATUS_TRIPPED, governor_step
 
 __all__ = [
     "F0_HZ", "D_LOAD_CONVENTIONAL", "D_LOAD_DATACENTRE",
@@ -158,10 +164,16 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
        each unit's electrical output is ``Pe = Pm + (H·S/ΣH·S)·P_kin`` (coherent machines) and feeds
        its governor; a grid-forming battery delivers its share on top of its power (and its SoC
        pays for it); every battery's SoC advances over the sub-step (:func:`twin.storage.soc_step`);
-    5. relays on the sub-step frequency: UFLS stages with pick-up delay
-       (:func:`twin.protection.ufls_step`; shedding acts from the next sub-step), the island blacks
-       out below :data:`twin.protection.BLACKOUT_HZ`; RoCoF over the relay windows
-       (:func:`twin.protection.rocof_window_hz_per_s`).
+    5. relays on the sub-step frequency, with the site's settings (``par.ctrl``, twin.plant ``CT_*``;
+       docs/physics.md §4 *Protection*), each acting from the next sub-step: the UPS input window
+       (:func:`twin.protection.ups_step`: the island's halls go on battery and stop drawing from it),
+       chillers dropping out on a dip, the 57 Hz blackout backstop
+       (:data:`twin.protection.BLACKOUT_HZ`), the RoCoF relays of units and inverters that carry one
+       (:func:`twin.protection.rocof_relay_step` over their windows of the frequency ring), the
+       frequency ride-through integrators of turbines and inverters
+       (:func:`twin.protection.ride_through_step`: a trip takes every unit of that class on the island
+       out) and the UFLS stages with their delay (:func:`twin.protection.ufls_step`). RoCoF over the
+       100/500 ms reporting windows (:func:`twin.protection.rocof_window_hz_per_s`).
 
     A grid-tied island holds Δf = 0, so nothing in it needs the sub-steps: it is advanced in one pass
     of the whole step with the step-mean IT (governors and battery lags exactly as on sub-steps, with
@@ -175,37 +187,74 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     ``bess_a`` (n_bess, :data:`twin.storage.BA_NCOL`) their lag factors (:func:`twin.storage.bess_lag_factors`). Fills ``keep`` (n_sub,) with the served fraction of IT on each sub-step, ``pm_mean``/
     ``pb_mean`` with each stepped unit's/battery's step-mean power [MW], ``out`` (ISL_NOUT,) with the
     island's step extremes and means, and ``sub`` (SubOutputs) at row ``k`` when it is recorded; ``sw`` is
-    scratch of shape (3,). Relay trips and a blackout are appended to ``events``/``n_events``
-    (:func:`twin.state.log_event`, at the sub-step's end time).
+    scratch of shape (3,). Relay pick-ups and trips (with the measured quantity), UPS transfers, chiller trips and a
+    blackout are appended to ``events``/``n_events`` (:func:`twin.state.log_event`, at the sub-step's end time). A
+    unit tripped within the step has its ``counts`` entry set to 0 (the caller regroups: ``ISL_TRIPPED``).
+    Relays cost nothing while the frequency is away from every setting: each is checked only when its
+    threshold is crossed or its timer runs.
     """
     tied = st.isl[i, SI_TIED] > 0.5
     ctrl = par.ctrl
     ufls_on = ctrl[CT_UFLS] > 0.5
+    n_stage = int(ctrl[CT_UFLS_N])
+    set_hz = ctrl[CT_UFLS_HZ:CT_UFLS_HZ + n_stage]
+    relief = ctrl[CT_UFLS_RELIEF:CT_UFLS_RELIEF + n_stage]
     n_short = max(1, int(round(ctrl[CT_ROCOF_SHORT_S] / h_s)))
     n_long = max(1, int(round(ctrl[CT_ROCOF_LONG_S] / h_s)))
     rec = sub.f.shape[0] > 0
     n_u = units.shape[0]
     n_pass = 1 if tied else n_sub
     h = h_s * n_sub if tied else h_s
+    t_seg = k * n_sub * h_s  # the step's start, from the segment's start [s]
     col = 1 if tied else 0
     it_step = 0.0
     if tied:
         for jj in range(n_sub):
             it_step += it_sub_mw[jj] / n_sub
     hs_rot = 0.0
+    rocof_tu = False  # any online unit here with a RoCoF relay
     for j in range(n_u):
         u = units[j]
         hs_rot += counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
         pm_mean[u] = 0.0
+        if par.turb[u, TU_ROCOF] > 0.5 and counts[j] > 0.0:
+            rocof_tu = True
     hs_tot = hs_rot
+    rocof_be = False
+    n_bess_ok = 0
     for b in bess:
         pb_mean[b] = 0.0
-        if par.bess[b, BE_GFM] > 0.5 and st.bess[b, SB_OK] > 0.5:
-            hs_tot += par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
+        if st.bess[b, SB_OK] > 0.5:
+            n_bess_ok += 1
+            if par.bess[b, BE_ROCOF] > 0.5:
+                rocof_be = True
+            if par.bess[b, BE_GFM] > 0.5:
+                hs_tot += par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
+    n_w_tu = min(max(1, int(round(ctrl[CT_TU_ROCOF_WINDOW_S] / h_s))), RING_N - 1)
+    n_w_be = min(max(1, int(round(ctrl[CT_BE_ROCOF_WINDOW_S] / h_s))), RING_N - 1)
+    # ride-through: the highest under-frequency and lowest over-frequency threshold (nothing to do in between
+    # unless a timer runs)
+    uf_top, of_bot = -1.0, 1e9
+    for c in range(N_RT_CURVE):
+        for b in range(N_RT_BAND):
+            kb = CT_RT + 2 * (c * N_RT_BAND + b)
+            if ctrl[kb + 1] >= 0.0:
+                if c == RT_TU_UF or c == RT_BE_UF:
+                    uf_top = max(uf_top, ctrl[kb])
+                else:
+                    of_bot = min(of_bot, ctrl[kb])
+    rt_active = False
+    for c in range(N_RT_CURVE * N_RT_BAND):
+        if st.isl[i, SI_RT + c] > 0.0:
+            rt_active = True
     df = st.isl[i, SI_DF]
     stage = int(st.isl[i, SI_STAGE])
     dark = st.isl[i, SI_BLACKOUT] > 0.5
-    shed = island_shed_fraction(stage, dark)
+    shed = island_shed_fraction(stage, dark, relief)
+    ups_u, ups_d = st.isl[i, SI_UPS_FRAC], st.isl[i, SI_UPS_DEAD]
+    ups_on = st.isl[i, SI_UPS_ON] > 0.5
+    has_ups = ups_on or ups_u + ups_d > 0.0
+    st.isl[i, SI_UPS_S] = 0.0
     f_min = f0_hz + df
     f_max = f_min
     r_short = 0.0
@@ -242,12 +291,13 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                                 bess_a[b, col], f0_hz)
             st.bess[b, SB_P] = p
             pb += p
-        # 2. load
+        # 2. load (halls on UPS draw nothing from the island)
         it = it_step if tied else it_sub_mw[jj]
-        served = 0.0 if dark else it * (1.0 - shed) + fixed_mw
+        serve_f, draw_f = ups_served_fraction(ups_on, shed, ups_u, ups_d)
+        served = 0.0 if dark else it * draw_f + fixed_mw
         load = 0.0 if dark else served + loss_mw
         if not tied:
-            keep[jj] = 1.0 - shed
+            keep[jj] = serve_f
         # 3. frequency
         if tied:
             df1 = 0.0
@@ -268,6 +318,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         # 4. kinetic power shared by inertia; governors; SoC
         kin_rot = kin * hs_rot / hs_tot if hs_tot > 0.0 else 0.0
         for j in range(n_u):
+            if counts[j] <= 0.0:  # tripped by a relay within the step
+                continue
             u = units[j]
             kind = int(par.turb[u, TU_GOV])
             p_base = par.turb[u, TU_P_ISO_MW]
@@ -304,10 +356,28 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 sub.bess[k, j2, i] = pb + (kin - kin_rot)
                 sub.kin[k, j2, i] = kin_rot
         df = df1
+        f = f0_hz + df
+        t_ev = t_seg + (jj + 1) * h  # the sub-step's end: relay events carry its time
+        # 5. relays on the sub-step frequency (they act from the next sub-step)
+        if has_ups:  # UPS input window (a dark island is outside it)
+            if ups_on:
+                st.isl[i, SI_UPS_S] += h
+            bad = dark or f < ctrl[CT_UPS_F_MIN_HZ] or f > ctrl[CT_UPS_F_MAX_HZ]
+            on2, t_ups, changed = ups_step(ups_on, st.isl[i, SI_UPS_T], bad, ctrl[CT_UPS_RETRANSFER_S], h)
+            st.isl[i, SI_UPS_T] = t_ups
+            if changed:
+                log_event(events, n_events, t_ev, EV_UPS_TRANSFER if on2 else EV_UPS_RETRANSFER, -1, i, f)
+                ups_on = on2
+                st.isl[i, SI_UPS_ON] = 1.0 if on2 else 0.0
         if tied:
             continue
-        # 5. relays on the sub-step frequency
-        f = f0_hz + df
+        if (dark or f < ctrl[CT_CH_TRIP_HZ]) and st.isl[i, SI_CH_TRIP] < 0.5:  # chillers drop out on a dip
+            st.isl[i, SI_CH_TRIP] = 1.0
+            for c in range(par.chiller.shape[0]):
+                if int(par.chiller[c, CH_ISLAND]) == i and st.chiller[c, SC_OK] > 0.5 and st.chiller[c, SC_RESTART_S] <= 0.0:
+                    st.chiller[c, SC_RESTART_S] = ctrl[CT_CH_RESTART_S]
+                    st.isl[i, SI_CH_TRIP] = 2.0
+                    log_event(events, n_events, t_ev, EV_CHILLER_TRIP, c, i, f)
         pos = int(st.isl[i, SI_RING])
         st.ring[i, pos % RING_N] = f
         st.isl[i, SI_RING] = pos + 1
@@ -319,8 +389,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
         f_max = max(f_max, f)
         if dark:
             continue
-        if f < BLACKOUT_HZ:  # generator under-frequency trip: the island goes dark until an event restores it
-            log_event(events, n_events, (k * n_sub + jj + 1) * h, EV_BLACKOUT, -1, i, f)
+        if f < BLACKOUT_HZ:  # the backstop: every unit's under-frequency protection acts at once
+            log_event(events, n_events, t_ev, EV_BLACKOUT, -1, i, f)
             st.isl[i, SI_BLACKOUT] = 1.0
             dark = True
             for u in range(par.turb.shape[0]):
@@ -335,19 +405,88 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
             hs_rot = 0.0
             n_u = 0
             continue
-        # (relays only run while picked up or below the next set point: above it every timer is reset)
-        if ufls_on and stage < UFLS_HZ.shape[0] and (f < UFLS_HZ[stage] or st.ufls_timer[i, stage] > 0.0):
-            new = ufls_step(f, stage, st.ufls_timer[i], UFLS_HZ, ctrl[CT_UFLS_DELAY_S], h)
+        # RoCoF relays of turbines and inverters (loss-of-mains style), on their measuring windows
+        if rocof_tu and pos >= n_w_tu:
+            r = rocof_window_hz_per_s(st.ring[i], pos, n_w_tu, h)
+            for j in range(n_u):
+                u = units[j]
+                if counts[j] <= 0.0 or par.turb[u, TU_ROCOF] < 0.5:
+                    continue
+                if abs(r) <= ctrl[CT_TU_ROCOF_HZ_S] and st.turb[u, ST_ROCOF_S] == 0.0:
+                    continue
+                t0 = st.turb[u, ST_ROCOF_S]
+                trip, t1 = rocof_relay_step(r, t0, ctrl[CT_TU_ROCOF_HZ_S], ctrl[CT_TU_ROCOF_DELAY_S], h)
+                st.turb[u, ST_ROCOF_S] = t1
+                if t0 == 0.0 and t1 > 0.0:
+                    log_event(events, n_events, t_ev, EV_ROCOF_PICKUP, u, i, r)
+                if trip:
+                    _trip_unit_group(par, st, units, u, i, EV_ROCOF_TRIP, t_ev, r, events, n_events)
+                    dh = counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
+                    hs_rot -= dh
+                    hs_tot -= dh
+                    counts[j] = 0.0
+                    tripped = 1.0
+        if rocof_be and pos >= n_w_be:
+            r = rocof_window_hz_per_s(st.ring[i], pos, n_w_be, h)
+            for b in bess:
+                if st.bess[b, SB_OK] < 0.5 or par.bess[b, BE_ROCOF] < 0.5:
+                    continue
+                if abs(r) <= ctrl[CT_BE_ROCOF_HZ_S] and st.bess[b, SB_ROCOF_S] == 0.0:
+                    continue
+                t0 = st.bess[b, SB_ROCOF_S]
+                trip, t1 = rocof_relay_step(r, t0, ctrl[CT_BE_ROCOF_HZ_S], ctrl[CT_BE_ROCOF_DELAY_S], h)
+                st.bess[b, SB_ROCOF_S] = t1
+                if t0 == 0.0 and t1 > 0.0:
+                    log_event(events, n_events, t_ev, EV_BESS_ROCOF_PICKUP, b, i, r)
+                if trip:
+                    hs_tot -= _trip_bess(par, st, b, i, EV_BESS_ROCOF_TRIP, t_ev, r, events, n_events)
+                    n_bess_ok -= 1
+        # frequency ride-through of turbines and inverters: time beyond each band of their no-trip curves
+        if f < uf_top or f > of_bot or rt_active:
+            rt_active = False
+            for c in range(N_RT_CURVE):
+                turb_curve = c == RT_TU_UF or c == RT_TU_OF
+                if (turb_curve and n_u == 0) or (not turb_curve and n_bess_ok == 0):
+                    continue
+                base = SI_RT + c * N_RT_BAND
+                band, pick = ride_through_step(f, st.isl[i, base:base + N_RT_BAND], ctrl, CT_RT + 2 * c * N_RT_BAND,
+                                               N_RT_BAND, c == RT_TU_OF or c == RT_BE_OF, h)
+                if pick >= 0 and ctrl[CT_RT + 2 * (c * N_RT_BAND + pick) + 1] <= RT_LOG_PICKUP_MAX_S:
+                    log_event(events, n_events, t_ev, EV_RT_PICKUP, c * N_RT_BAND + pick, i, f)
+                if band >= 0 and turb_curve:
+                    for j in range(n_u):
+                        if counts[j] > 0.0:
+                            u = units[j]
+                            _trip_unit_group(par, st, units, u, i, EV_RT_TRIP, t_ev, f, events, n_events)
+                            dh = counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
+                            hs_rot -= dh
+                            hs_tot -= dh
+                            counts[j] = 0.0
+                    tripped = 1.0
+                elif band >= 0:
+                    for b in bess:
+                        if st.bess[b, SB_OK] > 0.5:
+                            hs_tot -= _trip_bess(par, st, b, i, EV_BESS_RT_TRIP, t_ev, f, events, n_events)
+                    n_bess_ok = 0
+                for b in range(N_RT_BAND):
+                    if st.isl[i, base + b] > 0.0:
+                        rt_active = True
+        # UFLS stages (they run only while picked up or below the next set point: above it every timer is reset)
+        if ufls_on and stage < n_stage and (f < set_hz[stage] or st.ufls_timer[i, stage] > 0.0):
+            for s in range(stage, n_stage):
+                if f < set_hz[s] and st.ufls_timer[i, s] == 0.0:
+                    log_event(events, n_events, t_ev, EV_UFLS_PICKUP, s + 1, i, f)
+            new = ufls_step(f, stage, st.ufls_timer[i], set_hz, ctrl[CT_UFLS_DELAY_S], h)
             if new > stage:
                 for s in range(stage, new):
-                    log_event(events, n_events, (k * n_sub + jj + 1) * h, EV_UFLS_TRIP, s + 1, i, f)
+                    log_event(events, n_events, t_ev, EV_UFLS_TRIP, s + 1, i, f)
                 stage = new
                 st.isl[i, SI_STAGE] = stage
                 st.isl[i, SI_RESTORE] = 0.0
-                shed = ufls_shed_fraction(stage, UFLS_RELIEF)
+                shed = ufls_shed_fraction(stage, relief)
     if tied:
         for jj in range(n_sub):
-            keep[jj] = 1.0 - shed
+            keep[jj] = ups_served_fraction(ups_on, shed, ups_u, ups_d)[0]
     st.isl[i, SI_DF] = df
     for j in range(units.shape[0]):
         pm_mean[units[j]] /= n_pass
@@ -361,3 +500,47 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     out[ISL_KIN_MW] = kin_acc / n_pass
     out[ISL_IMPORT_MW] = imp_acc / n_pass
     out[ISL_TRIPPED] = tripped
+
+
+@njit
+def _trip_unit_group(par, st, units, u, i, code, t_s, value, events, n_events):  # pragma: no cover - jitted
+    """A relay trips stepped unit ``u`` of island ``i`` and the online units the engine steps as ``u`` (same
+    parameters and set point, not stepped themselves): status tripped, no power, each logged with ``code`` and
+    the measured ``value``."""
+    n_t, n_c = par.turb.shape[0], par.turb.shape[1]
+    for v in range(n_t):
+        if v != u:
+            if int(par.turb[v, TU_ISLAND]) != i or st.turb[v, ST_STATUS] != STATUS_ONLINE:
+                continue
+            stepped = False
+            for j in range(units.shape[0]):
+                if units[j] == v:
+                    stepped = True
+            if stepped or st.turb[v, ST_PREF] != st.turb[u, ST_PREF] or st.turb[v, ST_DERATE] != st.turb[u, ST_DERATE]:
+                continue
+            same = True
+            for c in range(n_c):
+                if c != TU_ONLINE0 and par.turb[v, c] != par.turb[u, c]:  # (but the initial status)
+                    same = False
+            for c in range(par.gov.shape[1]):
+                if par.gov[v, c] != par.gov[u, c]:
+                    same = False
+            if not same:
+                continue
+        st.turb[v, ST_STATUS] = STATUS_TRIPPED
+        st.turb[v, ST_PM] = 0.0
+        st.turb[v, ST_ROCOF_S] = 0.0
+        log_event(events, n_events, t_s, code, v, i, value)
+
+
+@njit
+def _trip_bess(par, st, b, i, code, t_s, value, events, n_events):  # pragma: no cover - jitted
+    """A relay trips battery yard ``b`` of island ``i`` (out of service, no power; logged with ``code`` and the
+    measured ``value``). Returns the virtual inertia [MW·s] that left the island."""
+    st.bess[b, SB_OK] = 0.0
+    st.bess[b, SB_P] = 0.0
+    st.bess[b, SB_ROCOF_S] = 0.0
+    log_event(events, n_events, t_s, code, b, i, value)
+    if par.bess[b, BE_GFM] > 0.5:
+        return par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
+    return 0.0

@@ -236,13 +236,16 @@ class KpiAccumulator:
         }
 
 
-#: Event kinds that are protection acting on its own (relays), as opposed to the PMS or the scenario.
-PROTECTION_EVENTS = ("ufls-trip", "blackout", "tie-trip")
+#: Event kinds that are protection acting on its own (relay trips and transfers; pick-ups that do not trip
+#: are not counted), as opposed to the PMS or the scenario.
+PROTECTION_EVENTS = ("ufls-trip", "blackout", "rocof-trip", "frequency-trip", "chiller-trip", "ups-transfer", "tie-trip")
 
 
 def event_kpis(events: list[dict], t_ref_s: float = 0.0) -> dict:
-    """``relay_trips``: protection actions in the run (UFLS stage trips, island blackouts, ties tripped on their
-    import limit); ``tie_limit_violations``: violations of a tie's firm limit logged (twin.dispatch.tie_limit_step);
+    """``relay_trips``: protection actions in the run (UFLS stage trips, RoCoF and frequency ride-through
+    trips of units and inverters, chiller trips on a dip, UPS transfers to battery, island blackouts, ties
+    tripped on their import limit); ``tie_limit_violations``: violations of a tie's firm limit logged
+    (twin.dispatch.tie_limit_step);
     ``cascade_depth``: those at or after the first scenario event (``t_ref_s``), i.e. how far the
     consequences of the what-if spread through the protection."""
     relays = [e for e in events if e.get("kind") in PROTECTION_EVENTS]

@@ -40,7 +40,7 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("time_to_gpu_limit_s", "time to GPU limit", "s", 0),
         ("bess_soc_min", "min BESS SoC", "-", 3),
         ("turbine_starts", "turbine starts", "-", 0),
-        ("relay_trips", "relay trips (UFLS stages, blackouts)", "-", 0),
+        ("relay_trips", "relay trips (UFLS, RoCoF, ride-through, chillers, UPS transfers, blackouts)", "-", 0),
         ("cascade_depth", "relay trips after the first event", "-", 0),
         ("tie_limit_violation_mwh", "import above tie limits", "MWh", 3),
         ("fuel_mmbtu", "fuel (HHV)", "MMBtu", 0),

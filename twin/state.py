@@ -30,29 +30,44 @@ __all__ = [
     "STATE_COLUMNS", "Params", "State", "Inputs", "Outputs", "SubOutputs",
     "EV_T_S", "EV_CODE", "EV_INDEX", "EV_ISLAND", "EV_VALUE", "EV_NCOL", "EVENT_CODES", "log_event",
     "EV_UFLS_TRIP", "EV_BLACKOUT", "EV_UFLS_RESTORE", "EV_UNIT_START", "EV_UNIT_ONLINE", "EV_UNIT_STOP", "EV_UNIT_STANDBY",
+    "ST_ROCOF_S", "SB_ROCOF_S", "SH_UPS_USED_MWH", "SC_RESTART_S", "SI_UPS_ON", "SI_UPS_T", "SI_UPS_FRAC", "SI_UPS_DEAD",
+    "SI_UPS_S", "SI_CH_TRIP", "SI_RT",
+    "EV_UFLS_PICKUP", "EV_ROCOF_PICKUP", "EV_ROCOF_TRIP", "EV_BESS_ROCOF_PICKUP", "EV_BESS_ROCOF_TRIP", "EV_RT_PICKUP",
+    "EV_RT_TRIP", "EV_BESS_RT_TRIP", "EV_UPS_TRANSFER", "EV_UPS_RETRANSFER", "EV_UPS_EMPTY", "EV_CHILLER_TRIP",
+    "EV_CHILLER_RESTART",
     "EV_TIE_OVER", "EV_TIE_CLEAR", "EV_TIE_CURTAIL", "EV_TIE_SHED", "EV_TIE_RESTORE", "EV_TIE_TRIP",
 ]
 
 # ---- turbines (status codes: twin.turbines.STATUS_*)
-(ST_STATUS, ST_TIMER, ST_PM, ST_PREF, ST_DERATE, ST_NCOL) = range(6)
-# ---- batteries (SB_DF_MEAS: the frequency deviation a grid-following yard measures, its filter's state [Hz])
-(SB_SOC, SB_P, SB_OK, SB_DERATE, SB_DF_MEAS, SB_NCOL) = range(6)
+#      (ST_ROCOF_S: pick-up timer of the unit's RoCoF relay)
+(ST_STATUS, ST_TIMER, ST_PM, ST_PREF, ST_DERATE, ST_ROCOF_S, ST_NCOL) = range(7)
+# ---- batteries (SB_DF_MEAS: the frequency deviation a grid-following yard measures, its filter's state [Hz];
+#      SB_ROCOF_S: pick-up timer of the yard's RoCoF relay)
+(SB_SOC, SB_P, SB_OK, SB_DERATE, SB_DF_MEAS, SB_ROCOF_S, SB_NCOL) = range(7)
 # ---- halls: GPU junction and coolant-loop temperatures, power cap, GPU power-smoothing filter (per GPU)
-#      and rack PSU storage (grid-side power and stored energy of the hall's racks)
-(SH_TJ, SH_TTCS, SH_CAP, SH_P_GPU_W, SH_HOLD_S, SH_PSU_P_W, SH_PSU_E_J, SH_NCOL) = range(8)
+#      and rack PSU storage (grid-side power and stored energy of the hall's racks), UPS energy drawn [MWh]
+(SH_TJ, SH_TTCS, SH_CAP, SH_P_GPU_W, SH_HOLD_S, SH_PSU_P_W, SH_PSU_E_J, SH_UPS_USED_MWH, SH_NCOL) = range(9)
 # ---- cooling plants: facility-water temperature, heat rejected last step, electric power of the plant
 (SP_TFWS, SP_Q_REJ_MW, SP_P_COOL_MW, SP_NCOL) = range(4)
 # ---- chillers
-(SC_OK, SC_DERATE, SC_NCOL) = range(3)
+#      (SC_RESTART_S: time left before a chiller tripped by a dip restarts; > 0 while it is down)
+(SC_OK, SC_DERATE, SC_RESTART_S, SC_NCOL) = range(4)
 # ---- islands: Δf, UFLS stages tripped, PMS trim, losses (from the load flow), grid-tied flag, restore
 #      timer, load low-pass, blackout flag, fixed other load, sub-steps written to the frequency ring
 #      and how long the island has had more units online than its load needs (commitment)
-#      …; the grid-tie limit (twin.dispatch.tie_limit_step): seconds the import has been above the island's limit,
-#      how long the violation being logged has lasted (0: none open), the curtailed fraction of the dynamic GPU power, the fraction of IT shed,
-#      seconds the island could take a shed block back, a trip waiting for the segment's end, seconds back
-#      under the limit since the violation's last second above it
+#      — then the protection's: halls on UPS (1/0), how long the input has been healthy since, the share of
+#      the island's IT behind a UPS with energy left and behind an empty one (set each step), seconds on UPS
+#      within the step, chillers tripped within the step (1/0), and the ride-through timers (SI_RT + c·N_RT_BAND + b
+#      for curve c, band b: twin.plant.RT_*)
 (SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_OTHER, SI_RING, SI_SURPLUS_S,
- SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_TRIP, SI_TIE_UNDER_S, SI_NCOL) = range(19)
+ SI_UPS_ON, SI_UPS_T, SI_UPS_FRAC, SI_UPS_DEAD, SI_UPS_S, SI_CH_TRIP, SI_RT) = range(18)
+SI_NCOL = SI_RT + 16  # twin.plant.N_RT_CURVE · N_RT_BAND
+#      …; then the grid-tie limit's (twin.dispatch.tie_limit_step): the age of the violation being logged
+#      (0: none open), the seconds above the limit in it, the curtailed fraction of the dynamic GPU power, the
+#      fraction of IT shed, seconds the island could take a shed block back, a trip waiting for the segment's
+#      end, seconds back under the limit since the violation's last second above it
+(SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_TRIP, SI_TIE_UNDER_S, SI_NCOL) = range(SI_NCOL,
+                                                                                                 SI_NCOL + 8)
 # ---- grid ties
 (SG_CLOSED, SG_NCOL) = range(2)
 #: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps).
@@ -61,8 +76,10 @@ RING_N = 64
 # ---- the sequence of events the kernel records (Outputs.events): time from the segment's start [s], what,
 #      which component (unit, stage…), which island, the measured quantity (frequency [Hz], power [MW]…)
 (EV_T_S, EV_CODE, EV_INDEX, EV_ISLAND, EV_VALUE, EV_NCOL) = range(6)
-(EV_UFLS_TRIP, EV_BLACKOUT, EV_UFLS_RESTORE, EV_UNIT_START, EV_UNIT_ONLINE, EV_UNIT_STOP, EV_UNIT_STANDBY,
- EV_TIE_OVER, EV_TIE_CLEAR, EV_TIE_CURTAIL, EV_TIE_SHED, EV_TIE_RESTORE, EV_TIE_TRIP) = range(1, 14)
+(EV_UFLS_TRIP, EV_BLACKOUT, EV_UFLS_RESTORE, EV_UNIT_START, EV_UNIT_ONLINE, EV_UNIT_STOP, EV_UNIT_STANDBY) = range(1, 8)
+(EV_UFLS_PICKUP, EV_ROCOF_PICKUP, EV_ROCOF_TRIP, EV_BESS_ROCOF_PICKUP, EV_BESS_ROCOF_TRIP, EV_RT_PICKUP, EV_RT_TRIP,
+ EV_BESS_RT_TRIP, EV_UPS_TRANSFER, EV_UPS_RETRANSFER, EV_UPS_EMPTY, EV_CHILLER_TRIP, EV_CHILLER_RESTART) = range(8, 21)
+(EV_TIE_OVER, EV_TIE_CLEAR, EV_TIE_CURTAIL, EV_TIE_SHED, EV_TIE_RESTORE, EV_TIE_TRIP) = range(21, 27)
 #: Event codes → (name, what EV_INDEX counts, what EV_VALUE holds).
 EVENT_CODES = {
     1: ("ufls-trip", "stage", "f_hz"),
@@ -72,12 +89,25 @@ EVENT_CODES = {
     5: ("unit-online", "turbine", ""),
     6: ("unit-stop", "turbine", "p_mw"),
     7: ("unit-standby", "turbine", ""),
-    8: ("tie-limit-exceeded", "grid_tie", "p_mw"),
-    9: ("tie-limit-cleared", "grid_tie", "duration_s"),
-    10: ("tie-curtail", "grid_tie", "p_mw"),
-    11: ("tie-shed", "grid_tie", "p_mw"),
-    12: ("tie-shed-restore", "grid_tie", "p_mw"),
-    13: ("tie-trip", "grid_tie", "p_mw"),
+    8: ("ufls-pickup", "stage", "f_hz"),
+    9: ("rocof-pickup", "turbine", "rocof_hz_s"),
+    10: ("rocof-trip", "turbine", "rocof_hz_s"),
+    11: ("rocof-pickup", "bess", "rocof_hz_s"),
+    12: ("rocof-trip", "bess", "rocof_hz_s"),
+    13: ("ride-through-pickup", "band", "f_hz"),
+    14: ("frequency-trip", "turbine", "f_hz"),
+    15: ("frequency-trip", "bess", "f_hz"),
+    16: ("ups-transfer", "", "f_hz"),
+    17: ("ups-retransfer", "", "f_hz"),
+    18: ("ups-empty", "hall", ""),
+    19: ("chiller-trip", "chiller", "f_hz"),
+    20: ("chiller-restart", "chiller", "f_hz"),
+    21: ("tie-limit-exceeded", "grid_tie", "p_mw"),
+    22: ("tie-limit-cleared", "grid_tie", "duration_s"),
+    23: ("tie-curtail", "grid_tie", "p_mw"),
+    24: ("tie-shed", "grid_tie", "p_mw"),
+    25: ("tie-shed-restore", "grid_tie", "p_mw"),
+    26: ("tie-trip", "grid_tie", "p_mw"),
 }
 
 STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,

@@ -35,14 +35,15 @@ from .frequency import (
     ISL_ROCOF_SHORT, ISL_TRIPPED, island_step,
 )
 from .plant import (
-    BE_ISLAND, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, HA_C_GPU_MJ_PER_K, HA_C_TCS_MJ_PER_K,
+    BE_ISLAND, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, CT_UFLS_HZ, CT_UFLS_N,
+    CT_UFLS_RELIEF, HA_UPS_E_MWH, HA_C_GPU_MJ_PER_K, HA_C_TCS_MJ_PER_K,
     HA_G_JC_MW_PER_K, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_IDLE_MW, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_T_SHUT_C,
     HA_T_SLOW_C, HA_TDP_KW, HA_UA_CDU_MW_PER_K, PL_C_FWS_MJ_PER_K, PL_FAN_FRAC, PL_PUMP_FRAC, PL_T_CHW_C, TU_ISLAND, TU_ONLINE0,
 )
-from .protection import UFLS_HZ, UFLS_RELIEF, gpu_cap_step, island_shed_fraction, ufls_restore_step
+from .protection import chiller_restarts, gpu_cap_step, island_shed_fraction, ufls_restore_step, ups_drain, ups_shares
 from .state import (
     EV_UFLS_RESTORE, log_event,
-    SB_SOC, SC_DERATE, SC_OK, SH_CAP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
+    SB_SOC, SC_DERATE, SC_OK, SC_RESTART_S, SH_CAP, SI_CH_TRIP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
     SI_TIE_CUT, SI_TIE_SHED, SI_TIED, SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_PREF, ST_STATUS,
 )
 from .storage import BA_NCOL, bess_lag_factors
@@ -76,14 +77,25 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
     keep, isl_out, gfac, it_hall = np.ones((n_i, n_sub)), np.zeros((n_i, ISL_NOUT)), np.zeros(n_h), np.zeros((n_h, 3))
     fixed, load_est, it_mean_isl, shed_mw, shed0 = np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i), np.zeros(n_i)
     units, counts, lo, rep = np.zeros(n_t, np.int64), np.zeros(n_t), np.zeros(n_i + 1, np.int64), np.zeros(n_t, np.int64)
-    chill = _chiller_aggregates(par, st)  # chiller availability changes only at events, between segments
+    chill = _chiller_aggregates(par, st)  # recomputed when a dip trips chillers or they restart (and at events)
+    n_down = 0
+    for c in range(par.chiller.shape[0]):
+        if st.chiller[c, SC_RESTART_S] > 0.0:
+            n_down += 1
+    any_ups = False
+    for hh in range(n_h):
+        if par.hall[hh, HA_UPS_E_MWH] > 0.0:
+            any_ups = True
+    relief = par.ctrl[CT_UFLS_RELIEF:CT_UFLS_RELIEF + int(par.ctrl[CT_UFLS_N])]
     regroup = True
     for k in range(n_steps):
         ta = inp.t_amb[k]
         # 1. workload on the sub-step grid; 2. thermal and cooling (on the IT served at the step's start)
         _workload_stage(k, par, st, inp.demand, h, it_sub, it_isl, it_mean_isl, gfac, it_hall)
+        if any_ups:
+            ups_shares(par, st, it_hall)
         for i in range(n_i):
-            shed0[i] = 1.0 - (1.0 - island_shed_fraction(int(st.isl[i, SI_STAGE]), st.isl[i, SI_BLACKOUT] > 0.5)) * (
+            shed0[i] = 1.0 - (1.0 - island_shed_fraction(int(st.isl[i, SI_STAGE]), st.isl[i, SI_BLACKOUT] > 0.5, relief)) * (
                 1.0 - st.isl[i, SI_TIE_SHED])  # UFLS stages and blocks shed for the tie limit
         _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, shed0, chill, qp, th, out)
         # 3. dispatch on the island loads as they stand
@@ -112,6 +124,19 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
                         pb_mean, isl_out[i], sub, k, sw, out.events, out.n_events)
             if isl_out[i, ISL_TRIPPED] > 0.5:
                 regroup = True
+        # protection that acts on the step: chillers tripped by a dip (and their restarts), UPS energy
+        recompute = False
+        for i in range(n_i):
+            if st.isl[i, SI_CH_TRIP] > 1.5:
+                recompute = True
+            st.isl[i, SI_CH_TRIP] = 0.0
+        if recompute or n_down > 0:
+            n_down, restarted = chiller_restarts(par, st, isl_out[:, ISL_F_MIN_HZ], dt_s, (k + 1) * dt_s, out.events,
+                                                 out.n_events)
+            if recompute or restarted:
+                chill = _chiller_aggregates(par, st)
+        if any_ups:
+            ups_drain(par, st, it_hall, (k + 1) * dt_s, out.events, out.n_events)
         for u in range(n_t):  # identical units follow their group's stepped unit
             if rep[u] != u:
                 st.turb[u] = st.turb[rep[u]]
@@ -120,7 +145,7 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         # 5. grid-tie limits, slow controls
         tie_trip = tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_isl, dt_s, k * dt_s, out.events,
                                   out.n_events)
-        _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, (k + 1) * dt_s)
+        _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, (k + 1) * dt_s, relief)
         _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
         if tie_trip:  # the engine opens the tie before the next step
             return k + 1
@@ -147,18 +172,19 @@ def _battery_lists(par, n_i, h, dt_s):  # pragma: no cover - jitted
 
 @njit
 def _chiller_aggregates(par, st):  # pragma: no cover - jitted
-    """Per plant: [working rated capacity, curve, COP_ref, share of its power booked on each island…]."""
+    """Per plant: [working rated capacity, curve, COP_ref, share of its power booked on each island…] (a chiller
+    works when it has not failed and is not restarting after a dip)."""
     n_p, n_i = par.plant.shape[0], st.isl.shape[0]
     agg = np.zeros((n_p, 3 + n_i))
     for c in range(par.chiller.shape[0]):
-        if st.chiller[c, SC_OK] > 0.5:
+        if st.chiller[c, SC_OK] > 0.5 and st.chiller[c, SC_RESTART_S] <= 0.0:
             p = int(par.chiller[c, CH_PLANT])
             agg[p, 0] += par.chiller[c, CH_Q_REF_MW] * st.chiller[c, SC_DERATE]
             agg[p, 1] = par.chiller[c, CH_CURVE]
             agg[p, 2] = par.chiller[c, CH_COP_REF]
     for c in range(par.chiller.shape[0]):
         p = int(par.chiller[c, CH_PLANT])
-        if st.chiller[c, SC_OK] > 0.5 and agg[p, 0] > 0.0:
+        if st.chiller[c, SC_OK] > 0.5 and st.chiller[c, SC_RESTART_S] <= 0.0 and agg[p, 0] > 0.0:
             agg[p, 3 + int(par.chiller[c, CH_ISLAND])] += par.chiller[c, CH_Q_REF_MW] * st.chiller[c, SC_DERATE] / agg[p, 0]
     for p in range(n_p):
         if agg[p, 0] <= 0.0:  # no working chiller: fans and pumps stay with the plant's first hall's island
@@ -283,7 +309,7 @@ def _same_unit(par, st, a, b):  # pragma: no cover - jitted
 
 
 @njit(inline="always")
-def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # pragma: no cover - jitted
+def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s, relief):  # pragma: no cover - jitted
     """Once per step: isochronous trim and UFLS restoration (PMS), then GPU power capping on frequency."""
     secondary = par.ctrl[CT_SECONDARY] > 0.5
     for i in range(st.isl.shape[0]):
@@ -292,9 +318,9 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s):  # prag
         trim_step(st, i, work[0, i], work[5, i], work[2, i], dt_s, F0_HZ)
         if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
             stage = int(st.isl[i, SI_STAGE])  # what the units can pick up before the stage's set point, what batteries hold
-            reserve = island_reserve_mw(par, st, i, work[0, i], work[5, i], F0_HZ - UFLS_HZ[stage - 1]) if stage > 0 else 0.0
+            reserve = island_reserve_mw(par, st, i, work[0, i], work[5, i], F0_HZ - par.ctrl[CT_UFLS_HZ + stage - 1]) if stage > 0 else 0.0
             stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
-                                             reserve, it_mean_isl[i], UFLS_RELIEF, dt_s)
+                                             reserve, it_mean_isl[i], relief, dt_s)
             if stage < int(st.isl[i, SI_STAGE]):
                 log_event(out.events, out.n_events, t_s, EV_UFLS_RESTORE, int(st.isl[i, SI_STAGE]), i, isl_out[i, ISL_F_MIN_HZ])
             st.isl[i, SI_STAGE], st.isl[i, SI_RESTORE] = stage, timer

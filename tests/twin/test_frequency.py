@@ -147,8 +147,8 @@ def make_island(p0_pu=0.6, bess=None, tied=False, n=N_UNITS):
         b_par[j, pl.BE_RESPONSE_S], b_par[j, pl.BE_DEADBAND_HZ] = b.get("response_s", 0.2), 0.036
         b_par[j, pl.BE_GFM], b_par[j, pl.BE_H_V_S] = b.get("gfm", 0.0), b.get("h_v_s", 0.0)
         st_b[j, [s.SB_SOC, s.SB_P, s.SB_OK, s.SB_DERATE]] = [0.5, 0.0, 1.0, 1.0]
-    ctrl = np.zeros(pl.CT_NCOL)
-    ctrl[pl.CT_UFLS_DELAY_S], ctrl[pl.CT_ROCOF_SHORT_S], ctrl[pl.CT_ROCOF_LONG_S] = 0.1, 0.1, 0.5
+    ctrl = pl.protection_ctrl()  # the default relay settings (sites.schema.Protection)
+    ctrl[pl.CT_ROCOF_SHORT_S], ctrl[pl.CT_ROCOF_LONG_S] = 0.1, 0.5
     isl = np.zeros((1, s.SI_NCOL))
     isl[0, s.SI_TIED] = 1.0 if tied else 0.0
     z = np.zeros((0, 1))
