@@ -97,8 +97,9 @@ TIE_CLEAR_S = 60.0
 #: relief, twin.protection.UFLS_RELIEF) [E].
 TIE_SHED_BLOCK = 0.05
 #: A block shed for the tie limit comes back, and a curtailment starts to be given back, once the island could
-#: carry it for this long [s] [E].
-TIE_RESTORE_S = 60.0
+#: carry it for this long [s] [E]: as UFLS restoration (twin.protection.RESTORE_S), longer than a checkpoint's
+#: pause (5-120 s, twin.workload), so that the training resuming does not shed it again.
+TIE_RESTORE_S = 300.0
 #: A tie-limit curtailment is given back at this rate [fraction of the dynamic GPU power per s] [E]: slowly, so
 #: that a checkpoint's pause (5-120 s, twin.workload) does not lift the cap the training needs when it resumes.
 TIE_CUT_UP_PER_S = 0.001
