@@ -328,5 +328,5 @@ def _run_whatif(eng, events: list[Event], horizon_s: float, site, req: WhatIf) -
         n = max(end - k, 1)
         seg = eng.advance(n)
         kpi.update(seg)
-        k += n
+        k += len(seg["f_hz"])  # fewer than n when a tie trips on its import limit (the engine stops there)
     return {"from_time_s": t0, "horizon_s": horizon_s, "wall_s": time.perf_counter() - tic, "kpis": kpi.result()}

@@ -220,6 +220,12 @@ class GridTie(Component):
     import_limit_mw: float = Field(ge=0)
     export_limit_mw: float = Field(0.0, ge=0)
     vm_pu: float = Field(1.0, gt=0.8, lt=1.2)
+    limit_action: Literal["report", "curtail", "shed", "trip"] = Field(
+        "report", description="what the plant does while the import is above import_limit_mw (twin.dispatch."
+        "tie_limit_step): 'report' only; 'curtail' caps GPU power once turbines and batteries are at their limit; "
+        "'shed' sheds IT load in blocks; 'trip' opens the tie")
+    limit_delay_s: float = Field(0.0, ge=0, le=3600, description="how long the import may stay above the limit before the "
+                                 "action acts [s] (every second above it is reported regardless)")
 
 
 class Boundary(Component):
@@ -322,6 +328,14 @@ class Turbine(Grouped):
     )
     vm_pu: float = Field(1.0, gt=0.8, lt=1.2)
     rocof_relay: bool = Field(False, description="the unit carries a loss-of-mains RoCoF relay (settings in [protection])")
+    commitment: Literal["fixed", "reserve"] = Field(
+        "reserve", description="how the PMS commits the units (twin.dispatch.pms_step): 'fixed' holds the number "
+        "online as the file sets it (a tripped unit is replaced from standby); 'reserve' starts and stops units so that "
+        "the island keeps its load plus the reserve below")
+    reserve_mw: float | None = Field(
+        None, ge=0, description="'reserve': spinning reserve the island keeps [MW]; unset: its largest online unit "
+        "(N-1, the largest contingency)")
+    reserve_margin_frac: float = Field(0.0, ge=0, le=2, description="'reserve': margin on top of the reserve [-]")
 
     @model_validator(mode="after")
     def _online_within_count(self) -> "Turbine":

@@ -37,8 +37,8 @@ from ._jit import njit
 from .plant import (
     BE_ISLAND, BE_SOC0, CH_PLANT, CH_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
     CT_ROCOF_LONG_S, CT_ROCOF_SHORT_S, CT_SECONDARY, CT_SMOOTH, CT_SMOOTH_DOWN_PER_S, CT_SMOOTH_FLOOR, CT_SMOOTH_HYST_S,
-    CT_SMOOTH_UP_PER_S, CT_UFLS, GT_ISLAND, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
-    HA_UA_CDU_MW_PER_K, N_RT_BAND, PL_T_CHW_C, TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_S_MVA, TU_START_S, compile_plant,
+    CT_SMOOTH_UP_PER_S, CT_UFLS, GT_ACTION, GT_ISLAND, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_G_JC_MW_PER_K,
+    HA_UA_CDU_MW_PER_K, N_RT_BAND, PL_T_CHW_C, TU_GOV, TU_H_S, TU_ISLAND, TU_ONLINE0, TU_P_ISO_MW, TU_S_MVA, TU_START_S, TIE_ACTIONS, compile_plant,
 )
 from .plant import N_UFLS_MAX
 from .protection import ROCOF_LONG_S, ROCOF_SHORT_S
@@ -46,7 +46,7 @@ from .scenario import Event, Scenario, parse_time_s
 from .state import (
     EV_CODE, EV_INDEX, EV_ISLAND, EV_NCOL, EV_T_S, EV_VALUE, EVENT_CODES,
     RING_N, SB_DERATE, SB_NCOL, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_NCOL, SC_OK, SC_RESTART_S, SG_CLOSED, SG_NCOL, SH_CAP,
-    SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIED, SP_NCOL,
+    SH_NCOL, SH_P_GPU_W, SH_PSU_E_J, SH_PSU_P_W, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_LPF, SI_NCOL, SI_OTHER, SI_STAGE, SI_TIE_TRIP, SI_TIED, SP_NCOL,
     SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_DERATE, ST_NCOL, ST_PM, ST_PREF, ST_STATUS, ST_TIMER, Inputs, Outputs, Params, State, SubOutputs,
 )
 from .plant import BE_GFM, CH_ISLAND
@@ -308,7 +308,7 @@ class Engine:
             elif a == "derate":
                 self.s_ch[c, SC_DERATE] = v
         elif ev.kind == "grid_ties":
-            self._switch_tie(ev, closes=a not in ("trip", "open"))
+            self._switch_tie(ev.target, closes=a not in ("trip", "open"))
         elif ev.kind in ("lines", "transformers"):
             self._switch_branch(ev, closes=a not in ("trip", "open"))
         elif ev.kind == "loads":  # a fixed load steps to a new constant power
@@ -399,30 +399,30 @@ class Engine:
     def _topo_log(self, kind: str, component: str, island: str, value: float, unit: str, message: str) -> None:
         self._log(self.k * self.step_s, "topology", kind, component, island, value, unit, message)
 
-    def _switch_tie(self, ev: Event, closes: bool) -> None:
-        """Open or close a grid tie: a close onto a live islanded island synchronises within :data:`SYNC_DF_HZ`."""
+    def _switch_tie(self, target: str, closes: bool) -> None:
+        """Open or close grid tie ``target``: a close onto a live islanded island synchronises within :data:`SYNC_DF_HZ`."""
         names = self.plant.names
-        g = names["grid_tie"].index(ev.target)
+        g = names["grid_tie"].index(target)
         i = self._slot_of_tie(g)
         isl = names["island"][i]
         st = self.s_isl[i]
         if closes and self.s_grid[g, SG_CLOSED] < 0.5 and st[SI_TIED] < 0.5 and st[SI_BLACKOUT] < 0.5 \
                 and abs(st[SI_DF]) > SYNC_DF_HZ:
-            self._topo_log("sync-refused", ev.target, isl, abs(st[SI_DF]), "Hz",
-                           f"{isl}: closing grid tie {ev.target} refused by the synchronisation check: the island runs "
+            self._topo_log("sync-refused", target, isl, abs(st[SI_DF]), "Hz",
+                           f"{isl}: closing grid tie {target} refused by the synchronisation check: the island runs "
                            f"at {60.0 + st[SI_DF]:.3f} Hz, |Δf| = {abs(st[SI_DF]):.3f} Hz > {SYNC_DF_HZ:g} Hz; the tie stays open")
             return
         self.s_grid[g, SG_CLOSED] = 1.0 if closes else 0.0
         tied, source = self._has_source(i)
         if tied and st[SI_TIED] < 0.5:  # synchronised to the grid (or a dark island re-energised from it)
             if st[SI_BLACKOUT] > 0.5:
-                self._topo_log("re-energised", ev.target, isl, float("nan"), "", f"{isl}: re-energised from grid tie {ev.target}")
+                self._topo_log("re-energised", target, isl, float("nan"), "", f"{isl}: re-energised from grid tie {target}")
             st[SI_DF] = 0.0
             st[SI_BLACKOUT] = 0.0
             st[SI_STAGE] = 0.0
         st[SI_TIED] = 1.0 if tied else 0.0
         if not source and st[SI_BLACKOUT] < 0.5:
-            self._deenergise(i, f"opening grid tie {ev.target} leaves it no source (no online unit or grid-forming "
+            self._deenergise(i, f"opening grid tie {target} leaves it no source (no online unit or grid-forming "
                                 "battery): its load is unserved")
         self._network.topology_changed()
 
@@ -588,6 +588,15 @@ class Engine:
             self._deenergise(s, why)
         self._network.set_topology(new, self._branch_on)  # one compilation (cached) for the new configuration
 
+    def _open_tripped_ties(self) -> None:
+        """Open the ties the kernel tripped for their import limit (``SI_TIE_TRIP``, twin.dispatch.tie_limit_step)."""
+        for i in np.nonzero(self.s_isl[:, SI_TIE_TRIP] > 0.5)[0]:
+            self.s_isl[i, SI_TIE_TRIP] = 0.0
+            for g in range(len(self.plant.grid)):
+                if (int(self.plant.grid[g, GT_ISLAND]) == i and self.s_grid[g, SG_CLOSED] > 0.5
+                        and int(self.plant.grid[g, GT_ACTION]) == TIE_ACTIONS["trip"]):
+                    self._switch_tie(self.plant.names["grid_tie"][g], closes=False)
+
     # ------------------------------------------------------------------ stepping
     def segments(self, overlap: bool | None = None):
         """Yield result segments until the horizon, applying events at their times.
@@ -623,9 +632,11 @@ class Engine:
                 if pending is not None and pending[1] is not None:
                     pending[1].result()  # the network is free again
                 job = self._network.prepare(out, self.buffers, k0)
-                fut = pool.submit(self._network.solve_prepared, job) if pool is not None else None
+                tie_trip = bool(np.any(self.s_isl[:, SI_TIE_TRIP] > 0.5))
+                fut = pool.submit(self._network.solve_prepared, job) if pool is not None and not tie_trip else None
                 if fut is None:
                     self._network.solve_prepared(job)
+                    self._open_tripped_ties()  # the tie opens for the next segment (after this one's load flow)
                 if pending is not None:
                     yield self._finish(pending)
                 pending = (out, fut)
@@ -647,6 +658,7 @@ class Engine:
         k0 = self.k
         out = self._kernel_pass(n)
         self._network.solve_prepared(self._network.prepare(out, self.buffers, k0))
+        self._open_tripped_ties()
         return out
 
     def _kernel_pass(self, n: int) -> dict[str, np.ndarray]:
@@ -666,13 +678,16 @@ class Engine:
         sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
                          np.zeros((n, self.n_sub, n_b) if self.record_substeps else (0, 0, 0)))
         live = self._live()  # islands energised at the segment's start (topology changes only between segments)
-        step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
+        done = step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
         self._log_kernel_events(o.events, int(o.n_events[0]))
         out = dict(zip(_OUTPUT_NAMES, o))
         if self.record_substeps:
             out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
                        p_kinetic_sub_mw=sub.kin, p_bess_unit_sub_mw=sub.bess_unit)
         out["t_amb_c"] = t_amb
+        if done < n:  # the kernel stopped where a tie trips for its import limit
+            out = {name: (v if name in ("events", "n_events") else v[:done]) for name, v in out.items()}
+            n = done
         out["island_live"] = live
         self._last_p_it = out["p_it_mw"][-1].copy()
         self.k += n
@@ -693,7 +708,7 @@ class Engine:
             kind, index_of, value_of = EVENT_CODES[int(row[EV_CODE])]
             isl = names["island"][int(row[EV_ISLAND])]
             idx = int(row[EV_INDEX])
-            if index_of in ("turbine", "bess", "hall", "chiller"):
+            if index_of in ("turbine", "bess", "hall", "chiller", "grid_tie"):
                 comp = names[index_of][idx]
             elif index_of == "stage":
                 comp = f"stage {idx}"
@@ -702,7 +717,7 @@ class Engine:
             else:
                 comp = isl
             v = row[EV_VALUE]
-            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW", "rocof_hz_s": "Hz/s"}.get(value_of, "")
+            unit = {"f_hz": "Hz", "reserve_mw": "MW", "p_mw": "MW", "rocof_hz_s": "Hz/s", "duration_s": "s"}.get(value_of, "")
             what = {"ufls-trip": f"UFLS {comp} tripped at {v:.3f} Hz", "blackout": f"island blacked out at {v:.3f} Hz",
                     "ufls-restore": f"UFLS {comp} restored", "unit-start": f"PMS started {comp} (reserve {v:.1f} MW)",
                     "unit-online": f"{comp} online", "unit-stop": f"PMS unloads {comp} to stop it ({v:.1f} MW)",
@@ -713,7 +728,14 @@ class Engine:
                     "frequency-trip": f"{comp} tripped beyond its frequency ride-through at {v:.3f} Hz",
                     "ups-transfer": f"UPS of the island's halls on battery at {v:.3f} Hz",
                     "ups-retransfer": f"UPS back on the island at {v:.3f} Hz", "ups-empty": f"UPS of {comp} empty",
-                    "chiller-trip": f"{comp} tripped at {v:.3f} Hz", "chiller-restart": f"{comp} restarted"}[kind]
+                    "chiller-trip": f"{comp} tripped at {v:.3f} Hz", "chiller-restart": f"{comp} restarted",
+                    "tie-limit-exceeded": f"import over {comp}'s firm limit ({v:.1f} MW)",
+                    "tie-limit-cleared": f"import under {comp}'s firm limit again ({v:.0f} s above it)",
+                    "tie-curtail": f"PMS caps GPU power by {v:.1f} MW for {comp}'s limit" if v > 0 else
+                                   f"PMS releases the GPU power cap for {comp}'s limit",
+                    "tie-shed": f"PMS sheds {v:.1f} MW of IT for {comp}'s limit",
+                    "tie-shed-restore": f"PMS restores {v:.1f} MW of IT shed for {comp}'s limit",
+                    "tie-trip": f"{comp} tripped on its import limit ({v:.1f} MW)"}[kind]
             self._log(t0 + row[EV_T_S], "pms" if kind in _PMS_EVENTS else "protection", kind, comp, isl,
                       v if value_of else float("nan"), unit, f"{isl}: {what}")
         if n > len(ev):
@@ -744,7 +766,8 @@ class Engine:
 
 
 #: Kernel events that are the PMS acting (the others are protection).
-_PMS_EVENTS = ("ufls-restore", "unit-start", "unit-online", "unit-stop", "unit-standby")
+_PMS_EVENTS = ("ufls-restore", "unit-start", "unit-online", "unit-stop", "unit-standby", "tie-limit-exceeded",
+               "tie-limit-cleared", "tie-curtail", "tie-shed", "tie-shed-restore")
 #: Names of the ride-through curves (twin.plant RT_*), for the events of their bands.
 _RT_CURVES = ("turbine under-frequency", "turbine over-frequency", "inverter under-frequency", "inverter over-frequency")
 

@@ -22,6 +22,9 @@ Definitions (docs/physics.md §8):
   unit's DLE turndown applied to its recorded output over its available capacity) from that fuel;
   ``permits``: NOx against each permit's annual limit, scaled to the run's horizon.
 * ``pue``: (IT + cooling + losses) / IT energy.
+* ``tie_limit_violation_mwh`` and ``tie_limit_violation_s`` (per tie): energy and seconds of the load flow's
+  import above each tie's firm limit (by more than 1 kW), every second counted whatever the tie's
+  ``limit_action``; ``tie_limit_violations``: the violations the kernel logged (twin.dispatch.tie_limit_step).
 """
 
 from __future__ import annotations
@@ -238,13 +241,16 @@ class KpiAccumulator:
 
 #: Event kinds that are protection acting on its own (relay trips and transfers; pick-ups that do not trip
 #: are not counted), as opposed to the PMS or the scenario.
-PROTECTION_EVENTS = ("ufls-trip", "blackout", "rocof-trip", "frequency-trip", "chiller-trip", "ups-transfer")
+PROTECTION_EVENTS = ("ufls-trip", "blackout", "rocof-trip", "frequency-trip", "chiller-trip", "ups-transfer", "tie-trip")
 
 
 def event_kpis(events: list[dict], t_ref_s: float = 0.0) -> dict:
     """``relay_trips``: protection actions in the run (UFLS stage trips, RoCoF and frequency ride-through
-    trips of units and inverters, chiller trips on a dip, UPS transfers to battery, island blackouts);
+    trips of units and inverters, chiller trips on a dip, UPS transfers to battery, island blackouts, ties
+    tripped on their import limit); ``tie_limit_violations``: violations of a tie's firm limit logged
+    (twin.dispatch.tie_limit_step);
     ``cascade_depth``: those at or after the first scenario event (``t_ref_s``), i.e. how far the
     consequences of the what-if spread through the protection."""
     relays = [e for e in events if e.get("kind") in PROTECTION_EVENTS]
-    return {"relay_trips": len(relays), "cascade_depth": sum(1 for e in relays if e["t_s"] >= t_ref_s)}
+    return {"relay_trips": len(relays), "cascade_depth": sum(1 for e in relays if e["t_s"] >= t_ref_s),
+            "tie_limit_violations": sum(1 for e in events if e.get("kind") == "tie-limit-exceeded")}

@@ -19,7 +19,8 @@ from sites.curves import chiller_curves
 from .thermal import C_GPU_MJ_PER_K, cdu_conductance_mw_per_k, gpu_conductance_mw_per_k
 from .turbines import GG_NPAR, GOVERNOR_KINDS, GOV_GGOV1, GOV_TGOV1, ggov1_params, tgov1_params
 
-__all__ = ["PlantArrays", "compile_plant", "governor_row", "protection_ctrl", "CP_PG25_MJ_PER_M3K", "CP_WATER_MJ_PER_M3K"]
+__all__ = ["PlantArrays", "compile_plant", "governor_row", "protection_ctrl", "COMMIT_RULES", "TIE_ACTIONS", "CP_PG25_MJ_PER_M3K",
+           "CP_WATER_MJ_PER_M3K"]
 
 #: Volumetric heat capacity of PG25 (25 % propylene glycol) ≈ 3.9 MJ/(m³·K) and of water 4.18 MJ/(m³·K).
 CP_PG25_MJ_PER_M3K = 3.9
@@ -27,7 +28,9 @@ CP_WATER_MJ_PER_M3K = 4.18
 
 # ---- turbine columns
 (TU_ISLAND, TU_P_ISO_MW, TU_DERATE_PER_C, TU_P_MIN_FRAC, TU_RAMP_MW_PER_S, TU_DROOP, TU_START_S, TU_H_S, TU_S_MVA,
- TU_ONLINE0, TU_GOV, TU_ROCOF, TU_NCOL) = range(13)
+ TU_ONLINE0, TU_GOV, TU_ROCOF, TU_COMMIT, TU_RESERVE_MW, TU_RESERVE_MARGIN, TU_NCOL) = range(16)
+#: Commitment rules of a turbine group (``TU_COMMIT``); ``TU_RESERVE_MW`` < 0 means "the largest online unit".
+COMMIT_RULES = {"fixed": 0, "reserve": 1}
 # ---- BESS columns
 (BE_ISLAND, BE_P_MW, BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_SOC_MIN, BE_SOC_MAX, BE_SOC0, BE_DROOP, BE_MODE, BE_RESPONSE_S,
  BE_DEADBAND_HZ, BE_GFM, BE_H_V_S, BE_FREQ_FILTER_S, BE_ROCOF, BE_NCOL) = range(17)
@@ -41,7 +44,9 @@ BESS_MODES = {"smoothing": 0, "droop": 1, "import-cap": 2}
 # ---- chiller columns
 (CH_PLANT, CH_ISLAND, CH_Q_REF_MW, CH_COP_REF, CH_CURVE, CH_NCOL) = range(6)
 # ---- grid-tie columns
-(GT_ISLAND, GT_IMPORT_MW, GT_EXPORT_MW, GT_NCOL) = range(4)
+(GT_ISLAND, GT_IMPORT_MW, GT_EXPORT_MW, GT_ACTION, GT_DELAY_S, GT_NCOL) = range(6)
+#: What the plant does while a tie's import is above its limit (``GT_ACTION``, twin.dispatch.tie_limit_step).
+TIE_ACTIONS = {"report": 0, "curtail": 1, "shed": 2, "trip": 3}
 # ---- run settings (Params.ctrl): control switches, relay settings and workload options; the relay settings
 #      from CT_UFLS_N on come from the site's [protection] table (protection_ctrl)
 #: Stages of UFLS and bands per ride-through curve the settings vector holds.
@@ -142,7 +147,8 @@ def compile_plant(site) -> PlantArrays:
         m = site.turbine_model(t)
         turb[i] = [isl_of_bus[t.bus], m.p_iso_mw, m.derate_per_c, m.p_min_frac, m.ramp_frac_per_min * m.p_iso_mw / 60.0,
                    m.droop_pct / 100.0, m.start_time_s, m.h_s, m.p_iso_mw / m.pf, 1.0 if t.state == "online" else 0.0,
-                   GOVERNOR_KINDS[m.governor], 1.0 if t.rocof_relay else 0.0]
+                   GOVERNOR_KINDS[m.governor], 1.0 if t.rocof_relay else 0.0, COMMIT_RULES[t.commitment],
+                   -1.0 if t.reserve_mw is None else t.reserve_mw, t.reserve_margin_frac]
         gov[i] = governor_row(m)
     from .storage import efficiency_from_rte  # (twin.storage reads this module's columns)
 
@@ -174,9 +180,10 @@ def compile_plant(site) -> PlantArrays:
     chiller = np.zeros((len(site.chillers), CH_NCOL))
     for i, c in enumerate(site.chillers):
         chiller[i] = [plants[c.plant], isl_of_bus[c.bus], c.q_ref_mw, c.cop_ref, curve_ix[c.curve]]
-    ties = [(g.id, g.bus, g.import_limit_mw, g.export_limit_mw) for g in site.grid_ties]
-    ties += [(b.id, b.bus, b.import_limit_mw, 0.0) for b in site.boundaries if b.direction == "import"]
-    grid = np.array([[isl_of_bus[bus], imp, exp] for _, bus, imp, exp in ties]).reshape(-1, GT_NCOL)
+    ties = [(g.id, g.bus, g.import_limit_mw, g.export_limit_mw, TIE_ACTIONS[g.limit_action], g.limit_delay_s)
+            for g in site.grid_ties]
+    ties += [(b.id, b.bus, b.import_limit_mw, 0.0, 0, 0.0) for b in site.boundaries if b.direction == "import"]
+    grid = np.array([[isl_of_bus[bus], *rest] for _, bus, *rest in ties]).reshape(-1, GT_NCOL)
     other = np.zeros(len(islands))
     for ld in site.loads:
         other[isl_of_bus[ld.bus]] += ld.p_mw

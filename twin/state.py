@@ -25,7 +25,8 @@ __all__ = [
     "SP_TFWS", "SP_Q_REJ_MW", "SP_P_COOL_MW", "SP_NCOL",
     "SC_OK", "SC_DERATE", "SC_NCOL",
     "SI_DF", "SI_STAGE", "SI_TRIM", "SI_LOSS", "SI_TIED", "SI_RESTORE", "SI_LPF", "SI_BLACKOUT", "SI_OTHER",
-    "SI_RING", "SI_SURPLUS_S", "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
+    "SI_RING", "SI_SURPLUS_S", "SI_TIE_OVER_S", "SI_TIE_VIOL", "SI_TIE_CUT", "SI_TIE_SHED", "SI_TIE_OK_S", "SI_TIE_TRIP", "SI_TIE_UNDER_S",
+    "SI_NCOL", "SG_CLOSED", "SG_NCOL", "RING_N",
     "STATE_COLUMNS", "Params", "State", "Inputs", "Outputs", "SubOutputs",
     "EV_T_S", "EV_CODE", "EV_INDEX", "EV_ISLAND", "EV_VALUE", "EV_NCOL", "EVENT_CODES", "log_event",
     "EV_UFLS_TRIP", "EV_BLACKOUT", "EV_UFLS_RESTORE", "EV_UNIT_START", "EV_UNIT_ONLINE", "EV_UNIT_STOP", "EV_UNIT_STANDBY",
@@ -34,6 +35,7 @@ __all__ = [
     "EV_UFLS_PICKUP", "EV_ROCOF_PICKUP", "EV_ROCOF_TRIP", "EV_BESS_ROCOF_PICKUP", "EV_BESS_ROCOF_TRIP", "EV_RT_PICKUP",
     "EV_RT_TRIP", "EV_BESS_RT_TRIP", "EV_UPS_TRANSFER", "EV_UPS_RETRANSFER", "EV_UPS_EMPTY", "EV_CHILLER_TRIP",
     "EV_CHILLER_RESTART",
+    "EV_TIE_OVER", "EV_TIE_CLEAR", "EV_TIE_CURTAIL", "EV_TIE_SHED", "EV_TIE_RESTORE", "EV_TIE_TRIP",
 ]
 
 # ---- turbines (status codes: twin.turbines.STATUS_*)
@@ -60,6 +62,12 @@ __all__ = [
 (SI_DF, SI_STAGE, SI_TRIM, SI_LOSS, SI_TIED, SI_RESTORE, SI_LPF, SI_BLACKOUT, SI_OTHER, SI_RING, SI_SURPLUS_S,
  SI_UPS_ON, SI_UPS_T, SI_UPS_FRAC, SI_UPS_DEAD, SI_UPS_S, SI_CH_TRIP, SI_RT) = range(18)
 SI_NCOL = SI_RT + 16  # twin.plant.N_RT_CURVE · N_RT_BAND
+#      …; then the grid-tie limit's (twin.dispatch.tie_limit_step): the age of the violation being logged
+#      (0: none open), the seconds above the limit in it, the curtailed fraction of the dynamic GPU power, the
+#      fraction of IT shed, seconds the island could take a shed block back, a trip waiting for the segment's
+#      end, seconds back under the limit since the violation's last second above it
+(SI_TIE_OVER_S, SI_TIE_VIOL, SI_TIE_CUT, SI_TIE_SHED, SI_TIE_OK_S, SI_TIE_TRIP, SI_TIE_UNDER_S, SI_NCOL) = range(SI_NCOL,
+                                                                                                 SI_NCOL + 8)
 # ---- grid ties
 (SG_CLOSED, SG_NCOL) = range(2)
 #: Length of each island's ring of sub-step frequencies (RoCoF windows up to RING_N − 1 sub-steps); a power of two
@@ -72,6 +80,7 @@ RING_N = 64
 (EV_UFLS_TRIP, EV_BLACKOUT, EV_UFLS_RESTORE, EV_UNIT_START, EV_UNIT_ONLINE, EV_UNIT_STOP, EV_UNIT_STANDBY) = range(1, 8)
 (EV_UFLS_PICKUP, EV_ROCOF_PICKUP, EV_ROCOF_TRIP, EV_BESS_ROCOF_PICKUP, EV_BESS_ROCOF_TRIP, EV_RT_PICKUP, EV_RT_TRIP,
  EV_BESS_RT_TRIP, EV_UPS_TRANSFER, EV_UPS_RETRANSFER, EV_UPS_EMPTY, EV_CHILLER_TRIP, EV_CHILLER_RESTART) = range(8, 21)
+(EV_TIE_OVER, EV_TIE_CLEAR, EV_TIE_CURTAIL, EV_TIE_SHED, EV_TIE_RESTORE, EV_TIE_TRIP) = range(21, 27)
 #: Event codes → (name, what EV_INDEX counts, what EV_VALUE holds).
 EVENT_CODES = {
     1: ("ufls-trip", "stage", "f_hz"),
@@ -94,6 +103,12 @@ EVENT_CODES = {
     18: ("ups-empty", "hall", ""),
     19: ("chiller-trip", "chiller", "f_hz"),
     20: ("chiller-restart", "chiller", "f_hz"),
+    21: ("tie-limit-exceeded", "grid_tie", "p_mw"),
+    22: ("tie-limit-cleared", "grid_tie", "duration_s"),
+    23: ("tie-curtail", "grid_tie", "p_mw"),
+    24: ("tie-shed", "grid_tie", "p_mw"),
+    25: ("tie-shed-restore", "grid_tie", "p_mw"),
+    26: ("tie-trip", "grid_tie", "p_mw"),
 }
 
 STATE_COLUMNS = {"turb": ST_NCOL, "bess": SB_NCOL, "hall": SH_NCOL, "plant": SP_NCOL, "chiller": SC_NCOL,

@@ -29,13 +29,13 @@ import numpy as np
 
 from ._jit import njit
 from .cooling import chiller_capacity_mw, cooling_plant_power_mw
-from .dispatch import pms_step, trim_step
+from .dispatch import PMS_WORK_ROWS, island_reserve_mw, pms_step, tie_limit_step, trim_step
 from .frequency import (
     F0_HZ, ISL_F_MAX_HZ, ISL_F_MIN_HZ, ISL_IMPORT_MW, ISL_KIN_MW, ISL_LOAD_MW, ISL_NOUT, ISL_ROCOF_LONG,
     ISL_ROCOF_SHORT, ISL_TRIPPED, island_step,
 )
 from .plant import (
-    BE_ISLAND, BE_P_MW, BE_SOC_MAX, BE_SOC_MIN, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, CT_UFLS_N,
+    BE_ISLAND, CH_COP_REF, CH_CURVE, CH_ISLAND, CH_PLANT, CH_Q_REF_MW, CT_CAPPING, CT_SECONDARY, CT_UFLS_HZ, CT_UFLS_N,
     CT_UFLS_RELIEF, HA_UPS_E_MWH, HA_C_GPU_MJ_PER_K, HA_C_TCS_MJ_PER_K,
     HA_G_JC_MW_PER_K, HA_ISLAND, HA_LIQUID_FRAC, HA_N_GPU, HA_P_IDLE_MW, HA_P_PEAK_MW, HA_P_STATIC_MW, HA_PLANT, HA_T_SHUT_C,
     HA_T_SLOW_C, HA_TDP_KW, HA_UA_CDU_MW_PER_K, PL_C_FWS_MJ_PER_K, PL_FAN_FRAC, PL_PUMP_FRAC, PL_T_CHW_C, TU_ISLAND, TU_ONLINE0,
@@ -43,10 +43,10 @@ from .plant import (
 from .protection import chiller_restarts, gpu_cap_step, island_shed_fraction, ufls_restore_step, ups_drain, ups_shares
 from .state import (
     EV_UFLS_RESTORE, log_event,
-    SB_DERATE, SB_OK, SB_P, SB_SOC, SC_DERATE, SC_OK, SC_RESTART_S, SH_CAP, SI_CH_TRIP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
-    SI_TIED, SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_PREF, ST_STATUS,
+    SB_SOC, SC_DERATE, SC_OK, SC_RESTART_S, SH_CAP, SI_CH_TRIP, SH_TJ, SH_TTCS, SI_BLACKOUT, SI_DF, SI_LOSS, SI_OTHER, SI_RESTORE, SI_STAGE,
+    SI_TIE_CUT, SI_TIE_SHED, SI_TIED, SP_P_COOL_MW, SP_Q_REJ_MW, SP_TFWS, ST_PREF, ST_STATUS,
 )
-from .storage import BA_NCOL, bess_lag_factors, soc_power_limit_mw
+from .storage import BA_NCOL, bess_lag_factors
 from .thermal import (
     CHILLER_RAMP_FRAC_PER_S, CHILLER_TAU_S, chiller_heat_rejection_mw, fws_step, gpu_heat_split_mw,
     gpu_throttle_factor, hall_thermal_step, rc_decay,
@@ -63,13 +63,15 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
 
     ``inp`` (:class:`twin.state.Inputs`), ``par`` (:class:`twin.state.Params`), ``st``
     (:class:`twin.state.State`, updated in place); fills ``out`` (:class:`twin.state.Outputs`, steps ×
-    components) and, when its arrays are not empty, ``sub`` (:class:`twin.state.SubOutputs`).
+    components) and, when its arrays are not empty, ``sub`` (:class:`twin.state.SubOutputs`). Returns the
+    steps done: fewer than ``n_steps`` when a grid tie is to open for its import limit
+    (:func:`twin.dispatch.tie_limit_step`), which the engine applies between segments.
     """
     n_t, n_b, n_h = par.turb.shape[0], par.bess.shape[0], par.hall.shape[0]
     n_p, n_i = par.plant.shape[0], st.isl.shape[0]
     h = dt_s / n_sub
     p_av, pm_mean, sched, pb_mean = np.zeros(n_t), np.zeros(n_t), np.zeros(n_b), np.zeros(n_b)
-    work, sw, tmp3, th, qp = np.zeros((7, n_i)), np.zeros(3), np.zeros(3), np.zeros(3), np.zeros((2, n_p))
+    work, sw, tmp3, th, qp = np.zeros((PMS_WORK_ROWS, n_i)), np.zeros(3), np.zeros(3), np.zeros(3), np.zeros((2, n_p))
     b_list, b_lo, b_a = _battery_lists(par, n_i, h, dt_s)
     it_sub, it_isl = np.zeros((n_h, n_sub)), np.zeros((n_i, n_sub))
     keep, isl_out, gfac, it_hall = np.ones((n_i, n_sub)), np.zeros((n_i, ISL_NOUT)), np.zeros(n_h), np.zeros((n_h, 3))
@@ -94,7 +96,8 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
         if any_ups:
             ups_shares(par, st, it_hall)
         for i in range(n_i):
-            shed0[i] = island_shed_fraction(int(st.isl[i, SI_STAGE]), st.isl[i, SI_BLACKOUT] > 0.5, relief)
+            shed0[i] = 1.0 - (1.0 - island_shed_fraction(int(st.isl[i, SI_STAGE]), st.isl[i, SI_BLACKOUT] > 0.5, relief)) * (
+                1.0 - st.isl[i, SI_TIE_SHED])  # UFLS stages and blocks shed for the tie limit
         _thermal_cooling_stage(k, dt_s, ta, par, st, it_hall, shed0, chill, qp, th, hall_decay, out)
         # 3. dispatch on the island loads as they stand
         for i in range(n_i):
@@ -143,9 +146,14 @@ def step_segment(n_steps, dt_s, n_sub, inp, par, st, out, sub):  # pragma: no co
                 for c in range(st.gov.shape[1]):
                     st.gov[u, c] = st.gov[r, c]
                 pm_mean[u] = pm_mean[r]
-        # 5. slow controls
+        # 5. grid-tie limits, slow controls
+        tie_trip = tie_limit_step(par, st, work, isl_out, it_sub, it_hall, gfac, keep, it_mean_isl, dt_s, k * dt_s, out.events,
+                                  out.n_events)
         _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, (k + 1) * dt_s, relief)
         _record(k, par, st, it_sub, it_hall, keep, gfac, pm_mean, pb_mean, isl_out, out)
+        if tie_trip:  # the engine opens the tie before the next step
+            return k + 1
+    return n_steps
 
 
 @njit
@@ -213,11 +221,12 @@ def _workload_stage(k, par, st, demand, h, it_sub, it_isl, it_mean_isl, gfac, it
     n_sub = it_sub.shape[1]
     for hh in range(par.hall.shape[0]):
         row = par.hall[hh]
+        i = int(row[HA_ISLAND])
         g = gpu_throttle_factor(st.hall[hh, SH_TJ], row[HA_T_SLOW_C] - 4.0, row[HA_T_SLOW_C], row[HA_T_SHUT_C]) * st.hall[hh, SH_CAP]
+        g *= 1.0 - st.isl[i, SI_TIE_CUT]  # GPU power curtailed for the tie limit
         gfac[hh] = g
         hall_it_substeps(demand[k, :, hh], g, row[HA_P_IDLE_MW], row[HA_P_STATIC_MW], row[HA_N_GPU], row[HA_TDP_KW],
                          row[HA_P_PEAK_MW], st.hall[hh], par.ctrl, h, it_sub[hh])
-        i = int(row[HA_ISLAND])
         acc, lo_, hi_ = 0.0, np.inf, -np.inf
         for j in range(n_sub):
             p = it_sub[hh, j]
@@ -325,11 +334,8 @@ def _slow_controls(dt_s, par, st, work, it_mean_isl, isl_out, out, t_s, relief):
             continue
         trim_step(st, i, work[0, i], work[5, i], work[2, i], dt_s, F0_HZ)
         if st.isl[i, SI_TIED] < 0.5 and st.isl[i, SI_BLACKOUT] < 0.5:
-            reserve = work[0, i] - work[5, i]  # spinning reserve of the units, and what the batteries can still give
-            for b in range(par.bess.shape[0]):
-                if int(par.bess[b, BE_ISLAND]) == i and st.bess[b, SB_OK] > 0.5:
-                    reserve += max(soc_power_limit_mw(st.bess[b, SB_SOC], par.bess[b, BE_SOC_MIN], par.bess[b, BE_SOC_MAX],
-                                                      par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE], True) - st.bess[b, SB_P], 0.0)
+            stage = int(st.isl[i, SI_STAGE])  # what the units can pick up before the stage's set point, what batteries hold
+            reserve = island_reserve_mw(par, st, i, work[0, i], work[5, i], F0_HZ - par.ctrl[CT_UFLS_HZ + stage - 1]) if stage > 0 else 0.0
             stage, timer = ufls_restore_step(int(st.isl[i, SI_STAGE]), st.isl[i, SI_RESTORE], isl_out[i, ISL_F_MIN_HZ],
                                              reserve, it_mean_isl[i], relief, dt_s)
             if stage < int(st.isl[i, SI_STAGE]):

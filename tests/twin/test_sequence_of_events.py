@@ -51,6 +51,23 @@ def test_megapack_supports_the_island_until_its_soc_floor(tie_open):
     assert soc[-1] <= floor_band and soc.min() >= yard.soc_min_frac - 1e-6
 
 
+def test_no_restore_cycling_at_the_battery_floor(tie_open):
+    """Near its floor the yard can no longer hold a restored stage: restoration counts only the power a battery can
+    hold for twin.dispatch.RESERVE_HOLD_S from the energy above its derate band, so no stage comes back only to trip
+    again seconds later (it did every ~5 min before, for hours)."""
+    eng, soc, _p = tie_open
+    log = eng.event_log
+    for e in log:
+        if e["kind"] != "ufls-restore":
+            continue
+        again = [x for x in log if x["kind"] == "ufls-trip" and x["component"] == e["component"]
+                 and e["t_s"] < x["t_s"] <= e["t_s"] + 60.0]
+        assert not again, (e, again)
+    yard = eng.site.bess[0]
+    at_floor = int(np.argmax(soc <= yard.soc_min_frac + 0.05))
+    assert sum(1 for e in log if e["kind"] == "ufls-restore" and e["t_s"] >= at_floor) <= 2
+
+
 def test_events_are_ordered_and_stamped_to_the_sub_step(tie_open):
     """The log is in time order; relay trips carry the frequency they tripped at, at a sub-step time."""
     eng, _soc, _p = tie_open
