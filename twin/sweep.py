@@ -243,7 +243,7 @@ def run_case(site_name: str, name: str, doc: dict, store: str | None = None) -> 
     API's sweeps keep each case's time series. The KPIs are the same either way.
 
     Returns the KPIs plus ``case``, ``status`` (``"done"`` or ``"failed"``), ``error`` (the reason
-    of a failure: exception type and message, e.g. a branch trip that splits an island), ``doc_hash``
+    of a failure: exception type and message, e.g. a workload trace that does not exist), ``doc_hash``
     (identifies the scenario document), ``wall_s`` and ``cpu_s`` (the worker process's CPU time: what a
     case costs on a loaded machine). On a dask worker, a case whose task is cancelled stops at its next
     segment (at most 3,600 steps: an hour at 1 s) instead of running to its end unread.

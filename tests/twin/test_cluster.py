@@ -21,9 +21,9 @@ from twin.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ('[scenario]\nname = "cluster"\nsite = "memphis"\nstart = "2026-07-15T14:30:00"\nhorizon = "00:03:00"\n'
         '[weather]\ndesign_day = "memphis-0.4pct"\n[workload]\nseed = 3\n')
-#: two trips, and a branch outage that splits an island (a recorded failure on every cluster)
+#: two trips, and a case whose workload trace does not exist (a recorded failure on every cluster)
 CASES = ('[[cases]]\nname = "two trips"\n[[cases.events]]\nat = "00:01:00"\ndo = "trip"\ntarget = "southaven/titan350-*"\n'
-         'count = 2\n[[cases]]\nname = "split"\n[[cases.events]]\nat = "00:01:00"\ndo = "trip"\ntarget = "colossus1/cable-h1"\n')
+         'count = 2\n[[cases]]\nname = "bad trace"\n[cases.workload]\ntrace = "no-such-trace.csv"\n')
 
 
 def _free_port() -> int:
@@ -93,8 +93,8 @@ def test_external_cluster_gives_the_local_cluster_numbers(tmp_path):
                 p.wait(timeout=5)
     local, local_ranking = _sweep(tmp_path, "local", "--workers", "1")
     assert list(ds.case.values) == list(local.case.values) == ["base", "open colossus1/mlgw-63",
-                                                               "open colossus2/mlgw-service", "two trips", "split"]
-    assert list(ds.status.values) == ["done"] * 4 + ["failed"] and "splits an island" in str(ds.error.values[-1])
+                                                               "open colossus2/mlgw-service", "two trips", "bad trace"]
+    assert list(ds.status.values) == ["done"] * 4 + ["failed"] and "workload.trace" in str(ds.error.values[-1])
     for v in local.data_vars:
         np.testing.assert_array_equal(ds[v].values, local[v].values, err_msg=v)
     assert ranking == local_ranking
