@@ -4,13 +4,16 @@
 network. :meth:`Engine.advance` runs the stepping kernel (:func:`twin.stepping.step_segment`) over a
 segment, then the AC load flow over the same segment (one compiled call), and returns the segment's
 results keyed like :data:`twin.variables.VARIABLES`. :meth:`Engine.segments` cuts the horizon at event
-times and at ``block_steps``, applies each event between segments, and yields the segments.
+times and at ``block_steps``, applies each event between segments, and yields the segments; on a machine with
+a second core it solves a segment's load flow on a second thread while the kernel steps the next segment
+(the kernel needs from it only the losses at the segment's end, solved first), with the same results.
 
 Load-flow coupling: in an islanded island every online turbine's electrical output is its mechanical
 power plus an inertia-weighted share (H·S) of the island's instantaneous mismatch, as the rotors
 deliver it; the network's distributed slack uses those weights, so the island balances exactly in
 every step, and the frequency follows the swing equation on mechanical power. In an island with a
-closed grid tie the tie is the slack. Island losses enter the kernel's power balance one segment late.
+closed grid tie the tie is the slack. Island losses enter the kernel's power balance one segment late (the
+losses at the end of a segment are held over the next).
 
 Topology: lines, transformers and grid ties open and close at events, splitting and merging islands; the
 islands are the run's fixed *slots* (:mod:`twin.topology`), planned from the scenario's switchings at
