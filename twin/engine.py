@@ -619,11 +619,14 @@ class Engine:
         try:
             while self.k < self.n_total:
                 t_now = self.k * self.step_s
-                due = self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9
-                if due and pending is not None:  # an event may change the network: its load flow first
+
+                def due() -> bool:
+                    return self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9
+
+                if due() and pending is not None:  # an event may change the network: its load flow first
                     yield self._finish(pending)
                     pending = None
-                while self._next_event < len(self.events) and self.events[self._next_event].t_s <= t_now + 1e-9:
+                while due():
                     self.apply_event(self.events[self._next_event])
                     self._next_event += 1
                 end = self.n_total
@@ -1064,7 +1067,7 @@ class _Network:
         self._key = key
         self.turb_share = np.zeros(len(p.turb))
         self.lf_isl_of = np.full(p.n_island, -1, dtype=np.int64)
-        if not (config.gen_slack.any() or config.ext_grid_in_service.any()):  # the whole site is dark
+        if not _energised(config):  # the whole site is dark
             self.arrays = None
             return
         self.arrays = a = self.cache.compiled(config)
@@ -1207,10 +1210,7 @@ class _Network:
         a, t, p = self.arrays, self.t, self.eng.plant
         if a is None:  # no energised island: nothing flows, nothing is lost
             return self._dark(len(pb))
-        live = np.zeros(len(t.bus_index), dtype=bool)
-        live[a.pp_bus_internal >= 0] = True
-        pb[:, ~live] = 0.0  # a dead island (blackout) injects nothing
-        qb[:, ~live] = 0.0
+        _no_injection_at_dead_buses(a, pb, qb)
         res = solve_timeseries(a, pb, qb, state=self.state, tolerance_mva=self.tol_mva, branch_flows="loading",
                                out=getattr(buf, "lf_out", None) if buf.reuse else None)
         self.state = res.state
@@ -1268,13 +1268,10 @@ class _Network:
         closed = e.s_grid[:, SG_CLOSED] > 0.5
         # the losses the kernel carries into the next segment
         config = self._config(status[-1])
-        if config.gen_slack.any() or config.ext_grid_in_service.any():
+        if _energised(config):
             a = self.cache.compiled(config)
-            live = np.zeros(len(self.t.bus_index), dtype=bool)
-            live[a.pp_bus_internal >= 0] = True
             pl, ql = self._profiles(out, slice(n - 1, n), _Buffers(False), weights)
-            pl[:, ~live] = 0.0
-            ql[:, ~live] = 0.0
+            _no_injection_at_dead_buses(a, pl, ql)
             # warm from where the previous segment's load flow ended (a copy: that state stays the time series')
             warm = self.state.copy() if self.state is not None and config.key() == self._key else None
             res = solve_timeseries(a, pl, ql, state=warm, tolerance_mva=self.tol_mva, branch_flows="loading")
@@ -1314,6 +1311,19 @@ class _Network:
                 t0 = (k0 + a) * self.eng.step_s
                 log.warning("load flow did not converge in %d of %d steps from t = %.0f s (%s): voltages and flows of "
                             "those steps are NaN, their losses are taken as zero", failed, b - a, t0, self.eng.site.label)
+
+
+def _energised(config) -> bool:
+    """Whether a network configuration has any energised island (a slack unit or battery, or a closed grid tie)."""
+    return bool(config.gen_slack.any() or config.ext_grid_in_service.any())
+
+
+def _no_injection_at_dead_buses(arrays, p_bus, q_bus) -> None:
+    """A dead island (blackout) injects nothing: zero the injections (steps × net buses) at the buses that the
+    compiled net ``arrays`` has not energised."""
+    dead = arrays.pp_bus_internal < 0
+    p_bus[:, dead] = 0.0
+    q_bus[:, dead] = 0.0
 
 
 def _triplets(w: np.ndarray):
