@@ -136,19 +136,7 @@ def pms_step(par, st, t_amb_c, load_mw, shed_mw, dt_s, p_av_mw, sched_mw, work, 
     res_margin = work[10]
     fix_target = work[11]  # 'fixed' units the file puts online
     fix_now = work[12]  # 'fixed' units online or starting
-    for i in range(n_i):
-        any_starting[i] = 0.0
-        cap_on[i] = 0.0
-        big[i] = 0.0
-        p_min_on[i] = 0.0
-        pm_now[i] = 0.0
-        imp_lim[i] = 0.0
-        n_res[i] = 0.0
-        res_mw[i] = 0.0
-        res_big[i] = 0.0
-        res_margin[i] = 0.0
-        fix_target[i] = 0.0
-        fix_now[i] = 0.0
+    work[:] = 0.0  # every row is this step's (pref_tot is set for each island before it is read)
     for g in range(par.grid.shape[0]):
         if st.grid[g, SG_CLOSED] > 0.5:
             imp_lim[int(par.grid[g, GT_ISLAND])] += par.grid[g, GT_IMPORT_MW] * (1.0 - TIE_MARGIN_FRAC)
