@@ -144,6 +144,20 @@ def _ideal_output_mw(p_ref_mw, k_mw_per_hz, df_hz, p_av_mw):  # pragma: no cover
 
 
 @njit(inline="always")
+def _rocof_relay(r, timer_s, setting_hz_per_s, delay_s, h_s, pickup_code, index, i, t_ev, events,
+                 n_events):  # pragma: no cover - jitted
+    """A unit's or yard's RoCoF relay over one sub-step (:func:`twin.protection.rocof_relay_step`; nothing to do
+    while the measured ``r`` is within the setting and the relay has not picked up), logging its pick-up;
+    returns ``(tripped, timer_s)``."""
+    if abs(r) <= setting_hz_per_s and timer_s == 0.0:
+        return False, 0.0
+    trip, t1 = rocof_relay_step(r, timer_s, setting_hz_per_s, delay_s, h_s)
+    if timer_s == 0.0 and t1 > 0.0:
+        log_event(events, n_events, t_ev, pickup_code, index, i, r)
+    return trip, t1
+
+
+@njit(inline="always")
 def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw, bess, bess_a, it_sub_mw, fixed_mw,
                 loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, events, n_events, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Advance island ``i`` by one step of ``n_sub`` sub-steps of ``h_s``: governors, batteries, swing, relays.
@@ -412,13 +426,9 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 u = units[j]
                 if counts[j] <= 0.0 or par.turb[u, TU_ROCOF] < 0.5:
                     continue
-                if abs(r) <= ctrl[CT_TU_ROCOF_HZ_S] and st.turb[u, ST_ROCOF_S] == 0.0:
-                    continue
-                t0 = st.turb[u, ST_ROCOF_S]
-                trip, t1 = rocof_relay_step(r, t0, ctrl[CT_TU_ROCOF_HZ_S], ctrl[CT_TU_ROCOF_DELAY_S], h)
+                trip, t1 = _rocof_relay(r, st.turb[u, ST_ROCOF_S], ctrl[CT_TU_ROCOF_HZ_S], ctrl[CT_TU_ROCOF_DELAY_S], h,
+                                        EV_ROCOF_PICKUP, u, i, t_ev, events, n_events)
                 st.turb[u, ST_ROCOF_S] = t1
-                if t0 == 0.0 and t1 > 0.0:
-                    log_event(events, n_events, t_ev, EV_ROCOF_PICKUP, u, i, r)
                 if trip:
                     _trip_unit_group(par, st, units, u, i, EV_ROCOF_TRIP, t_ev, r, events, n_events)
                     dh = counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
@@ -431,13 +441,9 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
             for b in bess:
                 if st.bess[b, SB_OK] < 0.5 or par.bess[b, BE_ROCOF] < 0.5:
                     continue
-                if abs(r) <= ctrl[CT_BE_ROCOF_HZ_S] and st.bess[b, SB_ROCOF_S] == 0.0:
-                    continue
-                t0 = st.bess[b, SB_ROCOF_S]
-                trip, t1 = rocof_relay_step(r, t0, ctrl[CT_BE_ROCOF_HZ_S], ctrl[CT_BE_ROCOF_DELAY_S], h)
+                trip, t1 = _rocof_relay(r, st.bess[b, SB_ROCOF_S], ctrl[CT_BE_ROCOF_HZ_S], ctrl[CT_BE_ROCOF_DELAY_S], h,
+                                        EV_BESS_ROCOF_PICKUP, b, i, t_ev, events, n_events)
                 st.bess[b, SB_ROCOF_S] = t1
-                if t0 == 0.0 and t1 > 0.0:
-                    log_event(events, n_events, t_ev, EV_BESS_ROCOF_PICKUP, b, i, r)
                 if trip:
                     hs_tot -= _trip_bess(par, st, b, i, EV_BESS_ROCOF_TRIP, t_ev, r, events, n_events)
                     n_bess_ok -= 1
