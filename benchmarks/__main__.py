@@ -7,7 +7,7 @@ noisy: read the ratios, and the load):
 1. ``loadflow`` — the campus time series, ours vs pandapower ``run_timeseries`` vs lightsim2grid
    (:mod:`benchmarks.compare_loadflow`, 3,600 steps, pandapower on all of them);
 2. ``scaling`` — ours vs lightsim2grid from the 34-bus campus to case9241pegase (:mod:`benchmarks.scaling`);
-3. ``engine`` — a coupled day of the campus vs pandapower's time series on its net (a fresh process,
+3. ``engine`` — a coupled day of the campus and of the detailed campus vs pandapower's time series on their nets (a fresh process,
    :mod:`benchmarks.test_engine`);
 4. ``sweeps`` — 1,000 random N-2 one-hour cases and the full N-1 of ``memphis:full-build`` on two
    workers, 100 cases re-run on one (:mod:`benchmarks.sweeps`).
@@ -53,9 +53,9 @@ def main(argv=None) -> None:
         print("\n== coupled engine vs pandapower (benchmarks/results/engine.json)", flush=True)
         report = compare_in_fresh_process("benchmarks.test_engine", RESULTS.parent / "engine.json",
                                           {"TWIN_BENCH_QUICK": "1"} if args.quick else {})
-        print(f"engine: {report['engine_steps_per_s']:,.0f} steps/s ({report['engine_seconds']:.2f} s per simulated day), "
-              f"pandapower run_timeseries {report['pandapower_steps_per_s']:,.1f} steps/s, "
-              f"ratio {report['ratio_engine_over_pandapower']:,.0f} x", flush=True)
+        from benchmarks.test_engine import format_engine_report
+
+        print(format_engine_report(report), flush=True)
     if "sweeps" in parts:
         from benchmarks.sweeps import run_sweeps
 

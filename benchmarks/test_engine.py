@@ -5,7 +5,8 @@
   after compilation — pytest-benchmark times it.
 * ``test_engine_vs_pandapower``: in one fresh process, the engine's steps per second over that day against
   ``pandapower.timeseries.run_timeseries`` on the engine's own network (``build_net`` of the same site,
-  the benchmark profile of :mod:`benchmarks.profiles`); prints both and the ratio and writes them to
+  the benchmark profile of :mod:`benchmarks.profiles`), for the reference campus (34 buses) and beside it
+  the detailed campus (``memphis:detailed``, 254 buses); prints both and the ratios and writes them to
   ``benchmarks/results/engine.json``. pandapower solves only the load flow; the engine does all the rest
   as well, so the ratio understates the engine's advantage. No absolute time is asserted.
 * ``test_memory_is_bounded``: peak memory of a run streamed to Zarr grows with nothing but the
@@ -64,14 +65,19 @@ def test_bench_engine_day(benchmark, warm):
     assert steps == 86400
 
 
-def compare_with_pandapower() -> dict:
-    """In this process: compile, then time a coupled day and pandapower's time series on the engine's net."""
+#: the reference campus (34 buses) and the detailed variant (Colossus 2 to its unit substations, 254 buses)
+ENGINE_SITES = ("memphis", "memphis:detailed")
+
+
+def _site_vs_pandapower(site_name: str) -> dict:
+    """In this process: compile, then time a coupled day of ``site_name`` and pandapower's time series on the
+    engine's own net of that site."""
     from benchmarks.profiles import campus_profile
     from grid_models.compile import compile_net
 
-    _eng, run = _engine_day(horizon="00:10:00")
+    _eng, run = _engine_day(site_name, horizon="00:10:00")
     run()  # compile and load every kernel once
-    eng, run = _engine_day()
+    eng, run = _engine_day(site_name)
     t0 = time.perf_counter()
     steps = run()
     engine_s = time.perf_counter() - t0
@@ -83,19 +89,33 @@ def compare_with_pandapower() -> dict:
         warnings.simplefilter("ignore")
         pp = pandapower_timeseries(net, prof, n_pp)
     ours = steps / engine_s
-    return {"site": "memphis", "engine_steps": steps, "engine_seconds": engine_s, "engine_steps_per_s": ours,
-            "pandapower_steps": n_pp, "pandapower_seconds": pp["seconds"], "pandapower_steps_per_s": pp["steps_per_s"],
-            "ratio_engine_over_pandapower": ours / pp["steps_per_s"], "quick": quick_mode()}
+    return {"site": site_name, "n_bus": len(net.bus), "engine_steps": steps, "engine_seconds": engine_s,
+            "engine_steps_per_s": ours, "pandapower_steps": n_pp, "pandapower_seconds": pp["seconds"],
+            "pandapower_steps_per_s": pp["steps_per_s"], "ratio_engine_over_pandapower": ours / pp["steps_per_s"]}
+
+
+def compare_with_pandapower() -> dict:
+    """Each of :data:`ENGINE_SITES` side by side with pandapower; the reference campus's figures at the top level."""
+    by_site = {name: _site_vs_pandapower(name) for name in ENGINE_SITES}
+    return {**by_site[ENGINE_SITES[0]], "sites": by_site, "quick": quick_mode()}
+
+
+def format_engine_report(report: dict) -> str:
+    """One line per site of a :func:`compare_with_pandapower` report."""
+    return "\n".join(
+        f"engine day on {r['site']} ({r['n_bus']} buses, all models coupled): {r['engine_steps_per_s']:,.0f} steps/s "
+        f"({r['engine_seconds']:.2f} s per simulated day); pandapower run_timeseries (load flow only): "
+        f"{r['pandapower_steps_per_s']:,.1f} steps/s; ratio {r['ratio_engine_over_pandapower']:,.0f}x"
+        for r in report["sites"].values())
 
 
 def test_engine_vs_pandapower():
     """Side by side in one fresh process (not this test session's, whose threads and heap other tests have
     left behind): the engine's steps per second over a coupled day against pandapower's time series."""
     report = compare_in_fresh_process("benchmarks.test_engine", ENGINE_RESULTS)
-    print(f"\nengine (all models coupled): {report['engine_steps_per_s']:,.0f} steps/s ({report['engine_seconds']:.2f} s per "
-          f"simulated day); pandapower run_timeseries (load flow only): {report['pandapower_steps_per_s']:,.1f} steps/s; "
-          f"ratio {report['ratio_engine_over_pandapower']:,.0f}x")
-    assert np.isfinite(report["ratio_engine_over_pandapower"]) and report["engine_steps"] == 86400
+    print("\n" + format_engine_report(report))
+    for r in report["sites"].values():
+        assert np.isfinite(r["ratio_engine_over_pandapower"]) and r["engine_steps"] == 86400, r["site"]
 
 
 def peak_rss_mb() -> float:
