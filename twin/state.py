@@ -193,12 +193,13 @@ class SubOutputs(NamedTuple):
     bess_unit: np.ndarray  # (n, n_sub, n_bess) each battery's power over the sub-step [MW]
 
 
-@njit("void(float64[:, ::1], int64[::1], float64, int64, int64, int64, float64)")
+@njit(inline="always")
 def log_event(events, n_events, t_s, code, index, island, value):  # pragma: no cover - jitted
     """Append one row to a segment's event table (rows beyond its size are counted, not written).
 
-    Its one signature is stated: otherwise numba compiles a copy for every combination of literal event
-    codes and argument types at its 25 call sites (31 copies, 3-5 s of a first run's compilation)."""
+    Inlined: called as a function, numba compiles a copy for every combination of literal event codes
+    and argument types at its 25 call sites (31 copies, 3-5 s of a first run's compilation); a stated
+    signature would compile it at import instead, before every run."""
     n = n_events[0]
     if n < events.shape[0]:
         events[n, EV_T_S] = t_s
