@@ -337,8 +337,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
         sparse = sps[0][isl]
         c0 = sps[10][isl]
         p0 = sps[11][isl]
-        lr_ptr, lr_idx, lr_val, ur_ptr, ur_idx, ur_val, u_dinv, row_perm, col_perm = (
-            sps[23], sps[24], sps[25], sps[27], sps[28], sps[29], sps[31], sps[21], sps[22])
+        lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm, col_perm = (
+            sps[23], sps[24], sps[25], sps[32], sps[27], sps[28], sps[29], sps[33], sps[31], sps[21], sps[22])
     while True:
         if norm < tol:
             return True, it, norm, nfact
@@ -361,8 +361,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                     lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
         if sparse:
-            _sparse.solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, ur_ptr, ur_idx, ur_val, u_dinv, row_perm,
-                                  col_perm, f, dx, work)
+            _sparse.solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv,
+                                  row_perm, col_perm, f, dx, work)
             step = dx
         elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
