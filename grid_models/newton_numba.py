@@ -78,7 +78,8 @@ def mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, i
             continue
         acc = 0j
         for n in range(yp[i], yp[i + 1]):
-            acc += yx[n] * v[yj[n]]
+            u = np.uint64(n)  # unsigned indices: no test for negative (wraparound) indices per access
+            acc += yx[u] * v[np.uint64(yj[u])]
         s = v[i] * acc.conjugate()
         if pr >= 0:
             x = s.real - p_spec[i] - bus_w[i] * s_isl
@@ -372,19 +373,20 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
             step = f
         # x_{k+1} = x_k - J^{-1} f
         for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
-            i = isl_buses[k]
+            i = np.uint64(isl_buses[k])  # unsigned: no wraparound test per access (the mismatch's note)
             ca = va_col[i]
             cm = vm_col[i]
             if cm >= 0:
                 dva = 0.0
                 vm_old = vm[i]
                 if ca >= 0:
-                    dva = -step[ca]
+                    dva = -step[np.uint64(ca)]
                     va[i] += dva
-                vm[i] -= step[cm]
-                v[i] = rotate(v[i], vm_old, vm[i], dva)
+                vm_new = vm_old - step[np.uint64(cm)]
+                vm[i] = vm_new
+                v[i] = rotate(v[i], vm_old, vm_new, dva)
             elif ca >= 0:  # angle only (PV bus): |V| unchanged, no magnitude ratio
-                dva = -step[ca]
+                dva = -step[np.uint64(ca)]
                 va[i] += dva
                 v[i] = turn(v[i], dva)
         if sc >= 0:
