@@ -71,7 +71,7 @@ def mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, i
     norm = 0.0
     s_isl = slack[isl]
     for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
-        i = isl_buses[k]
+        i = np.uint64(isl_buses[np.uint64(k)])
         pr = p_row[i]
         qr = q_row[i]
         if pr < 0 and qr < 0:
@@ -83,12 +83,12 @@ def mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, i
         s = v[i] * acc.conjugate()
         if pr >= 0:
             x = s.real - p_spec[i] - bus_w[i] * s_isl
-            f[pr] = x
+            f[np.uint64(pr)] = x
             if abs(x) > norm:
                 norm = abs(x)
         if qr >= 0:
             x = s.imag - q_spec[i]
-            f[qr] = x
+            f[np.uint64(qr)] = x
             if abs(x) > norm:
                 norm = abs(x)
     if not math.isfinite(norm):
@@ -265,29 +265,36 @@ def inv_apply(a, off, n, f, dx):  # pragma: no cover
             dx[r] += col0[r] * x0
 
 
-@njit(cache=True)
-def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
-    """``v · (vm_new / vm_old) · exp(j·dva)``; a Taylor series replaces cos/sin for small steps.
+@njit(cache=True, inline="always")
+def _cis(dva):  # pragma: no cover
+    """``(cos dva, sin dva)``; Taylor series replace cos/sin for small angles.
 
-    For ``|dva| <= 0.05`` rad the series (to the 9th power) is exact to double precision.
+    For ``|dva| <= 2e-4`` rad (the chord updates after the first) two terms each agree with ``cos`` and
+    ``sin`` to an ulp (the next ones, ``dva⁴/24`` and ``dva⁵/120``, are below one); for ``|dva| <= 0.05``
+    rad the series to the 9th power does.
     """
+    d2 = dva * dva
+    if abs(dva) <= 2e-4:  # the chord iterations after the first one
+        return 1.0 - 0.5 * d2, dva * (1.0 - d2 * (1.0 / 6.0))
     if abs(dva) <= 0.05:
-        d2 = dva * dva
         c = 1.0 - d2 * (0.5 - d2 * (1.0 / 24.0 - d2 * (1.0 / 720.0 - d2 * (1.0 / 40320.0))))
         s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
-        return v * (vm_new / vm_old) * complex(c, s)
-    return v * (vm_new / vm_old) * complex(math.cos(dva), math.sin(dva))
+        return c, s
+    return math.cos(dva), math.sin(dva)
+
+
+@njit(cache=True)
+def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
+    """``v · (vm_new / vm_old) · exp(j·dva)`` (:func:`_cis` for the sine and cosine)."""
+    c, s = _cis(dva)
+    return v * (vm_new / vm_old) * complex(c, s)
 
 
 @njit(cache=True)
 def turn(v, dva):  # pragma: no cover
     """``v · exp(j·dva)``: :func:`rotate` without a change of magnitude (same series, same rounding)."""
-    if abs(dva) <= 0.05:
-        d2 = dva * dva
-        c = 1.0 - d2 * (0.5 - d2 * (1.0 / 24.0 - d2 * (1.0 / 720.0 - d2 * (1.0 / 40320.0))))
-        s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
-        return v * complex(c, s)
-    return v * complex(math.cos(dva), math.sin(dva))
+    c, s = _cis(dva)
+    return v * complex(c, s)
 
 
 @njit(cache=True)
@@ -373,7 +380,7 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
             step = f
         # x_{k+1} = x_k - J^{-1} f
         for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
-            i = np.uint64(isl_buses[k])  # unsigned: no wraparound test per access (the mismatch's note)
+            i = np.uint64(isl_buses[np.uint64(k)])  # unsigned: no wraparound test per access (see mismatch_island)
             ca = va_col[i]
             cm = vm_col[i]
             if cm >= 0:
@@ -546,7 +553,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     Parameters
     ----------
     p_pp_mw, q_pp_mw : ndarray(float64, (n_steps, n_pp_bus))
-        Net injection (generation − load) per pandapower bus [MW], [Mvar] (divided by ``base_mva`` here:
+        Net injection (generation − load) per pandapower bus [MW], [Mvar] (multiplied by ``1 / base_mva`` here:
         the caller's profile is read as it is, without a scaled copy).
     vm_out, va_out : ndarray((n_steps, n_pp_bus)), outputs
         [pu], [degree].
@@ -608,6 +615,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         rated[b] = math.isfinite(lsq_f[b]) and math.isfinite(lsq_t[b])
     nfact = 0
     rad2deg = 180.0 / math.pi
+    inv_base = 1.0 / base_mva
     for k in range(n_steps):
         if k % 256 == 0:  # undo the rounding drift of the incremental rotations
             for i in range(n_bus):
@@ -619,11 +627,14 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
             q_prev[i] = q_spec[i]
             p_spec[i] = 0.0
             q_spec[i] = 0.0
+        p_row_k = p_pp_mw[k]
+        q_row_k = q_pp_mw[k]
         for b in range(n_pp):
             i = pp_internal[b]
             if i >= 0:
-                p_spec[i] += p_pp_mw[k, b] / base_mva
-                q_spec[i] += q_pp_mw[k, b] / base_mva
+                u = np.uint64(i)  # unsigned indices: no wraparound test (see mismatch_island)
+                p_spec[u] += p_row_k[b] * inv_base
+                q_spec[u] += q_row_k[b] * inv_base
         all_ok = True
         iters = 0
         worst = 0.0
@@ -635,11 +646,13 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 f = f_all[fo:fo + dim]
                 if f_valid[isl]:
                     for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
-                        i = isl_buses[kk]
-                        if p_row[i] >= 0:
-                            f[p_row[i]] -= p_spec[i] - p_prev[i]
-                        if q_row[i] >= 0:
-                            f[q_row[i]] -= q_spec[i] - q_prev[i]
+                        i = np.uint64(isl_buses[kk])
+                        pr = p_row[i]
+                        qr = q_row[i]
+                        if pr >= 0:
+                            f[np.uint64(pr)] -= p_spec[i] - p_prev[i]
+                        if qr >= 0:
+                            f[np.uint64(qr)] -= q_spec[i] - q_prev[i]
                 if is_sparse[isl]:
                     ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w,
                                                      isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row, q_row,
@@ -665,7 +678,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 slack_out[k, isl] = ref_pickup(isl, yp, yj, yx, v, p_spec, isl_ptr, isl_buses, p_row) * base_mva
             if ok:
                 for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
-                    i = isl_buses[kk]
+                    i = np.uint64(isl_buses[kk])
                     v_good[i] = v[i]
                     vm_good[i] = vm[i]
                     va_good[i] = va[i]
@@ -682,19 +695,22 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         converged_out[k] = all_ok
         iter_out[k] = iters
         norm_out[k] = worst * base_mva
+        vm_row_k = vm_out[k]
+        va_row_k = va_out[k]
         for b in range(n_pp):
             i = pp_internal[b]
-            if i >= 0 and isl_ok[bus_island[i]]:
-                vm_out[k, b] = vm[i]
-                va_out[k, b] = va[i] * rad2deg
+            if i >= 0 and isl_ok[np.uint64(bus_island[np.uint64(i)])]:
+                u = np.uint64(i)
+                vm_row_k[b] = vm[u]
+                va_row_k[b] = va[u] * rad2deg
             else:
-                vm_out[k, b] = np.nan
-                va_out[k, b] = np.nan
+                vm_row_k[b] = np.nan
+                va_row_k[b] = np.nan
         if with_branches:
             for b in range(n_br):
                 fb = br_f[b]
                 tb = br_t[b]
-                if fb >= 0 and not isl_ok[bus_island[fb]]:
+                if fb >= 0 and not isl_ok[np.uint64(bus_island[np.uint64(fb)])]:
                     p_f_out[k, b] = np.nan
                     p_t_out[k, b] = np.nan
                     loading_out[k, b] = np.nan
@@ -713,7 +729,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                         i_out[k, b] = 0.0
                     continue
                 # as branch_flows, written straight into the outputs
-                s_f, s_t, m_f, m_t = branch_end(b, fb, tb, v, yff, yft, ytf, ytt)
+                s_f, s_t, m_f, m_t = branch_end(b, np.uint64(fb), np.uint64(tb), v, yff, yft, ytf, ytt)
                 p_f_out[k, b] = s_f.real * base_mva
                 p_t_out[k, b] = s_t.real * base_mva
                 if full:
