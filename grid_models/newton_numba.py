@@ -341,12 +341,20 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     nfact = 0
     sc = slack_col[isl]
     sparse = False
+    # where the update of each unknown is: the Jacobian column (dense), its place in the factors' order (sparse)
+    col_a = va_col
+    col_m = vm_col
+    col_s = sc
     if sps is not None:
         sparse = sps[0][isl]
         c0 = sps[10][isl]
         p0 = sps[11][isl]
-        lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm, col_perm = (
-            sps[23], sps[24], sps[25], sps[32], sps[27], sps[28], sps[29], sps[33], sps[31], sps[21], sps[22])
+        lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm = (
+            sps[23], sps[24], sps[25], sps[32], sps[27], sps[28], sps[29], sps[33], sps[31], sps[21])
+        if sparse:
+            col_a = sps[34]
+            col_m = sps[35]
+            col_s = sps[36][isl]
     while True:
         if norm < tol:
             return True, it, norm, nfact
@@ -369,9 +377,9 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                     lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
         if sparse:
-            _sparse.solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv,
-                                  row_perm, col_perm, f, dx, work)
-            step = dx
+            _sparse.solve_permuted(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv,
+                                   row_perm, f, work)
+            step = work
         elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
             step = dx
@@ -381,8 +389,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
         # x_{k+1} = x_k - J^{-1} f
         for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
             i = np.uint64(isl_buses[np.uint64(k)])  # unsigned: no wraparound test per access (see mismatch_island)
-            ca = va_col[i]
-            cm = vm_col[i]
+            ca = col_a[i]
+            cm = col_m[i]
             if cm >= 0:
                 dva = 0.0
                 vm_old = vm[i]
@@ -396,8 +404,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                 dva = -step[np.uint64(ca)]
                 va[i] += dva
                 v[i] = turn(v[i], dva)
-        if sc >= 0:
-            slack[isl] -= step[sc]
+        if col_s >= 0:
+            slack[isl] -= step[col_s]
         it += 1
         prev = norm
         norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row,

@@ -90,6 +90,11 @@ class SparseLU(NamedTuple):
         ``1 / U[j, j]`` of each column, island ``i`` at ``perm_off[i]``.
     lr_row, ur_row : ndarray(int64)
         The island-local row of each entry of ``lr_idx``, ``ur_idx`` (the solves' flat loops).
+    pos_va, pos_vm : ndarray(int64, n_bus)
+        Where the solution of :func:`solve_permuted` holds the update of bus ``i``'s angle / magnitude
+        (its Jacobian column's place in ``A``; -1 if none or not in a sparse island).
+    pos_slack : ndarray(int64, n_island)
+        Likewise for the island's slack column.
     """
 
     is_sparse: np.ndarray
@@ -126,6 +131,9 @@ class SparseLU(NamedTuple):
     u_dinv: np.ndarray
     lr_row: np.ndarray
     ur_row: np.ndarray
+    pos_va: np.ndarray
+    pos_vm: np.ndarray
+    pos_slack: np.ndarray
 
     def copy(self) -> "SparseLU":
         """Independent numeric arrays (the pattern arrays are shared: they never change)."""
@@ -149,7 +157,7 @@ def empty(arrays: GridArrays) -> SparseLU:
     return SparseLU(np.zeros(n_isl, bool), _none(nnz), _none(nnz), _none(nnz), _none(nnz), _none(n_bus), _none(n_bus),
                     _none(n_bus), _none(n_bus), _none(n_bus), np.zeros(n_isl, np.int64), np.zeros(n_isl, np.int64),
                     z_i, z_i, z_f, z_i, z_i, z_f, z_i, z_i, z_f, z_i, z_i, z_i, z_i, z_f, z_i, z_i, z_i, z_f, z_i, z_f,
-                    z_i, z_i)
+                    z_i, z_i, _none(n_bus), _none(n_bus), _none(n_isl))
 
 
 def _island_entries(arrays: GridArrays, isl: int):
@@ -205,6 +213,7 @@ def analyse(arrays: GridArrays, v: np.ndarray, islands: np.ndarray) -> SparseLU:
     out = empty(arrays)
     nnz, n_bus = len(arrays.ybus_data), arrays.n_bus
     pos = [_none(nnz) for _ in range(4)] + [_none(n_bus) for _ in range(5)]
+    pos_va, pos_vm, pos_slack = _none(n_bus), _none(n_bus), _none(arrays.n_island)
     col_off = np.zeros(arrays.n_island, np.int64)
     perm_off = np.zeros(arrays.n_island, np.int64)
     parts: dict[str, list] = {k: [] for k in ("a_ptr", "a_idx", "a_val", "l_ptr", "l_idx", "l_val", "u_ptr", "u_idx",
@@ -231,6 +240,12 @@ def analyse(arrays: GridArrays, v: np.ndarray, islands: np.ndarray) -> SparseLU:
         row_perm = np.argsort(r_inv).astype(np.int64)
         col_perm = np.argsort(c_inv).astype(np.int64)
         ar, ac = r_inv[er], c_inv[ec]
+        buses = arrays.island_buses[arrays.island_bus_ptr[isl]:arrays.island_bus_ptr[isl + 1]]
+        for col, place in ((arrays.bus_va_col, pos_va), (arrays.bus_vm_col, pos_vm)):
+            has = buses[col[buses] >= 0]
+            place[has] = c_inv[col[has]]
+        if arrays.island_slack_col[isl] >= 0:
+            pos_slack[isl] = c_inv[arrays.island_slack_col[isl]]
         order = np.lexsort((ar, ac))  # CSC: by column, then row
         where = np.empty(len(order), np.int64)
         where[order] = np.arange(len(order))
@@ -291,14 +306,14 @@ def analyse(arrays: GridArrays, v: np.ndarray, islands: np.ndarray) -> SparseLU:
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     return out._replace(is_sparse=np.asarray(islands, bool).copy(), pos_pa=pos[0], pos_qa=pos[1], pos_pm=pos[2],
                         pos_qm=pos[3], dpos_pa=pos[4], dpos_qa=pos[5], dpos_pm=pos[6], dpos_qm=pos[7], spos=pos[8],
-                        col_off=col_off, perm_off=perm_off, **cat)
+                        col_off=col_off, perm_off=perm_off, pos_va=pos_va, pos_vm=pos_vm, pos_slack=pos_slack, **cat)
 
 
 @njit(cache=True)
 def jacobian_fill(isl, dim, yp, yj, yx, v, bus_w, isl_ptr, isl_buses, p_row, q_row, sps):  # pragma: no cover
     """Fill the permuted sparse Jacobian of island ``isl`` (``sps.a_val``); terms as ``jacobian_island``'s."""
     (_, pos_pa, pos_qa, pos_pm, pos_qm, dpos_pa, dpos_qa, dpos_pm, dpos_qm, spos, col_off, _, a_ptr, _, a_val,
-     _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _) = sps
+     _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _) = sps
     c0 = col_off[isl]
     for k in range(a_ptr[c0], a_ptr[c0 + dim]):
         a_val[k] = 0.0
@@ -350,7 +365,7 @@ def refactor(isl, dim, sps, work):  # pragma: no cover
     copied into row order for :func:`solve_factors`. Returns False on a zero or non-finite pivot.
     """
     (_, _, _, _, _, _, _, _, _, _, col_off, perm_off, a_ptr, a_idx, a_val, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val,
-     _, _, lr_ptr, lr_idx, lr_val, lr_src, ur_ptr, _, ur_val, ur_src, u_dinv, lr_row, ur_row) = sps
+     _, _, lr_ptr, lr_idx, lr_val, lr_src, ur_ptr, _, ur_val, ur_src, u_dinv, lr_row, ur_row, _, _, _) = sps
     c0 = col_off[isl]
     p0 = perm_off[isl]
     for j in range(dim):
@@ -394,9 +409,23 @@ def solve(isl, dim, sps, f, dx, work):  # pragma: no cover
 @njit(cache=True)
 def solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm,
                   col_perm, f, dx, work):  # pragma: no cover
-    """:func:`solve` on the row-ordered factor arrays themselves (a call with a few arrays instead of the
-    whole :class:`SparseLU`: the chord Newton calls it every iteration). ``c0``, ``p0``: the island's
-    ``col_off`` and ``perm_off``.
+    """:func:`solve` on the row-ordered factor arrays themselves: :func:`solve_permuted`, then
+    ``dx[col_perm[i]] = work[i]``."""
+    solve_permuted(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm, f,
+                   work)
+    cp = col_perm[p0:p0 + dim]
+    for i in range(dim):
+        dx[cp[i]] = work[i]
+
+
+@njit(cache=True)
+def solve_permuted(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm, f,
+                   work):  # pragma: no cover
+    """``J⁻¹ f`` left in ``work`` in the factors' column order (``work[i]`` is unknown ``col_perm[i]``;
+    ``SparseLU.pos_va`` … say where each bus's is), from the row-ordered factor arrays (a call with a
+    few arrays instead of the whole :class:`SparseLU`: the chord Newton calls it every iteration and
+    reads the updates from there, without scattering them). ``c0``, ``p0``: the island's ``col_off``
+    and ``perm_off``.
 
     With ``D = diag(U)`` and ``z = D⁻¹ y``: ``(D⁻¹ L D) z = D⁻¹ P f``, then ``(D⁻¹ U) x = z``, both
     with a unit diagonal. Each is one pass over its entries in row order (ascending for ``L``,
@@ -405,7 +434,6 @@ def solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, u
     """
     # views from offset 0: loop indices known to be non-negative need no wraparound test per access
     rp = row_perm[p0:p0 + dim]
-    cp = col_perm[p0:p0 + dim]
     dinv = u_dinv[p0:p0 + dim]
     lo, hi = lr_ptr[c0], lr_ptr[c0 + dim]
     l_row, l_col, l_val = lr_row[lo:hi], lr_idx[lo:hi], lr_val[lo:hi]
@@ -417,5 +445,3 @@ def solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, u
         work[l_row[k]] -= l_val[k] * work[l_col[k]]
     for k in range(len(u_val) - 1, -1, -1):  # rows descending
         work[u_row[k]] -= u_val[k] * work[u_col[k]]
-    for i in range(dim):
-        dx[cp[i]] = work[i]
