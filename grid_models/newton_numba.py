@@ -313,8 +313,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     point in ``f`` already. On convergence ``f`` holds the final mismatch.
 
     With ``sps`` (a :class:`grid_models.sparse_lu.SparseLU`) an island it marks sparse is factorised
-    and solved by :mod:`grid_models.sparse_lu` instead (``work``: a third work vector); the updates
-    and the refactorisation rule are the same.
+    and solved by :mod:`grid_models.sparse_lu` instead (``work``: a third work vector, of at least
+    ``2 · dim + 2`` entries: the solves' slots); the updates and the refactorisation rule are the same.
 
     Returns
     -------
@@ -347,14 +347,15 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     col_s = sc
     if sps is not None:
         sparse = sps[0][isl]
-        c0 = sps[10][isl]
-        p0 = sps[11][isl]
-        lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv, row_perm = (
-            sps[23], sps[24], sps[25], sps[32], sps[27], sps[28], sps[29], sps[33], sps[31], sps[21])
+        slot_ptr, s_src, s_scale = sps[_sparse.F_SLOT_PTR], sps[_sparse.F_S_SRC], sps[_sparse.F_S_SCALE]
+        lb_ptr, lb_row, lb_col, lb_val = (sps[_sparse.F_LB_PTR], sps[_sparse.F_LB_ROW], sps[_sparse.F_LB_COL],
+                                          sps[_sparse.F_LB_VAL])
+        ub_ptr, ub_row, ub_col, ub_val = (sps[_sparse.F_UB_PTR], sps[_sparse.F_UB_ROW], sps[_sparse.F_UB_COL],
+                                          sps[_sparse.F_UB_VAL])
         if sparse:
-            col_a = sps[34]
-            col_m = sps[35]
-            col_s = sps[36][isl]
+            col_a = sps[_sparse.F_POS_VA]
+            col_m = sps[_sparse.F_POS_VM]
+            col_s = sps[_sparse.F_POS_SLACK][isl]
     while True:
         if norm < tol:
             return True, it, norm, nfact
@@ -377,8 +378,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                     lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
         if sparse:
-            _sparse.solve_permuted(dim, c0, p0, lr_ptr, lr_idx, lr_val, lr_row, ur_ptr, ur_idx, ur_val, ur_row, u_dinv,
-                                   row_perm, f, work)
+            _sparse.solve_permuted(isl, slot_ptr, s_src, s_scale, lb_ptr, lb_row, lb_col, lb_val, ub_ptr, ub_row, ub_col,
+                                   ub_val, f, work)
             step = work
         elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
@@ -592,7 +593,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         if isl_dim[i] > maxdim:
             maxdim = isl_dim[i]
     dx = np.empty(maxdim)
-    work = np.empty(maxdim)
+    work = np.empty(2 * maxdim + 2)  # the sparse solves' slots: two per bus
     is_sparse = sps[0]
     # each island's mismatch at its last converged point: the next step starts from it, corrected by
     # the change of scheduled injections (the mismatch is linear in them), instead of re-evaluating
