@@ -20,13 +20,14 @@ per factorisation and ``O(n²)`` per chord step. Above :data:`SPARSE_MIN_DIM` ro
   keeps the pivot sequence and the patterns — no search, no allocation — called only when the chord
   Newton asks for fresh factors;
 * **solves** (:func:`solve_permuted`, numba): each refactorisation copies its column-ordered factors
-  into 2×2 blocks — one per pair of buses, rows and columns of a bus's two unknowns (a bus with one
-  unknown gets an empty second slot), scaled so that both triangles have a unit diagonal — and the
-  forward and back substitutions are one flat loop each over the blocks, ``y[r] -= B · y[c]`` on pairs:
-  one index per four values instead of per value, and no inner loop whose length changes from row to
-  row (mispredicted loop exits cost more than the arithmetic). On the 467-row campus Jacobian a solve
-  takes 1.8 µs, against 5.3 µs by scalar rows; the chord Newton solves several times per factorisation.
-  Where the bus ordering was not taken the same blocks pair consecutive positions (correct, less dense).
+  into 2×2 blocks — the entries between the two equations of one bus and the two unknowns of another
+  (a bus with one unknown gets an empty second slot), scaled so that both triangles have a unit
+  diagonal — and the forward and back substitutions are one flat loop each over the blocks,
+  ``y[r] -= B · y[c]`` on pairs: one index per four values instead of per value, and no inner loop whose
+  length changes from row to row (mispredicted loop exits cost more than the arithmetic). On the
+  467-row campus Jacobian a solve takes 1.8 µs, against 5.3 µs by scalar rows; the chord Newton solves
+  several times per factorisation. Where the bus ordering was not taken the same blocks pair
+  consecutive positions (correct, less dense).
 
 Keeping the pivot sequence of the first factorisation is what KLU's refactorisation (and
 lightsim2grid's Newton with it) does; a pivot that turns zero or non-finite is reported as a singular
