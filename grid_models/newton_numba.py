@@ -71,23 +71,24 @@ def mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, i
     norm = 0.0
     s_isl = slack[isl]
     for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
-        i = isl_buses[k]
+        i = np.uint64(isl_buses[np.uint64(k)])
         pr = p_row[i]
         qr = q_row[i]
         if pr < 0 and qr < 0:
             continue
         acc = 0j
         for n in range(yp[i], yp[i + 1]):
-            acc += yx[n] * v[yj[n]]
+            u = np.uint64(n)  # unsigned indices: no test for negative (wraparound) indices per access
+            acc += yx[u] * v[np.uint64(yj[u])]
         s = v[i] * acc.conjugate()
         if pr >= 0:
             x = s.real - p_spec[i] - bus_w[i] * s_isl
-            f[pr] = x
+            f[np.uint64(pr)] = x
             if abs(x) > norm:
                 norm = abs(x)
         if qr >= 0:
             x = s.imag - q_spec[i]
-            f[qr] = x
+            f[np.uint64(qr)] = x
             if abs(x) > norm:
                 norm = abs(x)
     if not math.isfinite(norm):
@@ -264,29 +265,36 @@ def inv_apply(a, off, n, f, dx):  # pragma: no cover
             dx[r] += col0[r] * x0
 
 
-@njit(cache=True)
-def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
-    """``v · (vm_new / vm_old) · exp(j·dva)``; a Taylor series replaces cos/sin for small steps.
+@njit(cache=True, inline="always")
+def _cis(dva):  # pragma: no cover
+    """``(cos dva, sin dva)``; Taylor series replace cos/sin for small angles.
 
-    For ``|dva| <= 0.05`` rad the series (to the 9th power) is exact to double precision.
+    For ``|dva| <= 2e-4`` rad (the chord updates after the first) two terms each agree with ``cos`` and
+    ``sin`` to an ulp (the next ones, ``dva⁴/24`` and ``dva⁵/120``, are below one); for ``|dva| <= 0.05``
+    rad the series to the 9th power does.
     """
+    d2 = dva * dva
+    if abs(dva) <= 2e-4:  # the chord iterations after the first one
+        return 1.0 - 0.5 * d2, dva * (1.0 - d2 * (1.0 / 6.0))
     if abs(dva) <= 0.05:
-        d2 = dva * dva
         c = 1.0 - d2 * (0.5 - d2 * (1.0 / 24.0 - d2 * (1.0 / 720.0 - d2 * (1.0 / 40320.0))))
         s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
-        return v * (vm_new / vm_old) * complex(c, s)
-    return v * (vm_new / vm_old) * complex(math.cos(dva), math.sin(dva))
+        return c, s
+    return math.cos(dva), math.sin(dva)
+
+
+@njit(cache=True)
+def rotate(v, vm_old, vm_new, dva):  # pragma: no cover
+    """``v · (vm_new / vm_old) · exp(j·dva)`` (:func:`_cis` for the sine and cosine)."""
+    c, s = _cis(dva)
+    return v * (vm_new / vm_old) * complex(c, s)
 
 
 @njit(cache=True)
 def turn(v, dva):  # pragma: no cover
     """``v · exp(j·dva)``: :func:`rotate` without a change of magnitude (same series, same rounding)."""
-    if abs(dva) <= 0.05:
-        d2 = dva * dva
-        c = 1.0 - d2 * (0.5 - d2 * (1.0 / 24.0 - d2 * (1.0 / 720.0 - d2 * (1.0 / 40320.0))))
-        s = dva * (1.0 - d2 * (1.0 / 6.0 - d2 * (1.0 / 120.0 - d2 * (1.0 / 5040.0 - d2 * (1.0 / 362880.0)))))
-        return v * complex(c, s)
-    return v * complex(math.cos(dva), math.sin(dva))
+    c, s = _cis(dva)
+    return v * complex(c, s)
 
 
 @njit(cache=True)
@@ -305,8 +313,8 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     point in ``f`` already. On convergence ``f`` holds the final mismatch.
 
     With ``sps`` (a :class:`grid_models.sparse_lu.SparseLU`) an island it marks sparse is factorised
-    and solved by :mod:`grid_models.sparse_lu` instead (``work``: a third work vector); the updates
-    and the refactorisation rule are the same.
+    and solved by :mod:`grid_models.sparse_lu` instead (``work``: a third work vector, of at least
+    ``2 · dim + 2`` entries: the solves' slots); the updates and the refactorisation rule are the same.
 
     Returns
     -------
@@ -333,12 +341,21 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
     nfact = 0
     sc = slack_col[isl]
     sparse = False
+    # where the update of each unknown is: the Jacobian column (dense), its place in the factors' order (sparse)
+    col_a = va_col
+    col_m = vm_col
+    col_s = sc
     if sps is not None:
         sparse = sps[0][isl]
-        c0 = sps[10][isl]
-        p0 = sps[11][isl]
-        lr_ptr, lr_idx, lr_val, ur_ptr, ur_idx, ur_val, u_dinv, row_perm, col_perm = (
-            sps[23], sps[24], sps[25], sps[27], sps[28], sps[29], sps[31], sps[21], sps[22])
+        slot_ptr, s_src, s_scale = sps[_sparse.F_SLOT_PTR], sps[_sparse.F_S_SRC], sps[_sparse.F_S_SCALE]
+        lb_ptr, lb_row, lb_col, lb_val = (sps[_sparse.F_LB_PTR], sps[_sparse.F_LB_ROW], sps[_sparse.F_LB_COL],
+                                          sps[_sparse.F_LB_VAL])
+        ub_ptr, ub_row, ub_col, ub_val = (sps[_sparse.F_UB_PTR], sps[_sparse.F_UB_ROW], sps[_sparse.F_UB_COL],
+                                          sps[_sparse.F_UB_VAL])
+        if sparse:
+            col_a = sps[_sparse.F_POS_VA]
+            col_m = sps[_sparse.F_POS_VM]
+            col_s = sps[_sparse.F_POS_SLACK][isl]
     while True:
         if norm < tol:
             return True, it, norm, nfact
@@ -361,9 +378,9 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
                     lu_invert(lu, lo, dim, piv, po)
             have_lu[isl] = True
         if sparse:
-            _sparse.solve_factors(dim, c0, p0, lr_ptr, lr_idx, lr_val, ur_ptr, ur_idx, ur_val, u_dinv, row_perm,
-                                  col_perm, f, dx, work)
-            step = dx
+            _sparse.solve_permuted(isl, slot_ptr, s_src, s_scale, lb_ptr, lb_row, lb_col, lb_val, ub_ptr, ub_row, ub_col,
+                                   ub_val, f, work)
+            step = work
         elif refactor_ratio > 0.0:
             inv_apply(lu, lo, dim, f, dx)
             step = dx
@@ -372,23 +389,24 @@ def newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_
             step = f
         # x_{k+1} = x_k - J^{-1} f
         for k in range(isl_ptr[isl], isl_ptr[isl + 1]):
-            i = isl_buses[k]
-            ca = va_col[i]
-            cm = vm_col[i]
+            i = np.uint64(isl_buses[np.uint64(k)])  # unsigned: no wraparound test per access (see mismatch_island)
+            ca = col_a[i]
+            cm = col_m[i]
             if cm >= 0:
                 dva = 0.0
                 vm_old = vm[i]
                 if ca >= 0:
-                    dva = -step[ca]
+                    dva = -step[np.uint64(ca)]
                     va[i] += dva
-                vm[i] -= step[cm]
-                v[i] = rotate(v[i], vm_old, vm[i], dva)
+                vm_new = vm_old - step[np.uint64(cm)]
+                vm[i] = vm_new
+                v[i] = rotate(v[i], vm_old, vm_new, dva)
             elif ca >= 0:  # angle only (PV bus): |V| unchanged, no magnitude ratio
-                dva = -step[ca]
+                dva = -step[np.uint64(ca)]
                 va[i] += dva
                 v[i] = turn(v[i], dva)
-        if sc >= 0:
-            slack[isl] -= step[sc]
+        if col_s >= 0:
+            slack[isl] -= step[col_s]
         it += 1
         prev = norm
         norm = mismatch_island(isl, yp, yj, yx, v, p_spec, q_spec, bus_w, slack, isl_ptr, isl_buses, p_row, q_row,
@@ -544,7 +562,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
     Parameters
     ----------
     p_pp_mw, q_pp_mw : ndarray(float64, (n_steps, n_pp_bus))
-        Net injection (generation − load) per pandapower bus [MW], [Mvar] (divided by ``base_mva`` here:
+        Net injection (generation − load) per pandapower bus [MW], [Mvar] (multiplied by ``1 / base_mva`` here:
         the caller's profile is read as it is, without a scaled copy).
     vm_out, va_out : ndarray((n_steps, n_pp_bus)), outputs
         [pu], [degree].
@@ -575,7 +593,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         if isl_dim[i] > maxdim:
             maxdim = isl_dim[i]
     dx = np.empty(maxdim)
-    work = np.empty(maxdim)
+    work = np.empty(2 * maxdim + 2)  # the sparse solves' slots: two per bus
     is_sparse = sps[0]
     # each island's mismatch at its last converged point: the next step starts from it, corrected by
     # the change of scheduled injections (the mismatch is linear in them), instead of re-evaluating
@@ -606,6 +624,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         rated[b] = math.isfinite(lsq_f[b]) and math.isfinite(lsq_t[b])
     nfact = 0
     rad2deg = 180.0 / math.pi
+    inv_base = 1.0 / base_mva
     for k in range(n_steps):
         if k % 256 == 0:  # undo the rounding drift of the incremental rotations
             for i in range(n_bus):
@@ -617,11 +636,14 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
             q_prev[i] = q_spec[i]
             p_spec[i] = 0.0
             q_spec[i] = 0.0
+        p_row_k = p_pp_mw[k]
+        q_row_k = q_pp_mw[k]
         for b in range(n_pp):
             i = pp_internal[b]
             if i >= 0:
-                p_spec[i] += p_pp_mw[k, b] / base_mva
-                q_spec[i] += q_pp_mw[k, b] / base_mva
+                u = np.uint64(i)  # unsigned indices: no wraparound test (see mismatch_island)
+                p_spec[u] += p_row_k[b] * inv_base
+                q_spec[u] += q_row_k[b] * inv_base
         all_ok = True
         iters = 0
         worst = 0.0
@@ -633,11 +655,13 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 f = f_all[fo:fo + dim]
                 if f_valid[isl]:
                     for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
-                        i = isl_buses[kk]
-                        if p_row[i] >= 0:
-                            f[p_row[i]] -= p_spec[i] - p_prev[i]
-                        if q_row[i] >= 0:
-                            f[q_row[i]] -= q_spec[i] - q_prev[i]
+                        i = np.uint64(isl_buses[kk])
+                        pr = p_row[i]
+                        qr = q_row[i]
+                        if pr >= 0:
+                            f[np.uint64(pr)] -= p_spec[i] - p_prev[i]
+                        if qr >= 0:
+                            f[np.uint64(qr)] -= q_spec[i] - q_prev[i]
                 if is_sparse[isl]:
                     ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w,
                                                      isl_ptr, isl_buses, isl_dim, va_col, vm_col, p_row, q_row,
@@ -663,7 +687,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                 slack_out[k, isl] = ref_pickup(isl, yp, yj, yx, v, p_spec, isl_ptr, isl_buses, p_row) * base_mva
             if ok:
                 for kk in range(isl_ptr[isl], isl_ptr[isl + 1]):
-                    i = isl_buses[kk]
+                    i = np.uint64(isl_buses[kk])
                     v_good[i] = v[i]
                     vm_good[i] = vm[i]
                     va_good[i] = va[i]
@@ -680,19 +704,22 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
         converged_out[k] = all_ok
         iter_out[k] = iters
         norm_out[k] = worst * base_mva
+        vm_row_k = vm_out[k]
+        va_row_k = va_out[k]
         for b in range(n_pp):
             i = pp_internal[b]
-            if i >= 0 and isl_ok[bus_island[i]]:
-                vm_out[k, b] = vm[i]
-                va_out[k, b] = va[i] * rad2deg
+            if i >= 0 and isl_ok[np.uint64(bus_island[np.uint64(i)])]:
+                u = np.uint64(i)
+                vm_row_k[b] = vm[u]
+                va_row_k[b] = va[u] * rad2deg
             else:
-                vm_out[k, b] = np.nan
-                va_out[k, b] = np.nan
+                vm_row_k[b] = np.nan
+                va_row_k[b] = np.nan
         if with_branches:
             for b in range(n_br):
                 fb = br_f[b]
                 tb = br_t[b]
-                if fb >= 0 and not isl_ok[bus_island[fb]]:
+                if fb >= 0 and not isl_ok[np.uint64(bus_island[np.uint64(fb)])]:
                     p_f_out[k, b] = np.nan
                     p_t_out[k, b] = np.nan
                     loading_out[k, b] = np.nan
@@ -711,7 +738,7 @@ def timeseries(yp, yj, yx, v, vm, va, slack, bus_w, bus_island, isl_ptr, isl_bus
                         i_out[k, b] = 0.0
                     continue
                 # as branch_flows, written straight into the outputs
-                s_f, s_t, m_f, m_t = branch_end(b, fb, tb, v, yff, yft, ytf, ytt)
+                s_f, s_t, m_f, m_t = branch_end(b, np.uint64(fb), np.uint64(tb), v, yff, yft, ytf, ytt)
                 p_f_out[k, b] = s_f.real * base_mva
                 p_t_out[k, b] = s_t.real * base_mva
                 if full:
