@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from . import sparse_lu as _sparse
+from ._jit import njit  # numba's njit; importing it drops cached kernels whose sources changed
 
 __all__ = [
     "mismatch_island", "jacobian_island", "lu_factor", "lu_solve", "lu_invert", "inv_apply", "rotate", "turn", "newton_island", "ref_pickup",

@@ -46,8 +46,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from numba import njit
 
+from ._jit import njit  # numba's njit; importing it drops cached kernels whose sources changed
 from .compile import GridArrays
 
 __all__ = ["SPARSE_MIN_DIM", "DENSE_MAX_DIM", "PIVOT_TOL", "SparseLU", "sparse_islands", "analyse", "empty",

@@ -15,36 +15,12 @@ __all__ = ["njit", "NUMBA_ENABLED"]
 NUMBA_ENABLED = os.environ.get("TWIN_DISABLE_NUMBA", "0") not in ("1", "true", "True")
 
 
-def _drop_stale_cache(package_dir: Path) -> None:
-    """Delete numba's cached kernels of a package whose sources changed since they were compiled.
-
-    numba invalidates a cached kernel only when the file defining it changes, but the kernels here
-    compile in constants and functions of *other* modules (column indices of :mod:`twin.plant` and
-    :mod:`twin.state`, the stage functions): a change there would leave stale machine code in use.
-    So the cache is stamped with a hash of every source of the package and dropped when it differs.
-    """
-    import hashlib
-
-    cache = package_dir / "__pycache__"
-    digest = hashlib.sha256()
-    for f in sorted(package_dir.glob("*.py")):
-        digest.update(f.name.encode() + f.read_bytes())
-    stamp = cache / "numba-sources.sha256"
-    try:
-        if stamp.exists() and stamp.read_text() == digest.hexdigest():
-            return
-        cache.mkdir(exist_ok=True)
-        for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
-            f.unlink(missing_ok=True)
-        stamp.write_text(digest.hexdigest())
-    except OSError:  # a read-only install: numba falls back to its own cache locations
-        pass
-
-
 if NUMBA_ENABLED:
     import numba
 
-    _drop_stale_cache(Path(__file__).parent)
+    from grid_models._jit import drop_stale_cache
+
+    drop_stale_cache(Path(__file__).parent)  # the kernels compile in other modules' constants (see there)
 
     def njit(*args, **kwargs):
         """``numba.njit`` with ``cache=True`` by default."""
