@@ -43,7 +43,8 @@ from .turbines import GOV_IDEAL, STATUS_ONLINE, STATUS_STANDBY, STATUS_TRIPPED, 
 
 __all__ = [
     "F0_HZ", "D_LOAD_CONVENTIONAL", "D_LOAD_DATACENTRE",
-    "inertial_power_mw", "droop_stiffness_mw_per_hz", "swing_step", "grid_tied_balance_mw", "island_step",
+    "inertial_power_mw", "droop_stiffness_mw_per_hz", "swing_step", "grid_tied_balance_mw", "island_inertia_mw_s",
+    "island_step",
     "ISL_F_MIN_HZ", "ISL_F_MAX_HZ", "ISL_ROCOF_SHORT", "ISL_ROCOF_LONG", "ISL_LOAD_MW", "ISL_KIN_MW",
     "ISL_IMPORT_MW", "ISL_TRIPPED", "ISL_NOUT",
 ]
@@ -158,6 +159,26 @@ def _rocof_relay(r, timer_s, setting_hz_per_s, delay_s, h_s, pickup_code, index,
 
 
 @njit(inline="always")
+def island_inertia_mw_s(par, st, units, counts, bess):  # pragma: no cover - jitted
+    """``(ΣH·S of the island's online units, that plus the grid-forming batteries' virtual inertia)`` [MW·s].
+
+    ``units``/``counts``: the stepped units and how many each stands for (0 once tripped); ``bess``: the
+    island's batteries (in service when ``SB_OK``). Summed afresh after every relay trip rather than
+    decremented: an island whose last unit and grid-forming battery trip has exactly zero inertia (a running
+    difference leaves a rounding residue of ~1e-13 MW·s, on which the swing equation diverges)."""
+    hs_rot = 0.0
+    for j in range(units.shape[0]):
+        if counts[j] > 0.0:
+            u = units[j]
+            hs_rot += counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
+    hs_tot = hs_rot
+    for b in bess:
+        if st.bess[b, SB_OK] > 0.5 and par.bess[b, BE_GFM] > 0.5:
+            hs_tot += par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
+    return hs_rot, hs_tot
+
+
+@njit(inline="always")
 def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw, bess, bess_a, it_sub_mw, fixed_mw,
                 loss_mw, keep, pm_mean, pb_mean, out, sub, k, sw, events, n_events, f0_hz=F0_HZ):  # pragma: no cover - jitted
     """Advance island ``i`` by one step of ``n_sub`` sub-steps of ``h_s``: governors, batteries, swing, relays.
@@ -225,15 +246,12 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
     if tied:
         for jj in range(n_sub):
             it_step += it_sub_mw[jj] / n_sub
-    hs_rot = 0.0
     rocof_tu = False  # any online unit here with a RoCoF relay
     for j in range(n_u):
         u = units[j]
-        hs_rot += counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
         pm_mean[u] = 0.0
         if par.turb[u, TU_ROCOF] > 0.5 and counts[j] > 0.0:
             rocof_tu = True
-    hs_tot = hs_rot
     rocof_be = False
     n_bess_ok = 0
     for b in bess:
@@ -242,8 +260,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
             n_bess_ok += 1
             if par.bess[b, BE_ROCOF] > 0.5:
                 rocof_be = True
-            if par.bess[b, BE_GFM] > 0.5:
-                hs_tot += par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
+    hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
     n_w_tu = min(max(1, int(round(ctrl[CT_TU_ROCOF_WINDOW_S] / h_s))), RING_N - 1)
     n_w_be = min(max(1, int(round(ctrl[CT_BE_ROCOF_WINDOW_S] / h_s))), RING_N - 1)
     # ride-through: the highest under-frequency and lowest over-frequency threshold (nothing to do in between
@@ -431,11 +448,9 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                 st.turb[u, ST_ROCOF_S] = t1
                 if trip:
                     _trip_unit_group(par, st, units, u, i, EV_ROCOF_TRIP, t_ev, r, events, n_events)
-                    dh = counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
-                    hs_rot -= dh
-                    hs_tot -= dh
                     counts[j] = 0.0
                     tripped = 1.0
+                    hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
         if rocof_be and pos >= n_w_be:
             r = rocof_window_hz_per_s(st.ring[i], pos, n_w_be, h)
             for b in bess:
@@ -445,8 +460,9 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                                         EV_BESS_ROCOF_PICKUP, b, i, t_ev, events, n_events)
                 st.bess[b, SB_ROCOF_S] = t1
                 if trip:
-                    hs_tot -= _trip_bess(par, st, b, i, EV_BESS_ROCOF_TRIP, t_ev, r, events, n_events)
+                    _trip_bess(par, st, b, i, EV_BESS_ROCOF_TRIP, t_ev, r, events, n_events)
                     n_bess_ok -= 1
+                    hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
         # frequency ride-through of turbines and inverters: time beyond each band of their no-trip curves
         if f < uf_top or f > of_bot or rt_active:
             rt_active = False
@@ -464,16 +480,15 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                         if counts[j] > 0.0:
                             u = units[j]
                             _trip_unit_group(par, st, units, u, i, EV_RT_TRIP, t_ev, f, events, n_events)
-                            dh = counts[j] * par.turb[u, TU_H_S] * par.turb[u, TU_S_MVA]
-                            hs_rot -= dh
-                            hs_tot -= dh
                             counts[j] = 0.0
                     tripped = 1.0
+                    hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
                 elif band >= 0:
                     for b in bess:
                         if st.bess[b, SB_OK] > 0.5:
-                            hs_tot -= _trip_bess(par, st, b, i, EV_BESS_RT_TRIP, t_ev, f, events, n_events)
+                            _trip_bess(par, st, b, i, EV_BESS_RT_TRIP, t_ev, f, events, n_events)
                     n_bess_ok = 0
+                    hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
                 for b in range(N_RT_BAND):
                     if st.isl[i, base + b] > 0.0:
                         rt_active = True
@@ -542,11 +557,8 @@ def _trip_unit_group(par, st, units, u, i, code, t_s, value, events, n_events): 
 @njit
 def _trip_bess(par, st, b, i, code, t_s, value, events, n_events):  # pragma: no cover - jitted
     """A relay trips battery yard ``b`` of island ``i`` (out of service, no power; logged with ``code`` and the
-    measured ``value``). Returns the virtual inertia [MW·s] that left the island."""
+    measured ``value``)."""
     st.bess[b, SB_OK] = 0.0
     st.bess[b, SB_P] = 0.0
     st.bess[b, SB_ROCOF_S] = 0.0
     log_event(events, n_events, t_s, code, b, i, value)
-    if par.bess[b, BE_GFM] > 0.5:
-        return par.bess[b, BE_H_V_S] * par.bess[b, BE_P_MW] * st.bess[b, SB_DERATE]
-    return 0.0

@@ -22,6 +22,7 @@ from twin import state as s
 from twin.engine import Engine
 from twin.scenario import load_scenario, resolve_events
 from twin.stepping import _chiller_aggregates
+from twin.turbines import STATUS_ONLINE
 
 DATA = Path(__file__).parents[1] / "data"
 CASCADE = DATA / "cascade_island.toml"
@@ -295,3 +296,72 @@ def test_ups_carries_a_hall_through_a_dark_island_for_its_autonomy(tmp_path):
     trips = [e for e in eng.event_log if e["kind"] == "chiller-trip"]
     assert len(trips) == 2 and all(e["t_s"] == pytest.approx(t_trip + H_SUB, abs=1e-6) for e in trips)
     assert _chiller_aggregates(eng.par, eng.st)[0, 0] == pytest.approx(cap0 - 2 * 2.0)
+
+
+# ------------------------------------------------------------------------- an island losing its last unit
+def _megapack_lost_hour():
+    """``memphis:full-build`` on the design day from 14:00, the Colossus 2 Megapack failed at 00:10."""
+    site = load_site("memphis:full-build")
+    sc = load_scenario({"scenario": {"name": "c2-megapack-lost", "site": "memphis:full-build", "start": "2026-07-15T14:00:00",
+                                     "horizon": "01:00:00"},
+                        "weather": {"design_day": "memphis-0.4pct"}, "workload": {"seed": 3},
+                        "events": [{"at": "00:10:00", "do": "fail", "target": "colossus2/megapack"}]})
+    return site, sc
+
+
+def test_island_whose_last_units_trip_collapses_instead_of_diverging():
+    """With the Colossus 2 Megapack failed, the training swings drive the Colossus 2 + Southaven island above
+    61.8 Hz, where the turbines' over-frequency ride-through (PRC-024 band 4) trips every unit in one sub-step.
+    The island then has no spinning mass and collapses (blackout at the backstop). Before the inertia was summed
+    afresh after trips, the running difference left a rounding residue of ~1e-13 MW·s on which the swing
+    equation diverged (the frequency reached −1.8e15 Hz and sweeps ranked it as a result)."""
+    site, sc = _megapack_lost_hour()
+    eng = Engine(site, sc, resolve_events(sc, site))
+    f_lo, f_hi = [], []
+    isl = "colossus2+southaven"
+    i = eng.plant.names["island"].index(isl)
+    on_island = eng.plant.turb[:, pl.TU_ISLAND].astype(int) == i
+    online_before = None
+    for seg in eng.segments():
+        f_lo.append(seg["f_min_hz"])
+        f_hi.append(seg["f_max_hz"])
+        if online_before is None:
+            online_before = int((seg["turbine_status"][-1][on_island] == STATUS_ONLINE).sum())
+        status_end = seg["turbine_status"][-1]
+    trips = [e for e in eng.event_log if e["kind"] == "frequency-trip" and e["island"] == isl]
+    blackouts = [e for e in eng.event_log if e["kind"] == "blackout" and e["island"] == isl]
+    assert online_before >= 10 and not (status_end[on_island] == STATUS_ONLINE).any()
+    assert len(trips) >= online_before and len({e["t_s"] for e in trips}) == 1  # the path under test: all at once
+    assert len(blackouts) == 1 and blackouts[0]["t_s"] >= trips[0]["t_s"]
+    assert blackouts[0]["value"] == pytest.approx(pr.BLACKOUT_HZ - 1.0)  # the collapse, not a diverged number
+    f_lo, f_hi = np.concatenate(f_lo), np.concatenate(f_hi)
+    assert np.isfinite(f_lo).all() and np.isfinite(f_hi).all()
+    assert f_lo.min() >= pr.BLACKOUT_HZ - 1.0 and f_hi.max() < 62.0
+
+
+def test_a_diverged_frequency_stops_the_run_with_a_message(tmp_path, monkeypatch):
+    """The engine refuses to record a frequency outside (0, 2·f0): the run fails with a message naming the
+    island and time (exit code 1, no traceback) and the catalog records the failure."""
+    import twin.engine as engine_mod
+    from typer.testing import CliRunner
+
+    from twin.catalog import Catalog
+    from twin.cli import app
+
+    real = engine_mod.step_segment
+
+    def diverging(n_steps, dt_s, n_sub, inp, par, st, out, sub):
+        done = real(n_steps, dt_s, n_sub, inp, par, st, out, sub)
+        out.f_min[3, 0] = -1.8e15  # as the kernel once produced
+        return done
+
+    monkeypatch.setattr(engine_mod, "step_segment", diverging)
+    monkeypatch.setenv("TWIN_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["run", "memphis", "--scenario", "baseline-day", "--out", str(tmp_path / "run"),
+                                      "--no-plots"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "numerical failure" in out and "t = 3 s" in out, out
+    (rec,) = Catalog(tmp_path / "catalog.sqlite").list()
+    assert rec.status == "failed" and "SimulationDiverged" in rec.error and "numerical failure" in rec.error
+    assert '"failed"' in (tmp_path / "run" / "status.json").read_text()
