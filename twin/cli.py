@@ -39,7 +39,8 @@ def _print_error(exc: Exception) -> None:
 
 
 def _user_errors(fn):
-    """Turn input errors into a message on stderr and exit code 2."""
+    """Turn input errors into a message on stderr and exit code 2, and a run stopped by a numerical failure
+    (:class:`twin.engine.SimulationDiverged`) into a message and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -48,6 +49,13 @@ def _user_errors(fn):
         except InputError as exc:
             _print_error(exc)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except RuntimeError as exc:
+            from twin.engine import SimulationDiverged
+
+            if not isinstance(exc, SimulationDiverged):
+                raise
+            err_console.print(f"[bold red]run failed:[/] {escape(str(exc))} (recorded as failed in the catalog)")
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -54,7 +54,7 @@ from .state import (
 )
 from .plant import BE_GFM, CH_ISLAND
 from .state import SI_SURPLUS_S, SI_TRIM
-from .stepping import step_segment
+from .stepping import F0_HZ, step_segment
 from .thermal import gpu_heat_split_mw, hall_thermal_steady_state
 from .turbines import (
     GX_NSTATE, STATUS_ONLINE, STATUS_STANDBY, STATUS_STARTING, STATUS_TRIPPED, governor_init, governor_prepare,
@@ -63,7 +63,7 @@ from .weather import AmbientProfile
 from .topology import SYNC_DF_HZ, SlotPlan, next_slots, part_key, plan_slots, site_graph, slot_sources
 from .workload import hall_demand_mw
 
-__all__ = ["Engine", "N_SUB", "H_SUB_S", "substeps_per_step"]
+__all__ = ["Engine", "SimulationDiverged", "N_SUB", "H_SUB_S", "substeps_per_step"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ H_SUB_S = 0.05
 N_SUB = 20
 #: Rows of the kernel's event table per segment (more are counted and reported, not kept).
 MAX_SEGMENT_EVENTS = 4096
+
+
+class SimulationDiverged(RuntimeError):
+    """The engine's state left its physical range (a numerical failure, not a result): the run stops and is
+    recorded as failed with the message."""
 
 
 def substeps_per_step(step_s: float) -> int:
@@ -687,6 +692,7 @@ class Engine:
         done = step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
         self._log_kernel_events(o.events, int(o.n_events[0]))
         out = dict(zip(_OUTPUT_NAMES, o))
+        self._check_frequency(out, done)
         if self.record_substeps:
             out.update(f_sub_hz=sub.f, p_load_sub_mw=sub.load, p_mech_sub_mw=sub.mech, p_bess_sub_mw=sub.bess,
                        p_kinetic_sub_mw=sub.kin, p_bess_unit_sub_mw=sub.bess_unit)
@@ -698,6 +704,20 @@ class Engine:
         self._last_p_it = out["p_it_mw"][-1].copy()
         self.k += n
         return out
+
+    def _check_frequency(self, out: dict[str, np.ndarray], n: int) -> None:
+        """Stop the run if an island's frequency left ``(0, 2·f0)`` Hz or is not a number: no model state reaches
+        that (a collapsed island is held at its blackout frequency), so it is a numerical failure of the engine,
+        not a result; a sweep records the case as failed with this message."""
+        for name in ("f_min_hz", "f_max_hz"):
+            f = out[name][:n]
+            bad = ~((f > 0.0) & (f < 2.0 * F0_HZ))
+            if bad.any():
+                k, i = (int(x) for x in np.argwhere(bad)[0])
+                raise SimulationDiverged(
+                    f"the frequency of island {self.plant.names['island'][i]} reached {f[k, i]:.6g} Hz at "
+                    f"t = {(self.k + k) * self.step_s:g} s: a numerical failure of the engine, not a result "
+                    "(please report it with the site and scenario)")
 
     # ------------------------------------------------------------------ sequence of events
     def _log(self, t_s: float, source: str, kind: str, component: str, island: str, value: float, unit: str,
