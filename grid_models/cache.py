@@ -18,6 +18,7 @@ and rewritten.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -68,8 +69,10 @@ def cache_dir() -> Path | None:
     return Path(env) if env else Path.home() / ".cache" / "colossus-twin"
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Digest of the code that turns a site into compiled arrays (this package's sources, pandapower's version)."""
+    """Digest of the code that turns a site into compiled arrays (this package's sources, pandapower's version);
+    read once per process (a sweep's worker builds an engine per case)."""
     h = hashlib.sha256()
     here = Path(__file__).parent
     for name in ("build.py", "compile.py", "cache.py"):

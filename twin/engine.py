@@ -948,13 +948,13 @@ class _Workload:
         n_s, sps = (self.DAY, int(round(sps))) if exact else (int(steps), self.n_sub)
         steps = int(steps)
         p = w.swing_period_s
-        self._u = np.empty((len(self.sites), steps, self.n_sub), dtype=np.float32)
+        self._u = []  # each site's day as _day_samples keeps it (read only): a short case slices it, no copy of the day
         for k, site in enumerate(self.sites):
             seed = (w.seed * 1_000_003 + sum(map(ord, site)) * 7919 + day) % (2**32)
             cd = (0.5 * w.checkpoint_duration_s, 1.5 * w.checkpoint_duration_s) if w.checkpoint_duration_s > 0 else (0.0, 0.0)
-            self._u[k] = _day_samples(n_s, seed, (0.8 * p, 1.2 * p), float(self.u_comm[k]),
-                                      (0.8 * w.checkpoint_interval_s, 1.2 * w.checkpoint_interval_s), cd, w.inference_share,
-                                      (self.t0_s + day * self.DAY) % self.DAY, sps).reshape(steps, self.n_sub)
+            self._u.append(_day_samples(n_s, seed, (0.8 * p, 1.2 * p), float(self.u_comm[k]),
+                                        (0.8 * w.checkpoint_interval_s, 1.2 * w.checkpoint_interval_s), cd, w.inference_share,
+                                        (self.t0_s + day * self.DAY) % self.DAY, sps).reshape(steps, self.n_sub))
         self._day = day
 
     def __call__(self, k0: int, n: int) -> np.ndarray:
@@ -980,9 +980,18 @@ class _Workload:
             if day != self._day:
                 self._load_day(day)
             take = min(n - i, per_day - off)
-            hall_demand_mw(self._u[:, off:off + take], self.site_of, self.p_idle, self.p_comp, out[i:i + take])
+            u = np.stack([d[off:off + take] for d in self._u]).astype(np.float32, copy=False)
+            hall_demand_mw(u, self.site_of, self.p_idle, self.p_comp, out[i:i + take])
             i += take
         return out
+
+
+def _first_rows(names) -> dict:
+    """Each name's first row in a table (what ``list.index`` gives, in one pass: a sweep builds an engine per case)."""
+    rows: dict = {}
+    for r, n in enumerate(names):
+        rows.setdefault(n, r)
+    return rows
 
 
 class _Network:
@@ -1006,15 +1015,15 @@ class _Network:
         self._line_site = np.array([branch_pos["lines", n] for n in t.line_name], dtype=np.int64)
         self._trafo_site = np.array([branch_pos["transformers", n] for n in t.trafo_name], dtype=np.int64)
         self.bus_isl = engine._bus_slot[self._bus_site]
-        gen_names = list(t.gen_name)
-        self.gen_turb = np.array([gen_names.index(n) for n in p.names["turbine"]], dtype=np.int64)
-        self.gen_bess = np.array([gen_names.index(n) for n in p.names["bess"]], dtype=np.int64)
-        eg_names = list(t.ext_grid_name)
-        self.eg_tie = np.array([eg_names.index(n) for n in p.names["grid_tie"]], dtype=np.int64)
-        load_names = list(t.load_name)
+        gen_row = _first_rows(t.gen_name)
+        self.gen_turb = np.array([gen_row[n] for n in p.names["turbine"]], dtype=np.int64)
+        self.gen_bess = np.array([gen_row[n] for n in p.names["bess"]], dtype=np.int64)
+        eg_row = _first_rows(t.ext_grid_name)
+        self.eg_tie = np.array([eg_row[n] for n in p.names["grid_tie"]], dtype=np.int64)
+        load_row = _first_rows(t.load_name)
         kinds = t.load_kind
-        self.load_hall = np.array([load_names.index(n) for n in p.names["hall"]], dtype=np.int64)
-        self.load_chiller = np.array([load_names.index(n) for n in p.names["chiller"]], dtype=np.int64)
+        self.load_hall = np.array([load_row[n] for n in p.names["hall"]], dtype=np.int64)
+        self.load_chiller = np.array([load_row[n] for n in p.names["chiller"]], dtype=np.int64)
         self.load_fixed = np.nonzero((kinds == "load") | (kinds == "boundary"))[0]
         self.tan_phi = np.where(t.load_p_mw > 0, t.load_q_mvar / np.where(t.load_p_mw > 0, t.load_p_mw, 1.0), 0.0)
         # power factor of zero-power loads (chillers at no load): from the site
