@@ -19,6 +19,15 @@ def site():
     return load_site("colossus1")
 
 
+@pytest.fixture(autouse=True)
+def _disk_cache_only(monkeypatch):
+    """These tests are about the cache on disk: a sweep run earlier in this process (tests/twin) may have left
+    the in-process sharing on, which would hand a NetCache its net without reading the disk."""
+    import grid_models.cache as gcache
+
+    monkeypatch.setattr(gcache, "_PROCESS", None)
+
+
 def _never():
     raise AssertionError("the net was built although the cache holds it")
 
