@@ -126,15 +126,49 @@ def mark_store_interrupted(store: str | None, status: str, reason: str) -> None:
         log.warning("could not mark %s as %s: %s", run_dir, status, exc)
 
 
+def store_status(store: str | None) -> str | None:
+    """The status a run directory records (``status.json``), None when it has none (the run never started)."""
+    try:
+        return json.loads((Path(store) / "status.json").read_text()).get("status")
+    except (OSError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def finished_kpis(store: str | None) -> dict | None:
+    """The KPIs of a run that finished (its directory says ``done`` and holds ``kpis.json``), else None.
+
+    ``status.json`` is written ``done`` last (:func:`twin.runner.run`), so a directory that says so holds
+    every result; this is what a sweep's case finished when nobody was left to read its result.
+    """
+    if store_status(store) != "done":
+        return None
+    try:
+        kpis = json.loads((Path(store) / "kpis.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return kpis if isinstance(kpis, dict) else None
+
+
+def settle_store(store: str | None, status: str, reason: str | None) -> None:
+    """Make a run directory say what the catalog records of a run that did not finish (``status``, ``reason``),
+    unless it already does: e.g. a case stopped by its cancel flag says ``cancelled`` while the server,
+    shutting down, records it ``failed`` (interrupted)."""
+    have = store_status(store)
+    if have is not None and have != status:
+        mark_store_interrupted(store, status, reason or status)
+
+
 def reap_interrupted(catalog: Catalog, *, at_start: bool, owned: set[str] = frozenset()) -> list[str]:
     """Mark runs that no process will finish as ``failed``, with the reason; return their ids.
 
     At start every ``queued`` run and every ``running`` run whose process is gone is interrupted;
-    later only ``running`` runs (not ``owned`` by this server) whose process is gone. Sweeps follow
-    their cases.
+    later only ``running`` runs (not ``owned`` by this server) whose process is gone. A run whose
+    directory says it finished (a sweep's case whose worker wrote its results after the server that
+    records it was killed) is recorded ``done`` with its KPIs instead, and not returned. Sweeps follow
+    their cases; one that has ended gets the files its server would have written (:func:`write_sweep_files`).
     """
     now = time.time()
-    reaped = []
+    reaped, ended = [], set()
     records = [r for r in catalog.list(limit=1_000_000) if r.status in ACTIVE and r.id not in owned]
     for r in records:
         if r.kind == "sweep":
@@ -146,14 +180,63 @@ def reap_interrupted(catalog: Catalog, *, at_start: bool, owned: set[str] = froz
             reason = f"interrupted: the process running it (pid {r.pid}) stopped before the run finished{reused}"
         else:
             continue
-        catalog.update(r.id, status="failed", error=reason, finished=now)
-        mark_store_interrupted(r.store, "failed", reason)
-        reaped.append(r.id)
+        kpis = finished_kpis(r.store)
+        if kpis is not None:
+            catalog.update(r.id, status="done", error=None, progress=1.0, eta_s=0.0, finished=now, kpis=kpis)
+            if r.parent:
+                _append_case_record(catalog.get(r.id))
+        else:
+            catalog.update(r.id, status="failed", error=reason, finished=now)
+            mark_store_interrupted(r.store, "failed", reason)
+            reaped.append(r.id)
+        ended.add(r.id)
     for r in records:
         if r.kind == "sweep":
-            if at_start or any(c.parent == r.id for c in records if c.id in reaped):
+            if at_start or any(c.parent == r.id for c in records if c.id in ended):
                 update_sweep(catalog, r.id, interrupted=at_start)
+                write_sweep_files(catalog, r.id)
     return reaped
+
+
+def _case_record(case: RunRecord) -> dict[str, Any]:
+    """A sweep case's record (as :func:`twin.sweep.run_case` returns it) from its catalog row."""
+    from twin.sweep import _doc_hash
+
+    return {"case": case.scenario, "status": case.status, "error": case.error, "doc_hash": _doc_hash(case.scenario_doc),
+            "wall_s": None, **(case.kpis or {})}
+
+
+def _append_case_record(case: RunRecord | None) -> None:
+    """Add a case recorded from its directory to its sweep's ``cases.jsonl`` (the cases that ran)."""
+    from twin.sweep import RecordLog
+
+    if case is None or not case.store or not Path(case.store).parent.is_dir():
+        return
+    try:
+        with RecordLog(Path(case.store).parent) as log_:
+            log_.append(_case_record(case))
+    except OSError as exc:
+        log.warning("could not add case %s to its sweep's cases.jsonl: %s", case.id, exc)
+
+
+def write_sweep_files(catalog: Catalog, sweep_id: str) -> None:
+    """Write an ended sweep's ``kpis.nc``, ``kpis.csv``, ``ranking.json`` and ``failures.json``
+    (:func:`twin.sweep.write_results`) from its cases' rows: what its server writes when every case has
+    ended, for a sweep whose server was killed first. Nothing when the sweep has not ended or has no directory."""
+    from twin.sweep import write_results
+
+    from .services import get_site
+
+    rec = catalog.get(sweep_id)
+    if rec is None or rec.status in ACTIVE or not rec.store or not Path(rec.store).is_dir():
+        return
+    body = rec.scenario_doc or {}
+    attrs = {"base_scenario": rec.scenario, "n-1": ",".join(body.get("n1") or []), "contingency_at": str(body.get("at"))}
+    cases = sorted(catalog.list(parent=sweep_id, limit=1_000_000), key=lambda c: c.created)
+    try:
+        write_results(rec.store, get_site(rec.site), [_case_record(c) for c in cases], attrs)
+    except Exception as exc:  # a damaged directory or an unknown site must not stop the server
+        log.warning("could not write the results of sweep %s: %s", sweep_id, exc)
 
 
 def sweep_summary(children: list[RunRecord]) -> tuple[str, float, str | None, dict[str, int]]:
@@ -447,6 +530,7 @@ class _Sweep:
     records: dict[str, dict] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)  # cases cancelled one by one
     stop: tuple[str, str] | None = None  # (status, reason) of every unfinished case once the sweep is stopped
+    settle_by: float | None = None  # monotonic time until which a stopped sweep waits for its running cases
     delete: bool = False
     thread: threading.Thread | None = None
     recorded: threading.Condition = field(default_factory=threading.Condition)
@@ -467,22 +551,27 @@ class SweepExecutor:
 
     The cluster is the dask scheduler at ``scheduler`` (``TWIN_DASK_SCHEDULER``), or a LocalCluster of
     ``n_workers`` processes started with the first sweep and closed by :meth:`shutdown`. Cancelling a
-    sweep or a case cancels its futures (a case already running on a worker stops at its next segment);
-    the cases that will not run are recorded ``cancelled``, or ``failed`` with the reason when the server
-    shuts down. A server killed outright leaves them ``queued``: the next start marks them ``failed``
-    (:func:`reap_interrupted`).
+    sweep or a case cancels its futures (a case already running on a worker stops at its next segment, or
+    finishes if it was past its last one); once its worker no longer runs it (a wait of at most
+    ``stop_wait_s``; on a shutdown the LocalCluster is closed after that), a case is recorded from its
+    directory: ``done`` with its KPIs if it finished, else ``cancelled``, or ``failed`` with the reason
+    when the server shuts down, and the directory is marked so. A server killed outright leaves them
+    ``queued``: the next start records them from their directories too (:func:`reap_interrupted`).
     """
 
     SHUTDOWN = ("failed", "interrupted: the server shut down before the case finished")
     CANCELLED = ("cancelled", "cancelled on request")
 
     def __init__(self, catalog: Catalog, home: Path, scheduler: str | None = None, n_workers: int = 1,
-                 on_finish: Callable[[str, str], None] | None = None):
+                 on_finish: Callable[[str, str], None] | None = None, stop_wait_s: float = 10.0):
         self.catalog = catalog
         self.home = Path(home).resolve()
         self.scheduler = scheduler or None
         self.n_workers = n_workers
         self.on_finish = on_finish
+        self.stop_wait_s = stop_wait_s
+        self._stopping = False  # shutdown has begun
+        self._cluster_closed = threading.Event()  # set once shutdown has closed the cluster (no LocalCluster worker writes)
         self._lock = threading.Lock()
         self._client_lock = threading.Lock()
         self._cluster = None  # the dask_client context manager
@@ -577,6 +666,7 @@ class SweepExecutor:
         with self._lock:
             if sw.stop is None:
                 sw.stop = how
+                sw.settle_by = time.monotonic() + self.stop_wait_s
             futs = list(sw.futures)
         if futs:
             try:
@@ -584,13 +674,16 @@ class SweepExecutor:
             except Exception as exc:  # a lost scheduler: the driver records what is left
                 log.warning("could not cancel the cases of %s: %s", sw.id, exc)
 
-    def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop every sweep (unfinished cases ``failed``, with the reason), then close the cluster."""
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Stop every sweep, wait (at most ``timeout_s``, default ``stop_wait_s`` plus 2 s) until each has
+        recorded its cases (the finished ones ``done``, the others ``failed`` with the reason), then close
+        the cluster (and let the sweeps still waiting for a case record it from what it left)."""
+        self._stopping = True
         with self._lock:
             sweeps = list(self._sweeps.values())
         for sw in sweeps:
             self._stop(sw, self.SHUTDOWN)
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + (self.stop_wait_s + 2.0 if timeout_s is None else timeout_s)
         for sw in sweeps:
             sw.thread.join(max(deadline - time.monotonic(), 0.1))
         with self._client_lock:
@@ -601,6 +694,10 @@ class SweepExecutor:
                 except Exception as exc:  # closing must not stop the shutdown
                     log.warning("closing the dask cluster: %s", exc)
                 self._cluster = self._client = None
+        self._cluster_closed.set()
+        deadline = time.monotonic() + 10.0
+        for sw in sweeps:
+            sw.thread.join(max(deadline - time.monotonic(), 0.1))
 
     # ------------------------------------------------------------------ the driver of one sweep
     def _drive(self, sw: _Sweep) -> None:
@@ -653,11 +750,20 @@ class SweepExecutor:
         from twin.sweep import RECORD_FIELDS
 
         name = rec["case"]
-        if rec["status"] == "cancelled":
+        ran = rec["status"] != "cancelled"
+        if not ran:
             how = self.CANCELLED if name in sw.cancelled else (sw.stop or self.CANCELLED)
             rec = {**rec, "status": how[0], "error": how[1]}
-        elif records is not None:
+        if rec["status"] != "done":
+            rec = self._settle(sw, name, rec)
+            ran = ran or rec["status"] == "done"
+        if ran and records is not None:
             records.append(rec)
+        elif ran:  # found finished after the sweep's log was closed
+            from twin.sweep import RecordLog
+
+            with RecordLog(sw.dir) as log_:
+                log_.append(rec)
         now = time.time()
         fields: dict[str, Any] = {"status": rec["status"], "error": rec.get("error"), "finished": now, "eta_s": 0.0,
                                   "progress": 1.0 if rec["status"] == "done" else 0.0}
@@ -678,6 +784,29 @@ class SweepExecutor:
                 self.on_finish(sw.ids[name], rec["status"])
             except Exception:  # metrics must not break the executor
                 log.exception("on_finish hook failed")
+
+    def _settle(self, sw: _Sweep, name: str, rec: dict) -> dict:
+        """What a case that did not report a result left: its record from its directory once its worker no longer
+        runs it: ``done`` with its KPIs if it finished (a cancel that came after its last segment, or a result
+        lost with its future), else ``rec``, which the directory is made to say (:func:`settle_store`)."""
+        from twin.sweep import wait_stopped
+
+        store = str(sw.dir / sw.ids[name])
+        with self._lock:
+            keys = [str(f.key) for f, (n, _) in sw.futures.items() if n == name]
+        client = self._client
+        if keys and client is not None:
+            budget = max((sw.settle_by or time.monotonic() + self.stop_wait_s) - time.monotonic(), 0.0)
+            if not wait_stopped(client, keys[0], budget):
+                # still running (or the cluster is gone): on a shutdown the LocalCluster's workers are closed next
+                if not (self._stopping and not self.scheduler and self._cluster_closed.wait(15.0)):
+                    log.warning("case %r of sweep %s may still run on a worker; recorded from its directory now", name, sw.id)
+        kpis = finished_kpis(store)
+        if kpis is not None:
+            return {**{k: v for k, v in rec.items() if k in ("case", "doc_hash", "wall_s", "cpu_s")}, **kpis,
+                    "status": "done", "error": None}
+        settle_store(store, rec["status"], rec.get("error"))
+        return rec
 
     def _end_unfinished(self, sw: _Sweep, how: tuple[str, str]) -> None:
         """Record every case that has not ended as ``how`` (status, reason); cases cancelled one by one as cancelled."""

@@ -181,3 +181,60 @@ def test_an_unreachable_scheduler_fails_the_sweep_with_the_reason(tmp_path):
         j = wait_for(c, f"/sweeps/{r.json()['id']}", timeout_s=60)
     assert j["status"] == "failed" and j["counts"] == {"failed": 3}, j
     assert all("could not go on" in x["error"] and "OSError" in x["error"] for x in j["cases"]), j["cases"]
+
+
+def _folder_status(store) -> str | None:
+    path = store / "status.json"
+    return json.loads(path.read_text())["status"] if path.exists() else None
+
+
+def test_shutdown_while_cases_run_leaves_catalog_and_folders_agreeing(tmp_path):
+    """A graceful stop while a case runs: a cancelled case that was past its last check still finishes, so
+    every case must end up either done everywhere (catalog with KPIs, folder with its results, kpis.nc,
+    not in failures.json) or interrupted everywhere (and then no folder says done)."""
+    from sites import load_site
+
+    from api.workers import SweepExecutor
+    from twin.catalog import new_run_id
+    from twin.sweep import expand_cases
+
+    home = tmp_path / "home"
+    cat = Catalog(home / "catalog.sqlite")
+    executor = SweepExecutor(cat, home, n_workers=1)
+    base = scenario("stop-agree", 2 * 3600)
+    cases = expand_cases(load_site("memphis"), base, ["grid-ties", "bess"], at=1800)
+    sid = new_run_id("sweep")
+    cat.create(run_id=sid, kind="sweep", site="memphis", scenario="stop-agree", scenario_doc={"base": base}, store=str(home / sid))
+    try:
+        executor.submit(sid, "memphis", cases, home / sid, attrs={"base_scenario": "stop-agree"})
+        t_end = time.monotonic() + 240
+        while True:  # stop while a case runs, after at least one finished
+            children = cat.list(parent=sid, limit=100)
+            if any(r.status == "done" for r in children) and any(
+                    r.status == "queued" and _folder_status(home / sid / r.id) == "running" for r in children):
+                break
+            assert time.monotonic() < t_end and not all(r.status == "done" for r in children), "no case seen running"
+            time.sleep(0.005)
+    finally:
+        executor.shutdown()
+    children = sorted(cat.list(parent=sid, limit=100), key=lambda r: r.created)
+    assert len(children) == len(cases) == 6
+    status = {r.scenario: r.status for r in children}
+    assert "done" in status.values() and "failed" in status.values(), status
+    failures = json.loads((home / sid / "failures.json").read_text())
+    ds = xr.open_dataset(home / sid / "kpis.nc", engine="h5netcdf")
+    for r in children:
+        folder = home / sid / r.id
+        assert str(ds.status.sel(case=r.scenario).values) == r.status, r.scenario
+        if r.status == "done":
+            assert _folder_status(folder) == "done" and r.scenario not in failures, r.scenario
+            assert r.kpis == json.loads((folder / "kpis.json").read_text()) and (folder / "results.zarr").is_dir()
+            assert float(ds.pue.sel(case=r.scenario)) == r.kpis["pue"]
+        else:
+            assert r.status == "failed" and "server shut down" in r.error, (r.scenario, r.error)
+            assert failures[r.scenario] == r.error
+            assert _folder_status(folder) in (None, "failed"), (r.scenario, _folder_status(folder))
+            assert not (folder / "kpis.json").exists()
+    ran = [json.loads(line)["case"] for line in (home / sid / "cases.jsonl").read_text().splitlines()]
+    assert sorted(ran) == sorted(r.scenario for r in children if r.status == "done")
+    assert cat.get(sid).status == "failed"
