@@ -3,7 +3,8 @@ the driver's path, so nothing is downloaded at run time), against ``twin serve``
 
 The tests share one server and one browser and run in file order: token, live view, a what-if from the
 form and its run view, a bad target, a long run viewed binned, compare, sweeps, then a read token.
-Each view is saved as a screenshot under docs/img/ (the README shows them).
+Each view is saved as a screenshot: under docs/img/ (the README shows them) when ``TWIN_UPDATE_SCREENSHOTS=1``,
+else in a temporary folder (so that running the tests leaves the checkout as it was).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -23,7 +25,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "api" / "static"
-SHOTS = ROOT / "docs" / "img"
+SHOTS = ROOT / "docs" / "img" if os.environ.get("TWIN_UPDATE_SCREENSHOTS") == "1" else \
+    Path(tempfile.mkdtemp(prefix="twin-page-shots-"))
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 HAVE_BROWSER = Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
 if not HAVE_BROWSER and not os.environ.get("CI"):
@@ -104,7 +107,7 @@ def errors(drv) -> list[str]:
 
 
 def shot(drv, name: str) -> None:
-    """The whole page (up to 2,400 px high) as docs/img/page-<name>.png."""
+    """The whole page (up to 2,400 px high) as page-<name>.png in :data:`SHOTS`."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = drv.get_window_size()
     height = min(int(drv.execute_script("return document.documentElement.scrollHeight")) + 100, 2400)
