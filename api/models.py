@@ -6,13 +6,12 @@ The scenario document itself is :class:`twin.scenario.Scenario`, the schema of t
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
-from twin.scenario import EventSpec, Number, Scenario, TimeValue, WeatherSpec, WorkloadSpec
+from twin.scenario import EventSpec, Number, Scenario, SweepCase, TimeValue
 
 __all__ = [
     "finite",
@@ -196,29 +195,6 @@ class RunEvents(BaseModel):
 
 
 # ---------------------------------------------------------------- sweeps
-def _patch(model: type[BaseModel]) -> type[BaseModel]:
-    """``model`` with every field optional and no default: the fields a sweep case overrides (same types and bounds)."""
-    fields = {}
-    for name, info in model.model_fields.items():
-        info = copy.copy(info)
-        info.default, info.default_factory = None, None
-        fields[name] = (info.annotation | None, info)
-    return create_model(f"{model.__name__}Patch", __base__=_Strict, __doc__=f"Fields of {model.__name__} to override.", **fields)
-
-
-WeatherPatch = _patch(WeatherSpec)
-WorkloadPatch = _patch(WorkloadSpec)
-
-
-class SweepCase(_Strict):
-    """An extra case: events added to the base scenario, and weather/workload fields overridden."""
-
-    name: str = Field(min_length=1, max_length=200)
-    events: list[EventSpec] = Field(default_factory=list, max_length=1000)
-    weather: WeatherPatch | None = None  # type: ignore[valid-type]
-    workload: WorkloadPatch | None = None  # type: ignore[valid-type]
-
-
 class SweepCreate(_Strict):
     """A base scenario expanded over N-1 contingencies and listed cases; each case is one run."""
 

@@ -222,45 +222,63 @@ def run_cmd(
     console.print(f"run {result.run_id}: {result.run_dir}" + (" (report.md, figures/)" if plots else ""))
 
 
+#: Exit code of a command interrupted by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
 @app.command("sweep")
 @_user_errors
 def sweep_cmd(
     name: Annotated[str, typer.Argument(help="site, campus or variant")],
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="base scenario: preset name or .toml")] = "baseline-day",
     n1: Annotated[Optional[str], typer.Option("--n-1", help="comma list of: turbines, branches, bess, chillers, grid-ties")] = None,
-    cases: Annotated[Optional[Path], typer.Option("--cases", help="TOML file with [[cases]] (name, events, weather, workload)")] = None,
+    cases: Annotated[Optional[Path], typer.Option("--cases", help=escape("TOML file with [[cases]] tables (name, events, weather, workload)"))] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="contingency time, HH:MM:SS from the start (default 15:00:00 or a tenth of the horizon)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="sweep directory (default: $TWIN_HOME/<sweep id>)")] = None,
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", envvar="TWIN_DASK_SCHEDULER", help="address of an existing dask scheduler, as for the API's sweeps (default: a LocalCluster)")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="LocalCluster worker processes (default: one per core)")] = None,
-    top: Annotated[int, typer.Option("--top", help="worst cases to show")] = 15,
-    sample: Annotated[Optional[int], typer.Option("--sample", help="run this many random N-k cases of the --n-1 kinds (all kinds if none) instead of every N-1 case")] = None,
-    k: Annotated[int, typer.Option("--k", help="components out per random case (with --sample)")] = 2,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the random cases (with --sample)")] = 0,
-    workload_seed: Annotated[Optional[int], typer.Option("--workload-seed", help="workload seed of every case (default: the scenario's)")] = None,
-    resume: Annotated[bool, typer.Option("--resume/--restart", help="with --out: skip the cases already recorded there (default) or start over")] = True,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", envvar="TWIN_DASK_SCHEDULER", help="address of a running dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a LocalCluster)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="LocalCluster worker processes (default: one per core)")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="worst cases to show")] = 15,
+    sample: Annotated[Optional[int], typer.Option("--sample", min=1, help="run this many random N-k cases of the --n-1 kinds (all kinds if none) instead of every N-1 case")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="components out per random case (with --sample)")] = 2,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="seed of the random cases (with --sample)")] = 0,
+    workload_seed: Annotated[Optional[int], typer.Option("--workload-seed", min=0, max=2**32 - 1, help="workload seed of every case (default: the scenario's)")] = None,
+    resume: Annotated[bool, typer.Option("--resume/--restart", help="with --out: skip the cases already done there (default; failed ones run again) or start over")] = True,
 ) -> None:
     """Run every case (N-1 contingencies, random N-k cases, listed cases) on dask.distributed; rank the worst first.
 
     A case that fails is recorded with its reason and the sweep goes on; cases are written to
     cases.jsonl as they finish, so an interrupted sweep resumes where it stopped when run again with
-    the same --out.
+    the same --out (failed cases are run again).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from twin.catalog import new_run_id, twin_home
-    from twin.sweep import sweep, write_sweep_report
+    from twin.sweep import RECORDS, sweep, write_sweep_report
 
     kinds = [k.strip() for k in n1.split(",")] if n1 else []
-    if not kinds and cases is None and not sample:
+    if not kinds and cases is None and sample is None:
         raise InputError("twin sweep", [("", "nothing to sweep: give --n-1 KINDS, --sample N and/or --cases FILE")])
     out = out or twin_home() / new_run_id("sweep")
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console) as bar:
-        task = bar.add_task(f"sweep {scenario} on {name}", total=None)
-        ds, ranking = sweep(name, scenario, n1=kinds, cases_file=cases, at=at, out_dir=out, scheduler=scheduler,
-                            n_workers=workers, progress=lambda d, n: bar.update(task, completed=d, total=n),
-                            sample=sample, k=k, seed=seed, workload_seed=workload_seed, resume=resume)
+    err_console.print(f"sweep into {escape(str(out))}", highlight=False, soft_wrap=True)
+    counts = [0, 0]  # cases recorded, of
+
+    def progress(done: int, total: int) -> None:
+        counts[:] = [done, total]
+        bar.update(task, completed=done, total=total)
+
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console) as bar:
+            task = bar.add_task(f"sweep {scenario} on {name}", total=None)
+            ds, ranking = sweep(name, scenario, n1=kinds, cases_file=cases, at=at, out_dir=out, scheduler=scheduler,
+                                n_workers=workers, progress=progress, sample=sample, k=k, seed=seed,
+                                workload_seed=workload_seed, resume=resume,
+                                note=lambda msg: err_console.print(f"[yellow]note:[/] {escape(msg)}", highlight=False))
+    except KeyboardInterrupt:
+        done, total = counts
+        err_console.print(f"interrupted: {done} of {total} cases kept in {escape(str(out / RECORDS))}; "
+                          f"run the same command with --out {escape(str(out))} to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     n_failed = int(ds.attrs.get("failed", 0))
     if n_failed:
         err_console.print(f"{n_failed} of {ds.sizes['case']} cases failed (reasons in {out / 'failures.json'} and the report)")

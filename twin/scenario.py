@@ -27,6 +27,7 @@ take and counts larger than the matches are reported with the file and the field
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import math
 import re
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 
 from sites.inputs import InputError, read_toml, validate
 
@@ -50,6 +51,10 @@ __all__ = [
     "RecordSpec",
     "ControlSpec",
     "Scenario",
+    "SweepCase",
+    "SweepCases",
+    "WeatherPatch",
+    "WorkloadPatch",
     "Event",
     "ACTIONS",
     "SCENARIO_DIR",
@@ -314,6 +319,39 @@ class Scenario(_Strict):
             if e.t_s >= h:
                 raise ValueError(f"events[{i}].at = {e.at!r} is not before the horizon ({self.scenario.horizon})")
         return self
+
+
+def _patch(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every field optional and no default: the fields a sweep case overrides (same types and bounds)."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        info = copy.copy(info)
+        info.default, info.default_factory = None, None
+        fields[name] = (info.annotation | None, info)
+    return create_model(f"{model.__name__}Patch", __base__=_Strict, __doc__=f"Fields of {model.__name__} to override.", **fields)
+
+
+WeatherPatch = _patch(WeatherSpec)
+WorkloadPatch = _patch(WorkloadSpec)
+
+
+class SweepCase(_Strict):
+    """An extra case of a sweep: events added to the base scenario, and weather/workload fields overridden.
+
+    The one schema of a listed case: the ``[[cases]]`` of ``twin sweep --cases FILE`` and the ``cases`` of
+    the API's ``POST /sweeps``.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    events: list[EventSpec] = Field(default_factory=list, max_length=1000)
+    weather: WeatherPatch | None = None  # type: ignore[valid-type]
+    workload: WorkloadPatch | None = None  # type: ignore[valid-type]
+
+
+class SweepCases(_Strict):
+    """A ``--cases`` file of ``twin sweep``: ``[[cases]]`` tables, each a :class:`SweepCase`."""
+
+    cases: list[SweepCase] = Field(max_length=100_000)
 
 
 def list_scenarios() -> list[str]:

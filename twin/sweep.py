@@ -8,7 +8,8 @@ with its reason and the sweep goes on: it never aborts on a case.
 
 Results are appended to ``cases.jsonl`` in the output folder as cases finish, so an interrupted sweep
 keeps what it finished; running the same sweep into the same folder again runs only the cases not
-recorded yet (a case counts as recorded when its name and scenario document match). At the end the
+done yet (a case counts as done when a record of its name and scenario document says so: failed and
+cancelled cases run again, their new record replacing the old one). At the end the
 sweep's result is a KPI :class:`xarray.Dataset` with a ``case`` dimension (and ``status``/``error``
 per case), written as netCDF and CSV, the ranking of the finished cases worst first, the failures
 with their reasons (``failures.json``), and on request a report.
@@ -18,10 +19,12 @@ This is the one executor of the project's sweeps: ``twin sweep`` calls :func:`sw
 
 By default a :class:`dask.distributed.LocalCluster` is started (one single-threaded worker process per
 core, with :data:`WORKER_ENV`); pass ``scheduler="tcp://host:8786"`` to use an existing cluster (the
-workers need this package and the same site files). Give such workers one thread each
-(``dask worker ADDR --nthreads 1 --nworkers N``): the engine's kernels hold the GIL (only the load
-flow releases it), so threads of one worker would take turns; and start them without dask's
-``MALLOC_TRIM_THRESHOLD_`` (see :data:`WORKER_ENV`). Workers keep the loaded sites and, per site and
+workers need this package and the same site files). Give such workers one thread each and no nanny
+(``dask worker ADDR --nthreads 1 --no-nanny``, one command per worker process): the engine's kernels
+hold the GIL (only the load flow releases it), so threads of one worker would take turns; and dask's
+nanny spawns its worker process with ``MALLOC_TRIM_THRESHOLD_`` set whatever the environment says (see
+:data:`WORKER_ENV`), which only ``--no-nanny`` avoids (a worker without a nanny keeps the environment
+of its command: leave the variable out of it). Workers keep the loaded sites and, per site and
 operating point, the built network and its compilations (:func:`grid_models.cache.share_in_process`),
 the day of workload samples (``twin.engine._day_samples``) and the engine's output arrays from case to
 case; each case builds a fresh engine state (about a quarter of a one-hour case's CPU time).
@@ -36,6 +39,8 @@ import itertools
 import json
 import math
 import os
+import re
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -45,13 +50,14 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import xarray as xr
 
-from sites import load_site
+from sites import InputError, load_site
 
-from .scenario import ScenarioError, load_scenario, parse_time_s
+from .scenario import ScenarioError, SweepCases, load_scenario, parse_time_s
 
-__all__ = ["N1_KINDS", "WORKER_ENV", "expand_cases", "sample_cases", "run_case", "dask_client", "submit_cases",
+__all__ = ["N1_KINDS", "WORKER_ENV", "read_cases", "expand_cases", "sample_cases", "run_case", "dask_client", "submit_cases",
            "collect_cases", "run_cases", "wait_stopped", "RecordLog", "sweep", "write_results", "kpi_dataset", "rank_cases",
-           "read_records", "write_sweep_report"]
+           "read_records", "write_sweep_report", "contingency_time", "sweep_islands", "SchedulerError",
+           "CONNECT_TIMEOUT_S"]
 
 #: N-1 kinds → (site list, action).
 N1_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -101,6 +107,39 @@ def _default_at(base_doc: dict, at):
     if t_s >= horizon:
         raise ScenarioError("sweep", [("at", f"contingency time {at!r} is not before the horizon")])
     return at
+
+
+def contingency_time(base_doc: dict, at: str | float | None = None) -> str:
+    """The contingency time of a sweep as ``HH:MM:SS`` (``at``, or its default for the base scenario)."""
+    t_s = parse_time_s(_default_at(base_doc, at))
+    h, rem = divmod(t_s, 3600.0)
+    m, sec = divmod(rem, 60.0)
+    return f"{int(h):02d}:{int(m):02d}:{sec:02.0f}" if sec == int(sec) else f"{int(h):02d}:{int(m):02d}:{sec:06.3f}"
+
+
+def read_cases(path: str | Path) -> list[dict]:
+    """The listed cases of a ``--cases`` TOML file (``[[cases]]`` tables, :class:`twin.scenario.SweepCase`), as
+    documents for :func:`expand_cases`.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the file and the field (``cases[1].events[0].do``), as for a scenario file.
+    """
+    from sites.inputs import read_toml, validate
+
+    doc = read_toml(Path(path), ScenarioError)
+    spec = validate(SweepCases, doc, path, ScenarioError)
+    return [c.model_dump(exclude_none=True, mode="json") for c in spec.cases]
+
+
+def _case_field(j: int, n_base_events: int, path: str) -> str:
+    """Field path of a problem of listed case ``j`` (found in its document merged with the base scenario)
+    as a path of the cases file: ``events[5].target`` → ``cases[j].events[3].target``."""
+    m = re.fullmatch(r"events\[(\d+)\](.*)", path)
+    if m and int(m.group(1)) >= n_base_events:
+        return f"cases[{j}].events[{int(m.group(1)) - n_base_events}]{m.group(2)}"
+    return f"cases[{j}].{path}" if path else f"cases[{j}]"
 
 
 def expand_cases(site, base_doc: dict, n1: list[str] | None = None, at: str | float | None = None,
@@ -280,25 +319,84 @@ def run_case(site_name: str, name: str, doc: dict, store: str | None = None) -> 
     return out
 
 
+#: How long :func:`dask_client` tries to reach an external scheduler [s].
+CONNECT_TIMEOUT_S = 10.0
+
+
+class SchedulerError(InputError):
+    """The dask scheduler given (``--scheduler``, ``TWIN_DASK_SCHEDULER``) cannot be reached."""
+
+    def __init__(self, scheduler: str, reason: str):
+        super().__init__("--scheduler / TWIN_DASK_SCHEDULER", [("", f"cannot reach a dask scheduler at {scheduler!r}: {reason}; "
+                                                                 "expected the address of a running scheduler, e.g. tcp://127.0.0.1:8786 "
+                                                                 "(start one with `dask scheduler`)")])
+
+
+def _probe_scheduler(scheduler: str, timeout_s: float) -> None:
+    """Open (and close) one connection to ``scheduler``, as a client would; :class:`SchedulerError` if that fails.
+
+    Done before the :class:`~dask.distributed.Client` is made: a client that fails to connect still
+    tries to close its connection when it is collected, and prints a traceback after a second timeout.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def probe():
+        comm = await connect(scheduler, timeout=timeout_s, **Security().get_connection_args("client"))
+        await comm.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, ValueError, TypeError) as exc:
+        raise SchedulerError(scheduler, str(exc) or type(exc).__name__) from None
+
+
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored in this process meanwhile (in the main thread; elsewhere nothing changes).
+
+    Worker processes spawned meanwhile inherit it: a Ctrl-C at the terminal, which reaches every
+    process of the foreground group, then interrupts the sweep's driver only, and the workers, closed
+    by it, do not each print a KeyboardInterrupt traceback.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
     """A dask client: of the cluster at ``scheduler``, or of a LocalCluster started (and stopped) here.
 
     The LocalCluster has ``n_workers`` (default: one per core) single-threaded worker processes
-    spawned with :data:`WORKER_ENV`.
+    spawned with :data:`WORKER_ENV`, ignoring SIGINT (the driver stops them). An unreachable
+    ``scheduler`` (within :data:`CONNECT_TIMEOUT_S`) or a malformed address raises :class:`SchedulerError`.
     """
     import dask
     from dask.distributed import Client, LocalCluster
 
+    if n_workers is not None and n_workers < 1:
+        raise InputError("--workers", [("", f"expected at least 1 worker process, got {n_workers}")])
     if scheduler:
-        client = Client(scheduler)
+        _probe_scheduler(scheduler, CONNECT_TIMEOUT_S)
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, ValueError) as exc:  # gone since the probe
+            raise SchedulerError(scheduler, str(exc)) from None
         try:
             yield client
         finally:
             client.close()
         return
     env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
-    with dask.config.set(env):
+    with dask.config.set(env), _sigint_ignored():
         cluster = LocalCluster(n_workers=n_workers or max(os.cpu_count() or 1, 1), threads_per_worker=1,
                                processes=True, dashboard_address=":0")
     client = Client(cluster)
@@ -400,6 +498,14 @@ class RecordLog:
         self.close()
 
 
+def _rewrite_records(out_dir: str | Path, records: list[dict[str, Any]]) -> None:
+    """Replace ``out_dir/cases.jsonl`` by ``records`` (written aside, then renamed: an interruption keeps the old file)."""
+    path = Path(out_dir) / RECORDS
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n" for r in records))
+    os.replace(tmp, path)
+
+
 def read_records(out_dir: str | Path) -> dict[str, dict[str, Any]]:
     """The cases recorded in ``out_dir/cases.jsonl`` by name (a torn last line is ignored)."""
     path = Path(out_dir) / RECORDS
@@ -427,11 +533,23 @@ def _num(x) -> float:
     return np.nan if x is None else float(x)
 
 
-def kpi_dataset(results: list[dict[str, Any]], islands: list[str]) -> xr.Dataset:
+def sweep_islands(records: Iterable[dict[str, Any]], site_islands: Iterable[str] = ()) -> list[str]:
+    """Islands of a sweep's KPIs: the site's (``site_islands``, in that order), then every other island the
+    records' per-island KPIs name, sorted (the islands that a case's branch outage split off, e.g.
+    ``southaven/gen-t1``)."""
+    islands = list(dict.fromkeys(site_islands))
+    seen = {i for r in records for k in _PER_ISLAND for i in (r.get(k) or {})}
+    return islands + sorted(seen - set(islands))
+
+
+def kpi_dataset(results: list[dict[str, Any]], islands: list[str] | None = None) -> xr.Dataset:
     """KPIs of many cases as a Dataset with a ``case`` dimension (per-island KPIs gain ``island``).
 
-    Failed cases (``status == "failed"``) have NaN KPIs; ``status`` and ``error`` say what happened.
+    ``islands`` default to those the records name (:func:`sweep_islands`). Failed cases
+    (``status == "failed"``) have NaN KPIs; ``status`` and ``error`` say what happened.
     """
+    if islands is None:
+        islands = sweep_islands(results)
     cases = [r["case"] for r in results]
     ds = xr.Dataset(coords={"case": cases, "island": islands})
     for k, unit in _SCALAR.items():
@@ -457,7 +575,8 @@ def rank_cases(ds: xr.Dataset) -> list[str]:
 def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = None, cases_file: str | Path | None = None,
           at: str | float | None = None, out_dir: str | Path, scheduler: str | None = None, n_workers: int | None = None,
           progress: Callable[[int, int], None] | None = None, sample: int | None = None, k: int = 2,
-          seed: int = 0, workload_seed: int | None = None, resume: bool = True) -> tuple[xr.Dataset, list[str]]:
+          seed: int = 0, workload_seed: int | None = None, resume: bool = True,
+          note: Callable[[str], None] | None = None) -> tuple[xr.Dataset, list[str]]:
     """Run every case on dask.distributed; write ``cases.jsonl`` as they finish, then ``kpis.nc``,
     ``kpis.csv``, ``ranking.json`` and ``failures.json`` into ``out_dir``.
 
@@ -465,14 +584,22 @@ def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = Non
     ----------
     n1 : list of str
         N-1 kinds (:data:`N1_KINDS`): one case per component; with ``sample`` the pool of the N-k draws.
+    cases_file : path, optional
+        Listed cases (:func:`read_cases`), after the N-1 or sampled ones.
+    at : str or float, optional
+        Contingency time of the N-1 and sampled cases (default: :func:`contingency_time`).
     sample, k, seed
-        ``sample`` random N-``k`` cases drawn with ``seed`` (:func:`sample_cases`) instead of the N-1 cases.
+        ``sample`` random N-``k`` cases drawn with ``seed`` (:func:`sample_cases`) instead of the N-1 cases
+        (all the combinations when there are fewer: ``note`` says so).
     workload_seed : int, optional
         Overrides the base scenario's ``workload.seed`` (every case).
     resume : bool
-        Skip the cases already recorded in ``out_dir`` (same name and scenario document).
+        Skip the cases already recorded as done in ``out_dir`` (same name and scenario document); failed
+        and cancelled cases run again, their new record replacing the old one.
     progress : callable (done, total), optional
         Called as cases finish (recorded ones count as done).
+    note : callable (message), optional
+        Told what the user may not expect (a sample larger than the population).
 
     Returns
     -------
@@ -483,33 +610,48 @@ def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = Non
     base_doc = base_sc.model_dump(mode="json")
     if workload_seed is not None:
         base_doc.setdefault("workload", {})["seed"] = int(workload_seed)
-        base_sc = load_scenario(base_doc)
+        base_sc = load_scenario(base_doc, origin="workload_seed")
     site = load_site(site_name)
-    extra = None
-    if cases_file is not None:
-        from sites.inputs import read_toml
-
-        extra = read_toml(Path(cases_file), ScenarioError).get("cases", [])
-    if sample:
-        cases = [("base", base_doc)] + sample_cases(site, base_doc, n1 or list(N1_KINDS), k, sample, seed, at)
-        cases += expand_cases(site, base_doc, None, at, extra)[1:]
+    extra = read_cases(cases_file) if cases_file is not None else None
+    at_text = contingency_time(base_doc, at)
+    sample_text = ""
+    if sample is not None:
+        drawn = sample_cases(site, base_doc, n1 or list(N1_KINDS), k, sample, seed, at)
+        sample_text = f"{len(drawn)} random N-{k} cases, seed {seed}"
+        if len(drawn) < sample:
+            sample_text = f"all {len(drawn)} N-{k} combinations ({sample} asked)"
+            if note:
+                note(f"--sample {sample}: the kinds give only {len(drawn)} distinct N-{k} combinations; running all of them")
+        cases = [("base", base_doc)] + drawn + expand_cases(site, base_doc, None, at, extra)[1:]
     else:
         cases = expand_cases(site, base_doc, n1, at, extra)
     names = [n for n, _ in cases]
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ScenarioError("sweep", [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
+        raise ScenarioError(cases_file or "sweep", [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
     from .scenario import resolve_events
 
-    for name, doc in cases:  # validate every case before any work is sent
-        resolve_events(load_scenario(doc, origin=f"case {name!r}"), site, origin=f"case {name!r}")
+    first_listed = len(cases) - len(extra or [])
+    n_base_events = len(base_doc.get("events") or [])
+    for i, (name, doc) in enumerate(cases):  # validate every case before any work is sent
+        try:
+            resolve_events(load_scenario(doc, origin=f"case {name!r}"), site, origin=f"case {name!r}")
+        except ScenarioError as exc:
+            if i < first_listed:
+                raise
+            raise ScenarioError(cases_file, [(_case_field(i - first_listed, n_base_events, p), m) for p, m in exc.problems]) from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = read_records(out_dir) if resume else {}
     if not resume and (out_dir / RECORDS).exists():
         (out_dir / RECORDS).unlink()
-    results = {n: r for n, r in records.items() if n in dict(cases) and r.get("doc_hash") == _doc_hash(dict(cases)[n])}
+    docs = dict(cases)
+    # a case is kept when it finished with the same document; failed and cancelled ones run again
+    results = {n: r for n, r in records.items()
+               if n in docs and r.get("doc_hash") == _doc_hash(docs[n]) and r.get("status") == "done"}
     todo = [(n, d) for n, d in cases if n not in results]
+    if any(n in records for n, _ in todo):  # their old records give way to the new ones
+        _rewrite_records(out_dir, [r for n, r in records.items() if n not in {t for t, _ in todo}])
     done = len(cases) - len(todo)
     if progress:
         progress(done, len(cases))
@@ -524,8 +666,8 @@ def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = Non
                     progress(done, len(cases))
 
             run_cases(client, site.label, todo, record)
-    attrs = {"base_scenario": base_sc.scenario.name, "n-1": ",".join(n1 or []), "contingency_at": str(at),
-             "sample": f"{sample} random N-{k} cases, seed {seed}" if sample else ""}
+    attrs = {"base_scenario": base_sc.scenario.name, "n-1": ",".join(n1 or []), "contingency_at": at_text,
+             "sample": sample_text}
     return write_results(out_dir, site, [results[name] for name, _ in cases], attrs)
 
 
@@ -533,7 +675,7 @@ def write_results(out_dir: str | Path, site, records: list[dict[str, Any]], attr
     """Write a sweep's ``kpis.nc``, ``kpis.csv``, ``ranking.json`` and ``failures.json`` (every case's record,
     in case order; cases without KPIs have ``status`` ``failed`` or ``cancelled``); (Dataset, ranking)."""
     out_dir = Path(out_dir)
-    ds = kpi_dataset(records, [isl.name for isl in site.islands()])
+    ds = kpi_dataset(records, sweep_islands(records, [isl.name for isl in site.islands()]))
     ds.attrs.update({"site": site.label, "cases": len(records), **attrs,
                      "failed": int((ds.status.values == "failed").sum())})
     ds.to_netcdf(out_dir / "kpis.nc", engine="h5netcdf")

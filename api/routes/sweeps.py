@@ -55,6 +55,8 @@ def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
              responses={429: {"model": Problem, "description": "the queue is full"}})
 def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep, response: Response) -> RunAccepted:
     """Submit a sweep: the base case, one case per N-1 contingency of the listed kinds, and the listed cases."""
+    from twin.sweep import contingency_time
+
     site, cases = _expand(body, settings)
     sweeps = services.sweeps
     if sweeps.n_pending + len(cases) > settings.max_queued:
@@ -66,7 +68,8 @@ def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep
                             scenario_doc=body.model_dump(mode="json"), status="queued", store=str(sweep_dir))
     try:
         sweeps.submit(sweep_id, site, cases, sweep_dir, attrs={"base_scenario": body.base.scenario.name,
-                                                               "n-1": ",".join(body.n1), "contingency_at": str(body.at)})
+                                                               "n-1": ",".join(body.n1),
+                                                               "contingency_at": contingency_time(cases[0][1], body.at)})
     except services.pool.QueueFull as exc:
         services.catalog.update(sweep_id, status="failed", error=str(exc))
         raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from None
@@ -102,7 +105,7 @@ def read_sweep(sweep_id: RunId, catalog: CatalogDep) -> SweepPublic:
 @router.get("/{sweep_id}/kpis", response_model=SweepKpis)
 def read_sweep_kpis(sweep_id: RunId, catalog: CatalogDep) -> SweepKpis:
     """KPIs of the finished cases, and those cases ranked worst first (unserved energy, GPU-hours lost, lowest frequency)."""
-    from twin.sweep import kpi_dataset, rank_cases
+    from twin.sweep import kpi_dataset, rank_cases, sweep_islands
 
     from ..services import get_site
 
@@ -113,10 +116,11 @@ def read_sweep_kpis(sweep_id: RunId, catalog: CatalogDep) -> SweepKpis:
     ranking: list[str] = []
     if done:
         try:
-            islands = [i.name for i in get_site(rec.site).islands()]
+            site_islands = [i.name for i in get_site(rec.site).islands()]
         except LookupError:
-            islands = sorted({k for c in done for k in (c.kpis.get("f_min_hz") or {})})
-        ds = kpi_dataset([{**c.kpis, "case": c.scenario} for c in done], islands)
+            site_islands = []
+        kpis = [{**c.kpis, "case": c.scenario} for c in done]
+        ds = kpi_dataset(kpis, sweep_islands(kpis, site_islands))  # islands a branch outage split off included
         ranking = rank_cases(ds)
     return SweepKpis(id=sweep_id, complete=len(done) == len(children), cases=finite(rows), ranking=ranking)
 
