@@ -37,6 +37,7 @@ import functools
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -377,7 +378,8 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
 
     The LocalCluster has ``n_workers`` (default: one per core) single-threaded worker processes
     spawned with :data:`WORKER_ENV`, ignoring SIGINT (the driver stops them). An unreachable
-    ``scheduler`` (within :data:`CONNECT_TIMEOUT_S`) or a malformed address raises :class:`SchedulerError`.
+    ``scheduler`` (within :data:`CONNECT_TIMEOUT_S`, or dask's ``distributed.comm.timeouts.connect`` if
+    shorter) or a malformed address raises :class:`SchedulerError`.
     """
     import dask
     from dask.distributed import Client, LocalCluster
@@ -385,9 +387,12 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
     if n_workers is not None and n_workers < 1:
         raise InputError("--workers", [("", f"expected at least 1 worker process, got {n_workers}")])
     if scheduler:
-        _probe_scheduler(scheduler, CONNECT_TIMEOUT_S)
+        from dask.utils import parse_timedelta
+
+        timeout_s = min(CONNECT_TIMEOUT_S, parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+        _probe_scheduler(scheduler, timeout_s)
         try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+            client = Client(scheduler, timeout=timeout_s)
         except (OSError, ValueError) as exc:  # gone since the probe
             raise SchedulerError(scheduler, str(exc)) from None
         try:
@@ -400,11 +405,26 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
         cluster = LocalCluster(n_workers=n_workers or max(os.cpu_count() or 1, 1), threads_per_worker=1,
                                processes=True, dashboard_address=":0")
     client = Client(cluster)
+    log = logging.getLogger("distributed")
+    level = log.level
     try:
         yield client
+    except BaseException:  # an interrupted sweep: its running cases are cancelled, busy workers killed
+        log.setLevel(logging.ERROR)  # no warning per cancelled case or killed worker
+        try:
+            client.run(_quiet_logs)
+        except Exception:
+            pass
+        raise
     finally:
         client.close()
         cluster.close()
+        log.setLevel(level)
+
+
+def _quiet_logs() -> None:
+    """In a worker: log only errors from now on."""
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
 #: fields of a case's record that are not KPIs
