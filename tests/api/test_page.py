@@ -94,6 +94,14 @@ def browser():
     drv.quit()
 
 
+def wait_finished(server: str, path: str, timeout_s: float = 300.0) -> None:
+    """Poll the API's ``path`` (a run or a sweep) until it is neither queued nor running."""
+    t_end = time.monotonic() + timeout_s
+    while httpx.get(server + path, headers=READ).json()["status"] in ("queued", "running"):
+        assert time.monotonic() < t_end, f"{path} still queued or running after {timeout_s:g} s"
+        time.sleep(0.5)
+
+
 def wait(drv, cond, timeout=20.0, what="condition"):
     try:
         return WebDriverWait(drv, timeout, poll_frequency=0.1).until(lambda d: cond(d))
@@ -285,10 +293,7 @@ def test_long_run_view_asks_for_binned_data(server, page):
     r = httpx.post(server + "/runs", json=doc, headers=WRITE)
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
-    t_end = time.monotonic() + 300
-    while httpx.get(f"{server}/runs/{run_id}", headers=READ).json()["status"] in ("queued", "running"):
-        assert time.monotonic() < t_end
-        time.sleep(0.5)
+    wait_finished(server, f"/runs/{run_id}")
     browser.get(f"{server}/#/run/{run_id}")
     browser.execute_script("performance.clearResourceTimings()")
     browser.refresh()
@@ -333,10 +338,7 @@ def test_sweep_ranking_opens_a_case(server, page):
     r = httpx.post(server + "/sweeps", json=body, headers=WRITE)
     assert r.status_code == 202, r.text
     sid = r.json()["id"]
-    t_end = time.monotonic() + 300
-    while httpx.get(f"{server}/sweeps/{sid}", headers=READ).json()["status"] in ("queued", "running"):
-        assert time.monotonic() < t_end
-        time.sleep(0.5)
+    wait_finished(server, f"/sweeps/{sid}")
     browser.get(f"{server}/#/sweeps")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#sweeps-table tr.click"), what="the sweeps table").__getitem__(0).click()
     rows = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#ranking-table tr.click"), what="the ranking table")

@@ -37,6 +37,13 @@ def _config(t: NetTables, online: np.ndarray) -> NetConfig:
                      t.line_in_service.copy(), t.trafo_in_service.copy())
 
 
+def _config_without(t: NetTables, k: int) -> NetConfig:
+    """The nominal configuration with unit ``k`` out of service."""
+    online = t.gen_in_service.copy()
+    online[k] = False
+    return _config(t, online)
+
+
 def test_a_second_cache_loads_tables_and_compilations_without_building(site, tmp_path):
     first = NetCache("colossus1-test", lambda: nominal_net(site), tmp_path)
     assert first.net_built and first.path.exists()
@@ -115,9 +122,7 @@ def test_the_number_of_kept_compilations_is_bounded(site, tmp_path, monkeypatch)
     t = c.tables
     configs = []
     for k in range(3):
-        online = t.gen_in_service.copy()
-        online[k] = False
-        configs.append(_config(t, online))
+        configs.append(_config_without(t, k))
         c.compiled(configs[-1])
     again = NetCache("bounded", _never, tmp_path)
     assert len(again._compiled) == 2 and configs[0].key() not in again._compiled
@@ -152,9 +157,7 @@ def test_a_new_configuration_writes_only_its_own_file(site, tmp_path):
     t = c.tables
     sizes = []
     for k in range(3):
-        online = t.gen_in_service.copy()
-        online[k] = False
-        c.compiled(_config(t, online))
+        c.compiled(_config_without(t, k))
         sizes.append(c.path.stat().st_size)
     files = sorted((c.path.parent / c.key).glob("*.pkl"))
     assert len(files) == 3 and min(f.stat().st_size for f in files) > 10 * (sizes[1] - sizes[0]) > 0
