@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from . import newton as _np_newton
 from . import newton_numba as _nb
@@ -313,6 +312,8 @@ def runpf(net, *, distributed_slack: bool = False, calculate_voltage_angles: boo
 
 
 def _frame(net, table: str, element: str, values: dict[str, np.ndarray]) -> None:
+    import pandas as pd  # only for the result tables of a pandapower net (the engine never needs it)
+
     df = pd.DataFrame(index=net[element].index.copy(), columns=_RES_COLUMNS[table], dtype=np.float64)
     for col, val in values.items():
         df[col] = np.asarray(val, dtype=np.float64)
