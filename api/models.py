@@ -48,10 +48,16 @@ class FieldProblem(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error: a sentence, and the field problems where the input was at fault."""
+    """An error as RFC 9457 problem details (``application/problem+json``): its type, a sentence, and the field
+    problems where the input was at fault (see :mod:`api.problems`)."""
 
-    detail: str
-    errors: list[FieldProblem] = Field(default_factory=list)
+    type: str = Field("about:blank", description="a URI reference of the kind of problem: about:blank when the status "
+                      "says it all, else one of /problems/invalid-input, /problems/storage-unavailable, /problems/internal-error")
+    title: str = Field(description="short summary of the type (the HTTP status phrase for about:blank)")
+    status: int = Field(ge=100, le=599, description="the HTTP status code of the response")
+    detail: str = Field(description="what went wrong with this request, in one sentence")
+    instance: str = Field(description="the path of the request")
+    errors: list[FieldProblem] = Field(default_factory=list, description="field paths and what was expected (input problems; else empty)")
 
 
 class Health(BaseModel):

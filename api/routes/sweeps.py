@@ -13,12 +13,13 @@ from twin.scenario import ScenarioError, load_scenario
 
 from ..admission import admit
 from ..deps import CatalogDep, RunId, ServicesDep, SettingsDep, require_read, require_write
-from ..models import Problem, RunAccepted, SweepCasePublic, SweepCreate, SweepKpis, SweepPublic, SweepsPublic, finite
+from ..models import RunAccepted, SweepCasePublic, SweepCreate, SweepKpis, SweepPublic, SweepsPublic, finite
+from ..problems import problem_doc
 from ..workers import sweep_summary
 from .runs import delete_record, get_record, public
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], dependencies=[Depends(require_read)],
-                   responses={404: {"model": Problem, "description": "no such sweep"}})
+                   responses={404: problem_doc("no such sweep")})
 
 
 def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
@@ -52,7 +53,7 @@ def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted, dependencies=[Depends(require_write)],
-             responses={429: {"model": Problem, "description": "the queue is full"}})
+             responses={429: problem_doc("the queue is full")})
 def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep, response: Response) -> RunAccepted:
     """Submit a sweep: the base case, one case per N-1 contingency of the listed kinds, and the listed cases."""
     from twin.sweep import contingency_time
