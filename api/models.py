@@ -202,12 +202,19 @@ class RunEvents(BaseModel):
 
 # ---------------------------------------------------------------- sweeps
 class SweepCreate(_Strict):
-    """A base scenario expanded over N-1 contingencies and listed cases; each case is one run."""
+    """A base scenario expanded, as ``twin sweep`` does, over N-1 contingencies (``n1``) or random N-k cases (``sample``,
+    ``k``, ``seed``), plus listed cases; each case is one run. The base scenario as is is always the first case, ``base``."""
 
     base: Scenario
     n1: list[Literal["turbines", "branches", "bess", "chillers", "grid-ties"]] = Field(
-        default_factory=list, description="N-1 kinds: one case per component of each kind")
+        default_factory=list, description="N-1 kinds: one case per component of each kind (with sample: the kinds the N-k "
+                                          "cases are drawn from, all kinds if none)")
     at: TimeValue | None = Field(None, description="contingency time, 'HH:MM:SS' or seconds; default 15:00 or a tenth of the horizon")
+    sample: int | None = Field(None, ge=1, le=1_000_000, description="run this many random N-k cases instead of every N-1 case "
+                               "(all the combinations when there are fewer), as `twin sweep --sample`")
+    k: int | None = Field(None, ge=1, le=100, description="components out per random case (with sample; default 2)")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed of the random cases (with sample; default 0): "
+                             "the same seed draws the same cases")
     cases: list[SweepCase] = Field(default_factory=list, max_length=1000)
 
 
