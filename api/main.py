@@ -2,12 +2,13 @@
 
 ``create_app(settings)`` builds an app; the services (catalog, worker pool, live twin, stream
 broadcaster) start when the app starts (lifespan) and stop with it. A data directory that cannot be
-written stops the start with one sentence naming the path. Errors always have one shape
-(:class:`api.models.Problem`): 422 for input that fails validation, with field paths; 401/403 for
+written stops the start with one sentence naming the path. Errors always have one shape, RFC 9457
+problem details (``application/problem+json``, :mod:`api.problems`): 422 for input that fails
+validation, with field paths; 401/403 for
 tokens (checked before the body is read); 404 for unknown ids; 413 for oversized requests (declared
-or chunked); 409 for a state conflict; 429 when the queue is full; 503 when the live twin is not
-available or the data directory cannot be written (reads go on); 500 for a bug, which keeps the
-connection usable.
+or chunked); 405 with ``Allow``; 409 for a state conflict; 429 when the queue is full; 503 when the
+live twin is not available or the data directory cannot be written (reads go on); 500 for a bug,
+which keeps the connection usable.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import logging
 import re
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sites import InputError
@@ -33,7 +33,7 @@ from .deps import token_scope
 from .logs import RequestLog, configure_logging
 from .metrics import MetricsMiddleware
 from .middleware import AuthGate, BodyLimit, CatchAll, LiveStateFastPath, StartupErrors
-from .models import Problem
+from .problems import STORAGE_UNAVAILABLE, component_schemas, problem_doc, problem_response
 from .routes import health, live, metrics, page, runs, sites, sweeps
 from .services import Services, StartupError
 
@@ -43,30 +43,26 @@ log = logging.getLogger("twin.api")
 
 #: Documented error responses of every route (401/403 only on those that need a token).
 ERROR_RESPONSES = {
-    400: {"model": Problem, "description": "a body that cannot be parsed (not UTF-8 JSON)"},
-    413: {"model": Problem, "description": "request or response over a configured size cap"},
-    422: {"model": Problem, "description": "input that fails validation, with field paths"},
-    500: {"model": Problem, "description": "a bug: the detail names the exception; the server log has the request id"},
+    400: problem_doc("a body that cannot be parsed (not UTF-8 JSON)"),
+    413: problem_doc("request or response over a configured size cap"),
+    422: problem_doc("input that fails validation, with field paths (type /problems/invalid-input)"),
+    500: problem_doc("a bug: the detail names the exception; the server log has the request id (type /problems/internal-error)"),
 }
 AUTH_RESPONSES = {
-    401: {"model": Problem, "description": "missing or unknown bearer token"},
-    403: {"model": Problem, "description": "the token lacks the scope (a read token on a write route)"},
+    401: problem_doc("missing or unknown bearer token"),
+    403: problem_doc("the token lacks the scope (a read token on a write route)"),
 }
-WRITE_RESPONSES = {503: {"model": Problem, "description": "the data directory cannot be written (read-only or full disk); reads go on"}}
+WRITE_RESPONSES = {503: problem_doc("the data directory cannot be written (read-only or full disk; type /problems/storage-unavailable); "
+                            "reads go on")}
 #: Paths served without a token (the engineer's page and its files hold no data: see api.routes.page).
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}) | page.public_paths()
 
 
-def _problem(status: int, detail: str, errors: list[tuple[str, str]] = (), headers=None) -> JSONResponse:
-    body = Problem(detail=detail, errors=[{"field": f, "message": m} for f, m in errors])
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+async def _input_error(request: Request, exc: InputError) -> Response:
+    return problem_response(422, f"invalid {exc.file}", request.url.path, exc.problems)
 
 
-async def _input_error(request: Request, exc: InputError) -> JSONResponse:
-    return _problem(422, f"invalid {exc.file}", exc.problems)
-
-
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     problems = []
     body = getattr(exc, "body", None)
     for e in exc.errors():
@@ -78,15 +74,15 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             field = f"{where}.{'.'.join(str(x) for x in rest)}"
         msg = expected_text(e)
         problems.append((field, msg if len(msg) <= 300 else msg[:297] + "…"))
-    return _problem(422, "the request does not match the schema", problems)
+    return problem_response(422, "the request does not match the schema", request.url.path, problems)
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     headers = getattr(exc, "headers", None)
     if exc.status_code == 405:  # every method of the path, as documented (each route holds only its own)
         headers = {**(headers or {}), "Allow": ", ".join(_allowed(request.app, request.url.path))}
-    return _problem(exc.status_code, detail, headers=headers)
+    return problem_response(exc.status_code, detail, request.url.path, headers=headers)
 
 
 def _allowed(app: FastAPI, path: str) -> list[str]:
@@ -99,13 +95,14 @@ def _allowed(app: FastAPI, path: str) -> list[str]:
     return sorted({m for rx, methods in table if rx.match(path) for m in methods})
 
 
-async def _storage_error(request: Request, exc: CatalogUnavailable) -> JSONResponse:
+async def _storage_error(request: Request, exc: CatalogUnavailable) -> Response:
     svc = getattr(request.app.state, "services", None)
     if svc is not None:
         svc.storage_failed(str(exc))
     log.error("write refused on %s %s: %s", request.method, request.url.path, exc)
-    return _problem(503, "the data directory cannot be written (read-only or full disk); reads still work. "
-                         "See /healthz and the server log", headers={"Retry-After": "60"})
+    return problem_response(503, "the data directory cannot be written (read-only or full disk); reads still work. "
+                                 "See /healthz and the server log", request.url.path, headers={"Retry-After": "60"},
+                            type_=STORAGE_UNAVAILABLE)
 
 
 #: Links from a created resource to the operations that take its id (clients and stateful testers follow them).
@@ -140,13 +137,10 @@ def _openapi(app: FastAPI):
                 continue
             op["security"] = [{"readToken": []}, {"writeToken": []}] if method in ("get", "head") else [{"writeToken": []}]
             for code, resp in AUTH_RESPONSES.items():
-                op.setdefault("responses", {}).setdefault(str(code), {
-                    "description": resp["description"],
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+                op.setdefault("responses", {}).setdefault(str(code), resp)
             if method not in ("get", "head"):
-                op["responses"].setdefault("503", {
-                    "description": WRITE_RESPONSES[503]["description"],
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+                op["responses"].setdefault("503", WRITE_RESPONSES[503])
+    schema["components"].setdefault("schemas", {}).update(component_schemas())
     schemes.pop("HTTPBearer", None)
     _links(schema)
     app.openapi_schema = schema

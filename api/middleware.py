@@ -6,25 +6,15 @@ Order, outermost first (see :func:`api.main.create_app`): request id and access 
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.exceptions import HTTPException
 
-__all__ = ["problem_bytes", "send_problem", "AuthGate", "BodyLimit", "CatchAll", "StartupErrors", "BodyTooLarge", "LiveStateFastPath"]
+from .problems import INTERNAL_ERROR, send_problem
+
+__all__ = ["AuthGate", "BodyLimit", "CatchAll", "StartupErrors", "BodyTooLarge", "LiveStateFastPath"]
 
 log = logging.getLogger("twin.api")
-
-
-def problem_bytes(detail: str, errors: list[dict] = ()) -> bytes:
-    return json.dumps({"detail": detail, "errors": list(errors)}).encode()
-
-
-async def send_problem(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    body = problem_bytes(detail)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class AuthGate:
@@ -53,9 +43,9 @@ class AuthGate:
         auth = self.token_scope(token, self.get_settings())
         if auth is None:
             detail = "missing or unknown bearer token" if token else "a bearer token is required"
-            return await send_problem(send, 401, detail, [(b"www-authenticate", b"Bearer")])
+            return await send_problem(send, scope, 401, detail, [(b"www-authenticate", b"Bearer")])
         if auth != "write" and scope["method"] not in ("GET", "HEAD"):
-            return await send_problem(send, 403, "this token has read scope; this route needs a write token")
+            return await send_problem(send, scope, 403, "this token has read scope; this route needs a write token")
         scope.setdefault("state", {})["auth_scope"] = auth
         await self.app(scope, receive, send)
 
@@ -85,7 +75,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    return await send_problem(send, 413, f"request body over the {limit} byte limit")
+                    return await send_problem(send, scope, 413, f"request body over the {limit} byte limit")
         seen = 0
         started = False
 
@@ -107,7 +97,7 @@ class BodyLimit:
             await self.app(scope, limited, send_wrapper)
         except BodyTooLarge as exc:
             if not started:
-                await send_problem(send, 413, exc.detail)
+                await send_problem(send, scope, 413, exc.detail)
 
 
 class CatchAll:
@@ -135,7 +125,8 @@ class CatchAll:
         except Exception as exc:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await send_problem(send, 500, f"internal error ({type(exc).__name__}); see the server log")
+                await send_problem(send, scope, 500, f"internal error ({type(exc).__name__}); see the server log",
+                                   type_=INTERNAL_ERROR)
 
 
 class StartupErrors:

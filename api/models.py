@@ -48,10 +48,16 @@ class FieldProblem(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error: a sentence, and the field problems where the input was at fault."""
+    """An error as RFC 9457 problem details (``application/problem+json``): its type, a sentence, and the field
+    problems where the input was at fault (see :mod:`api.problems`)."""
 
-    detail: str
-    errors: list[FieldProblem] = Field(default_factory=list)
+    type: str = Field("about:blank", description="a URI reference of the kind of problem: about:blank when the status "
+                      "says it all, else one of /problems/invalid-input, /problems/storage-unavailable, /problems/internal-error")
+    title: str = Field(description="short summary of the type (the HTTP status phrase for about:blank)")
+    status: int = Field(ge=100, le=599, description="the HTTP status code of the response")
+    detail: str = Field(description="what went wrong with this request, in one sentence")
+    instance: str = Field(description="the path of the request")
+    errors: list[FieldProblem] = Field(default_factory=list, description="field paths and what was expected (input problems; else empty)")
 
 
 class Health(BaseModel):
@@ -196,12 +202,19 @@ class RunEvents(BaseModel):
 
 # ---------------------------------------------------------------- sweeps
 class SweepCreate(_Strict):
-    """A base scenario expanded over N-1 contingencies and listed cases; each case is one run."""
+    """A base scenario expanded, as ``twin sweep`` does, over N-1 contingencies (``n1``) or random N-k cases (``sample``,
+    ``k``, ``seed``), plus listed cases; each case is one run. The base scenario as is is always the first case, ``base``."""
 
     base: Scenario
     n1: list[Literal["turbines", "branches", "bess", "chillers", "grid-ties"]] = Field(
-        default_factory=list, description="N-1 kinds: one case per component of each kind")
+        default_factory=list, description="N-1 kinds: one case per component of each kind (with sample: the kinds the N-k "
+                                          "cases are drawn from, all kinds if none)")
     at: TimeValue | None = Field(None, description="contingency time, 'HH:MM:SS' or seconds; default 15:00 or a tenth of the horizon")
+    sample: int | None = Field(None, ge=1, le=1_000_000, description="run this many random N-k cases instead of every N-1 case "
+                               "(all the combinations when there are fewer), as `twin sweep --sample`")
+    k: int | None = Field(None, ge=1, le=100, description="components out per random case (with sample; default 2)")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed of the random cases (with sample; default 0): "
+                             "the same seed draws the same cases")
     cases: list[SweepCase] = Field(default_factory=list, max_length=1000)
 
 

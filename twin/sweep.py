@@ -15,7 +15,8 @@ per case), written as netCDF and CSV, the ranking of the finished cases worst fi
 with their reasons (``failures.json``), and on request a report.
 
 This is the one executor of the project's sweeps: ``twin sweep`` calls :func:`sweep`, the API's
-``POST /sweeps`` (``api.workers.SweepExecutor``) :func:`submit_cases` and :func:`collect_cases`.
+``POST /sweeps`` (``api.workers.SweepExecutor``) :func:`submit_cases` and :func:`collect_cases`; both
+make their cases (N-1, random N-k, listed) with :func:`generate_cases`.
 
 By default a :class:`dask.distributed.LocalCluster` is started (one single-threaded worker process per
 core, with :data:`WORKER_ENV`); pass ``scheduler="tcp://host:8786"`` to use an existing cluster (the
@@ -55,7 +56,7 @@ from sites import InputError, load_site
 
 from .scenario import ScenarioError, SweepCases, load_scenario, parse_time_s
 
-__all__ = ["N1_KINDS", "WORKER_ENV", "read_cases", "expand_cases", "sample_cases", "run_case", "dask_client", "submit_cases",
+__all__ = ["N1_KINDS", "WORKER_ENV", "read_cases", "expand_cases", "sample_cases", "generate_cases", "TooManyCases", "run_case", "dask_client", "submit_cases",
            "collect_cases", "run_cases", "wait_stopped", "RecordLog", "sweep", "write_results", "kpi_dataset", "rank_cases",
            "read_records", "write_sweep_report", "contingency_time", "sweep_islands", "SchedulerError",
            "CONNECT_TIMEOUT_S"]
@@ -199,6 +200,67 @@ def sample_cases(site, base_doc: dict, kinds: list[str], k: int, n: int, seed: i
         doc.setdefault("events", []).extend({"at": at, "do": pool[i][0], "target": pool[i][1]} for i in c)
         cases.append((" + ".join(f"{pool[i][0]} {pool[i][1]}" for i in c), doc))
     return cases
+
+
+class TooManyCases(ScenarioError):
+    """A sweep would have more cases than the caller's limit (:func:`generate_cases` ``max_cases``).
+
+    Attributes: ``n_cases`` (what the sweep would have), ``max_cases``, ``breakdown`` (e.g. ``"base + 39 N-1 + 1 listed"``)
+    and ``field`` (``sample``, ``n-1`` or ``cases``: what made it large).
+    """
+
+    def __init__(self, origin, field: str, n_cases: int, max_cases: int, breakdown: str):
+        self.field, self.n_cases, self.max_cases, self.breakdown = field, n_cases, max_cases, breakdown
+        super().__init__(origin, [(field, f"the sweep expands to {n_cases} cases ({breakdown}); expected at most {max_cases}")])
+
+
+def generate_cases(site, base_doc: dict, n1: list[str] | None = None, at: str | float | None = None,
+                   case_docs: list[dict] | None = None, sample: int | None = None, k: int = 2, seed: int = 0, *,
+                   max_cases: int | None = None, cases_origin: str | Path = "sweep") -> tuple[list[tuple[str, dict]], str]:
+    """The cases of a sweep, as ``twin sweep`` (:func:`sweep`) and the API's ``POST /sweeps`` make them.
+
+    ``base`` (the base scenario as is), then one case per N-1 contingency of the ``n1`` kinds
+    (:func:`expand_cases`) or, with ``sample``, that many random N-``k`` cases drawn with ``seed`` from
+    those kinds, all kinds if none (:func:`sample_cases`), then the listed cases ``case_docs``; the
+    contingencies come at ``at`` (default: :func:`contingency_time`).
+
+    Returns
+    -------
+    (cases, sample_text)
+        ``[(case name, scenario document)]`` and how the N-k cases were drawn: ``""`` without ``sample``,
+        ``"20 random N-2 cases, seed 0"``, or ``"all 6 N-2 combinations (20 asked)"`` when the kinds give fewer.
+
+    Raises
+    ------
+    TooManyCases
+        More than ``max_cases`` cases, counted before any case is built.
+    ScenarioError
+        A bad ``at``, ``k`` or ``sample``, an unknown kind (field ``n-1``), or repeated case names (field
+        ``cases``, naming ``cases_origin``: the cases file).
+    """
+    listed = case_docs or []
+    kinds = list(n1 or []) if sample is None else list(n1 or N1_KINDS)
+    if max_cases is not None:
+        pool = len(_components(site, kinds))
+        n_made = pool if sample is None else min(sample, math.comb(pool, k) if k >= 0 else 0)
+        n_cases = 1 + n_made + len(listed)
+        if n_cases > max_cases:
+            made = f"{n_made} N-1" if sample is None else f"{n_made} random N-{k}"
+            field = "sample" if sample is not None else ("n-1" if n_made >= len(listed) else "cases")
+            raise TooManyCases("sweep", field, n_cases, max_cases, f"base + {made} + {len(listed)} listed")
+    sample_text = ""
+    if sample is not None:
+        drawn = sample_cases(site, base_doc, kinds, k, sample, seed, at)
+        sample_text = (f"{len(drawn)} random N-{k} cases, seed {seed}" if len(drawn) >= sample
+                       else f"all {len(drawn)} N-{k} combinations ({sample} asked)")
+        cases = [("base", base_doc)] + drawn + expand_cases(site, base_doc, None, at, listed)[1:]
+    else:
+        cases = expand_cases(site, base_doc, kinds, at, listed)
+    names = [n for n, _ in cases]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ScenarioError(cases_origin, [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
+    return cases, sample_text
 
 
 @functools.lru_cache(maxsize=8)
@@ -634,21 +696,10 @@ def sweep(site_name: str, base: str | Path | dict, *, n1: list[str] | None = Non
     site = load_site(site_name)
     extra = read_cases(cases_file) if cases_file is not None else None
     at_text = contingency_time(base_doc, at)
-    sample_text = ""
-    if sample is not None:
-        drawn = sample_cases(site, base_doc, n1 or list(N1_KINDS), k, sample, seed, at)
-        sample_text = f"{len(drawn)} random N-{k} cases, seed {seed}"
-        if len(drawn) < sample:
-            sample_text = f"all {len(drawn)} N-{k} combinations ({sample} asked)"
-            if note:
-                note(f"--sample {sample}: the kinds give only {len(drawn)} distinct N-{k} combinations; running all of them")
-        cases = [("base", base_doc)] + drawn + expand_cases(site, base_doc, None, at, extra)[1:]
-    else:
-        cases = expand_cases(site, base_doc, n1, at, extra)
-    names = [n for n, _ in cases]
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ScenarioError(cases_file or "sweep", [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
+    cases, sample_text = generate_cases(site, base_doc, n1, at, extra, sample, k, seed, cases_origin=cases_file or "sweep")
+    n_drawn = len(cases) - 1 - len(extra or [])
+    if sample is not None and n_drawn < sample and note:
+        note(f"--sample {sample}: the kinds give only {n_drawn} distinct N-{k} combinations; running all of them")
     from .scenario import resolve_events
 
     first_listed = len(cases) - len(extra or [])

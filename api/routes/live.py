@@ -10,14 +10,15 @@ from fastapi.responses import StreamingResponse
 
 from ..deps import LiveDep, require_read, require_write
 from ..live import LiveTwin, LiveUnavailable, WhatIfBusy
-from ..models import LiveState, Problem, Telemetry, TelemetryAccepted, WhatIf, WhatIfResult, finite
+from ..models import LiveState, Telemetry, TelemetryAccepted, WhatIf, WhatIfResult, finite
+from ..problems import problem_doc
 from ..stream import event_schema
 
 #: Response headers of an event stream (no caching, no proxy buffering).
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 router = APIRouter(prefix="/live", tags=["live"], dependencies=[Depends(require_read)],
-                   responses={503: {"model": Problem, "description": "the live twin is not available (starting, disabled or failed)"}})
+                   responses={503: problem_doc("the live twin is not available (starting, disabled or failed)")})
 
 
 def _live(live: LiveTwin | None) -> LiveTwin:
@@ -43,7 +44,7 @@ async def read_state(live: LiveDep) -> Response:
             responses={200: {"description": "server-sent events: `event: state`, `id:` the state's sequence number, "
                                             "`data:` a LiveState as JSON; a `: keep-alive` comment every 15 s",
                              "content": event_schema(["state"], "a LiveState")},
-                       503: {"model": Problem, "description": "the live twin is not available, or too many streams are open"}})
+                       503: problem_doc("the live twin is not available, or too many streams are open")})
 async def stream_state(request: Request, live: LiveDep,
                        last_event_id: Annotated[int | None, Header(ge=0, le=2**62, description="resume after this state")] = None,
                        limit: Annotated[int | None, Query(ge=1, le=1_000_000, description="end the stream after this many states")] = None,
@@ -71,8 +72,8 @@ def post_telemetry_batch(body: Annotated[list[Telemetry], Body(min_length=1, max
 
 
 @router.post("/whatif", response_model=WhatIfResult, dependencies=[Depends(require_write)],
-             responses={429: {"model": Problem, "description": "another what-if is running"},
-                        504: {"model": Problem, "description": "the what-if took longer than the configured limit"}})
+             responses={429: problem_doc("another what-if is running"),
+                        504: problem_doc("the what-if took longer than the configured limit")})
 async def post_whatif(body: WhatIf, live: LiveDep) -> WhatIfResult:
     """Run a what-if (events from now, over a horizon) on a copy of the live state; returns its KPIs."""
     from concurrent.futures import TimeoutError as FutureTimeout

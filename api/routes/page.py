@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from ..deps import require_read
-from ..models import Problem
+from ..problems import problem_doc
 
 __all__ = ["router", "data_router", "STATIC_DIR", "public_paths"]
 
@@ -106,7 +106,7 @@ def list_presets() -> PresetsPublic:
     return PresetsPublic(data=data, count=len(data))
 
 
-@data_router.get("/scenarios/{name}", response_model=PresetDetail, responses={404: {"model": Problem, "description": "no such preset"}})
+@data_router.get("/scenarios/{name}", response_model=PresetDetail, responses={404: problem_doc("no such preset")})
 def read_preset(name: str) -> PresetDetail:
     """One preset and its scenario document."""
     from twin.scenario import list_scenarios

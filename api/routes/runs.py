@@ -18,13 +18,14 @@ from twin.scenario import Scenario
 from .. import series as series_mod
 from ..admission import admit
 from ..deps import CatalogDep, PoolDep, RunId, ServicesDep, SettingsDep, require_read, require_write
-from ..models import Kpis, Problem, RunAccepted, RunDetail, RunEvent, RunEvents, RunPublic, RunsPublic
+from ..models import Kpis, RunAccepted, RunDetail, RunEvent, RunEvents, RunPublic, RunsPublic
+from ..problems import problem_doc
 from ..stream import event_schema, run_events
 from ..workers import ACTIVE, safe_run_dir
 from .live import SSE_HEADERS
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(require_read)],
-                   responses={404: {"model": Problem, "description": "no such run"}})
+                   responses={404: problem_doc("no such run")})
 
 Write = [Depends(require_write)]
 
@@ -55,7 +56,7 @@ def delete_record(services, rec: RunRecord) -> None:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted, dependencies=Write,
-             responses={429: {"model": Problem, "description": "the queue is full"}})
+             responses={429: problem_doc("the queue is full")})
 def create_run(scenario: Scenario, pool: PoolDep, settings: SettingsDep, services: ServicesDep, response: Response) -> RunAccepted:
     """Submit a scenario (the TOML schema, as JSON); it is queued and executed by the worker pool."""
     site, doc = admit(scenario, settings)
@@ -88,7 +89,7 @@ def read_run(run_id: RunId, catalog: CatalogDep) -> RunDetail:
     return RunDetail(**public(rec).model_dump(), scenario_doc=rec.scenario_doc, has_results=has)
 
 
-@router.get("/{run_id}/kpis", response_model=Kpis, responses={409: {"model": Problem, "description": "the run is not done"}})
+@router.get("/{run_id}/kpis", response_model=Kpis, responses={409: problem_doc("the run is not done")})
 def read_kpis(run_id: RunId, catalog: CatalogDep) -> Kpis:
     """The KPIs of a finished run."""
     rec = get_record(catalog, run_id)
@@ -99,7 +100,7 @@ def read_kpis(run_id: RunId, catalog: CatalogDep) -> Kpis:
 
 
 @router.get("/{run_id}/events", response_model=RunEvents,
-            responses={409: {"model": Problem, "description": "the run is not done"}})
+            responses={409: problem_doc("the run is not done")})
 def read_events(run_id: RunId, catalog: CatalogDep) -> RunEvents:
     """The sequence of events of a finished run: its scenario events and the relay trips, PMS actions and
     restorations they caused, time-stamped to the 50 ms sub-step."""
@@ -119,7 +120,7 @@ def read_events(run_id: RunId, catalog: CatalogDep) -> RunEvents:
 @router.get("/{run_id}/report",
             responses={200: {"description": "the run's report (Markdown): KPI table and sequence of events",
                              "content": {"text/markdown": {"schema": {"type": "string"}}}},
-                       409: {"model": Problem, "description": "the run is not done"}})
+                       409: problem_doc("the run is not done")})
 def read_report(run_id: RunId, catalog: CatalogDep) -> Response:
     """The report of a finished run (``report.md``: its KPIs and sequence of events), written on first request
     when the run was made without one (runs of the service have no figures)."""
@@ -142,7 +143,7 @@ def read_report(run_id: RunId, catalog: CatalogDep) -> Response:
         200: {"description": "the slice as JSON (default), CSV or netCDF",
               "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}},
                           "application/x-netcdf": {"schema": {"type": "string", "format": "binary"}}}},
-        409: {"model": Problem, "description": "the run has no results yet"},
+        409: problem_doc("the run has no results yet"),
     },
 )
 def read_series(
@@ -184,7 +185,7 @@ def read_series(
                                             "`event` for each entry of the run's sequence of events as the engine logs it (as in "
                                             "GET /runs/{id}/events), `end` once finished",
                              "content": event_schema(["progress", "event", "end"], "a progress document or an entry of the sequence of events")},
-                       503: {"model": Problem, "description": "too many streams are open"}})
+                       503: problem_doc("too many streams are open")})
 async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> StreamingResponse:
     """A run's progress as it happens (server-sent events); the stream ends when the run does."""
     rec = await run_in_threadpool(get_record, catalog, run_id)
@@ -198,7 +199,7 @@ async def stream_run(run_id: RunId, catalog: CatalogDep, request: Request) -> St
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Write,
-               responses={409: {"model": Problem, "description": "the run is executing in another process"}})
+               responses={409: problem_doc("the run is executing in another process")})
 def delete_run(run_id: RunId, catalog: CatalogDep, services: ServicesDep) -> Response:
     """Delete a run (cancelling it first if it is queued or running) and its results."""
     delete_record(services, get_record(catalog, run_id))

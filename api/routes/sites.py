@@ -8,11 +8,12 @@ from functools import lru_cache
 from fastapi import APIRouter, Depends, HTTPException
 
 from ..deps import SiteId, require_read
-from ..models import NetworkPublic, Problem, SitePublic, SitesPublic, SiteSummary
+from ..models import NetworkPublic, SitePublic, SitesPublic, SiteSummary
+from ..problems import problem_doc
 from ..services import UnknownSite, get_site, site_names
 
 router = APIRouter(prefix="/sites", tags=["sites"], dependencies=[Depends(require_read)],
-                   responses={404: {"model": Problem, "description": "no such site"}})
+                   responses={404: problem_doc("no such site")})
 
 
 def _load(site_id: str):

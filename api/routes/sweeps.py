@@ -1,5 +1,6 @@
-"""Sweeps: a base scenario over N-1 contingencies and listed cases, executed on dask like ``twin sweep``
-(:class:`api.workers.SweepExecutor`); each case is a catalog entry with its KPIs."""
+"""Sweeps: a base scenario over N-1 contingencies or random N-k cases, and listed cases, made as ``twin sweep``
+makes them (:func:`twin.sweep.generate_cases`) and executed on dask by its executor (:class:`api.workers.SweepExecutor`);
+each case is a catalog entry with its KPIs."""
 
 from __future__ import annotations
 
@@ -13,32 +14,37 @@ from twin.scenario import ScenarioError, load_scenario
 
 from ..admission import admit
 from ..deps import CatalogDep, RunId, ServicesDep, SettingsDep, require_read, require_write
-from ..models import Problem, RunAccepted, SweepCasePublic, SweepCreate, SweepKpis, SweepPublic, SweepsPublic, finite
+from ..models import RunAccepted, SweepCasePublic, SweepCreate, SweepKpis, SweepPublic, SweepsPublic, finite
+from ..problems import problem_doc
 from ..workers import sweep_summary
 from .runs import delete_record, get_record, public
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], dependencies=[Depends(require_read)],
-                   responses={404: {"model": Problem, "description": "no such sweep"}})
+                   responses={404: problem_doc("no such sweep")})
 
 
-def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
-    """(site, [(case name, admitted scenario document)]) of a sweep request."""
-    from twin.sweep import expand_cases
+def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]], str]:
+    """(site, [(case name, admitted scenario document)], how the N-k cases were drawn) of a sweep request."""
+    from twin.sweep import TooManyCases, generate_cases
 
     from ..services import get_site
 
+    problems = [(f, f"{f} is only used with sample (random N-k cases); give sample too or leave {f} out")
+                for f in ("k", "seed") if getattr(body, f) is not None and body.sample is None]
+    if not body.n1 and body.sample is None and not body.cases:
+        problems.append(("n1", "nothing to sweep: give n1 (N-1 kinds), sample (random N-k cases) and/or cases"))
+    if problems:
+        raise InputError("request body", problems)
     site_name, base_doc = admit(body.base, settings, prefix="base.")
     extra = [c.model_dump(exclude_none=True, mode="json") for c in body.cases]
     try:
-        cases = expand_cases(get_site(site_name), base_doc, list(body.n1), body.at, extra)
+        cases, sample_text = generate_cases(get_site(site_name), base_doc, list(body.n1), body.at, extra, body.sample,
+                                            2 if body.k is None else body.k, body.seed or 0, max_cases=settings.max_sweep_cases)
+    except TooManyCases as exc:
+        raise InputError("request body", [(_field(exc.field), f"the sweep expands to {exc.n_cases} cases ({exc.breakdown}); expected "
+                                           f"at most {exc.max_cases} (the configured cap: TWIN_MAX_SWEEP_CASES raises it)")]) from None
     except ScenarioError as exc:
-        raise InputError("request body", [("at" if p == "at" else p, m) for p, m in exc.problems]) from None
-    if len(cases) > settings.max_sweep_cases:
-        raise InputError("request body", [("n1" if body.n1 else "cases", f"the sweep expands to {len(cases)} cases; expected at most {settings.max_sweep_cases} (the configured cap)")])
-    names = [n for n, _ in cases]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError("request body", [("cases", f"case names must be unique; repeated: {', '.join(dupes)}")])
+        raise InputError("request body", [(_field(p), m) for p, m in exc.problems]) from None
     out = []
     n_base = len(cases) - len(body.cases)
     for i, (name, doc) in enumerate(cases):
@@ -48,16 +54,22 @@ def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]]]:
         except ScenarioError as exc:
             raise InputError("request body", [(f"{prefix}{p}", m) for p, m in exc.problems]) from None
         out.append((name, admit(sc, settings, prefix=prefix)[1]))
-    return site_name, out
+    return site_name, out, sample_text
+
+
+def _field(path: str) -> str:
+    """A field of :func:`twin.sweep.generate_cases`' problems as a field of the request body."""
+    return "n1" if path == "n-1" else path
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted, dependencies=[Depends(require_write)],
-             responses={429: {"model": Problem, "description": "the queue is full"}})
+             responses={429: problem_doc("the queue is full")})
 def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep, response: Response) -> RunAccepted:
-    """Submit a sweep: the base case, one case per N-1 contingency of the listed kinds, and the listed cases."""
+    """Submit a sweep: the base case, one case per N-1 contingency of the listed kinds (or with ``sample``, that many
+    random N-k cases of those kinds, as ``twin sweep --sample --k --seed``), and the listed cases."""
     from twin.sweep import contingency_time
 
-    site, cases = _expand(body, settings)
+    site, cases, sample_text = _expand(body, settings)
     sweeps = services.sweeps
     if sweeps.n_pending + len(cases) > settings.max_queued:
         raise HTTPException(429, f"the sweep's {len(cases)} cases do not fit the queue ({sweeps.n_pending} of "
@@ -68,7 +80,7 @@ def create_sweep(body: SweepCreate, services: ServicesDep, settings: SettingsDep
                             scenario_doc=body.model_dump(mode="json"), status="queued", store=str(sweep_dir))
     try:
         sweeps.submit(sweep_id, site, cases, sweep_dir, attrs={"base_scenario": body.base.scenario.name,
-                                                               "n-1": ",".join(body.n1),
+                                                               "n-1": ",".join(body.n1), "sample": sample_text,
                                                                "contingency_at": contingency_time(cases[0][1], body.at)})
     except services.pool.QueueFull as exc:
         services.catalog.update(sweep_id, status="failed", error=str(exc))

@@ -285,7 +285,7 @@ def test_a_bug_is_a_500_problem_and_the_connection_stays_usable(tmp_path):
                 assert chunk, f"the connection was closed after: {data!r}"
                 data += chunk
         first, second = data.split(b"HTTP/1.1 ")[1:3]
-        assert first.startswith(b"500") and b"RuntimeError" in first and b"application/json" in first
+        assert first.startswith(b"500") and b"RuntimeError" in first and b"application/problem+json" in first
         assert b"connection: close" not in first.lower()
         assert second.startswith(b"200")
     finally:

@@ -257,9 +257,10 @@ def test_read_only_data_dir_at_runtime_reads_200_writes_503(tmp_path):
             h = c.get("/healthz")
             assert h.status_code == 503 and h.json()["catalog"] == "read-only", h.json()
             for r in (c.post("/runs", headers=WRITE, json={"scenario": {"name": "during", "horizon": 60}}),
-                      c.post("/sweeps", headers=WRITE, json={"base": {"scenario": {"name": "during", "horizon": 60}}}),
+                      c.post("/sweeps", headers=WRITE, json={"base": {"scenario": {"name": "during", "horizon": 60}}, "n1": ["bess"]}),
                       c.delete(f"/runs/{rid}", headers=WRITE)):
                 assert r.status_code == 503 and "read-only" in r.json()["detail"], r.text
+                assert r.headers["content-type"] == "application/problem+json" and r.json()["type"] == "/problems/storage-unavailable"
                 assert str(home) not in r.text
             remount("rw")
             assert c.get("/healthz").status_code == 200

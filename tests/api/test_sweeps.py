@@ -63,7 +63,13 @@ def test_sweep_of_listed_cases(client, home):
     ({"base": scenario("s", 60), "cases": [{"name": "x", "events": [{"at": 1, "do": "trip", "target": "memphis/none"}]}]}, "cases[0].events[0].target"),
     ({"base": scenario("s", 60), "cases": [{"name": "x", "weather": {"t_amb_c": 99}}]}, "cases[0].weather.t_amb_c"),
     ({"base": scenario("s", 60), "cases": [{"name": "a"}, {"name": "a"}]}, "cases"),
-    ({"base": {"scenario": {"name": "s", "horizon": 9e9}}}, "base.scenario.horizon"),
+    ({"base": {"scenario": {"name": "s", "horizon": 9e9}}, "n1": ["bess"]}, "base.scenario.horizon"),
+    ({"base": scenario("s", 60)}, "n1"),  # nothing to sweep
+    ({"base": scenario("s", 60), "n1": ["bess"], "k": 3}, "k"),  # k and seed only with sample
+    ({"base": scenario("s", 60), "n1": ["bess"], "seed": 3}, "seed"),
+    ({"base": scenario("s", 60), "n1": ["bess"], "sample": 2, "k": 4}, "k"),  # 3 batteries: no N-4 case
+    ({"base": scenario("s", 60), "sample": 0}, "sample"),
+    ({"base": scenario("s", 60), "sample": 2, "cases": [{"name": "base"}]}, "cases"),
 ])
 def test_invalid_sweeps(client, body, field):
     r = client.post("/sweeps", json=body, headers=WRITE)
@@ -84,39 +90,89 @@ def test_a_run_is_not_a_sweep(client, finished_run):
     assert client.get(f"/sweeps/{finished_run}", headers=READ).status_code == 404
 
 
-def test_api_sweep_and_cli_sweep_give_identical_kpis(client, tmp_path):
-    """The same cases through ``POST /sweeps`` and through ``twin sweep`` (each on its own LocalCluster)."""
+#: the base scenario of the API/CLI comparisons, as JSON and as the TOML file of `twin sweep`
+SAME_BASE = {"scenario": {"name": "same", "site": "memphis", "start": "2026-07-15T14:00:00", "horizon": 120},
+             "workload": {"seed": 5}}
+SAME_BASE_TOML = ('[scenario]\nname = "same"\nsite = "memphis"\nstart = "2026-07-15T14:00:00"\n'
+                  'horizon = 120\n[workload]\nseed = 5\n')
+
+
+def _api_sweep(client, body: dict) -> tuple[list[str], dict[str, dict]]:
+    """(case names in order, KPIs by case) of a sweep through ``POST /sweeps``, once done."""
+    r = client.post("/sweeps", json=body, headers=WRITE)
+    assert r.status_code == 202, r.text
+    sid = r.json()["id"]
+    j = wait_for(client, f"/sweeps/{sid}", timeout_s=240)
+    assert j["status"] == "done", j
+    kpis = {c["case"]: c["kpis"] for c in client.get(f"/sweeps/{sid}/kpis", headers=READ).json()["cases"]}
+    return [c["case"] for c in j["cases"]], kpis
+
+
+def _cli_sweep(tmp_path, *args: str) -> tuple[list[str], dict[str, dict]]:
+    """(case names in order, records by case) of ``twin sweep memphis`` of :data:`SAME_BASE` with ``args``, on one worker."""
     from typer.testing import CliRunner
 
     from twin.cli import app
 
-    base = {"scenario": {"name": "same", "site": "memphis", "start": "2026-07-15T14:00:00", "horizon": 120},
-            "workload": {"seed": 5}}
-    cases = [{"name": "trip two", "events": [{"at": 30, "do": "trip", "target": "southaven/titan350-0[12]"}]},
-             {"name": "bess out", "events": [{"at": 30, "do": "fail", "target": "colossus2/megapack"}]}]
-    r = client.post("/sweeps", json={"base": base, "at": 30, "n1": ["grid-ties"], "cases": cases}, headers=WRITE)
-    assert r.status_code == 202, r.text
-    sid = r.json()["id"]
-    assert wait_for(client, f"/sweeps/{sid}", timeout_s=240)["status"] == "done"
-    api = {c["case"]: c["kpis"] for c in client.get(f"/sweeps/{sid}/kpis", headers=READ).json()["cases"]}
-    (tmp_path / "base.toml").write_text('[scenario]\nname = "same"\nsite = "memphis"\nstart = "2026-07-15T14:00:00"\n'
-                                        'horizon = 120\n[workload]\nseed = 5\n')
-    (tmp_path / "cases.toml").write_text("".join(
-        f'[[cases]]\nname = "{c["name"]}"\n[[cases.events]]\nat = 30\ndo = "{c["events"][0]["do"]}"\n'
-        f'target = "{c["events"][0]["target"]}"\n' for c in cases))
-    res = CliRunner().invoke(app, ["sweep", "memphis", "--scenario", str(tmp_path / "base.toml"), "--n-1", "grid-ties",
-                                   "--cases", str(tmp_path / "cases.toml"), "--at", "30", "--workers", "1",
+    (tmp_path / "base.toml").write_text(SAME_BASE_TOML)
+    res = CliRunner().invoke(app, ["sweep", "memphis", "--scenario", str(tmp_path / "base.toml"), *args, "--workers", "1",
                                    "--out", str(tmp_path / "cli")])
     assert res.exit_code == 0, res.output
-    cli = {r["case"]: r for r in map(json.loads, (tmp_path / "cli" / "cases.jsonl").read_text().splitlines())}
-    assert sorted(api) == sorted(cli) == sorted(["base", "open colossus1/mlgw-63", "open colossus2/mlgw-service",
-                                                 "trip two", "bess out"])
+    with xr.open_dataset(tmp_path / "cli" / "kpis.nc", engine="h5netcdf") as ds:
+        names = [str(c) for c in ds.case.values]
+    return names, {r["case"]: r for r in map(json.loads, (tmp_path / "cli" / "cases.jsonl").read_text().splitlines())}
+
+
+def _assert_same_kpis(api: dict[str, dict], cli: dict[str, dict]) -> None:
+    assert sorted(api) == sorted(cli)
     for case, kpis in api.items():
         assert cli[case]["status"] == "done"
         assert set(kpis) == set(cli[case]) - {"case", "status", "error", "doc_hash", "wall_s", "cpu_s"}, case
         for key, value in kpis.items():  # the same executor on the same cases: equal, not close
             assert value == cli[case][key], (case, key, value, cli[case][key])
+
+
+def test_api_sweep_and_cli_sweep_give_identical_kpis(client, tmp_path):
+    """The same cases through ``POST /sweeps`` and through ``twin sweep`` (each on its own LocalCluster)."""
+    cases = [{"name": "trip two", "events": [{"at": 30, "do": "trip", "target": "southaven/titan350-0[12]"}]},
+             {"name": "bess out", "events": [{"at": 30, "do": "fail", "target": "colossus2/megapack"}]}]
+    _, api = _api_sweep(client, {"base": SAME_BASE, "at": 30, "n1": ["grid-ties"], "cases": cases})
+    (tmp_path / "cases.toml").write_text("".join(
+        f'[[cases]]\nname = "{c["name"]}"\n[[cases.events]]\nat = 30\ndo = "{c["events"][0]["do"]}"\n'
+        f'target = "{c["events"][0]["target"]}"\n' for c in cases))
+    _, cli = _cli_sweep(tmp_path, "--n-1", "grid-ties", "--cases", str(tmp_path / "cases.toml"), "--at", "30")
+    assert sorted(api) == sorted(["base", "open colossus1/mlgw-63", "open colossus2/mlgw-service", "trip two", "bess out"])
+    _assert_same_kpis(api, cli)
     assert api["trip two"]["f_min_hz"] != api["base"]["f_min_hz"]  # the cases differ
+
+
+def test_api_sweep_of_random_n_k_cases_is_the_cli_sweep(client, tmp_path):
+    """``sample``/``k``/``seed`` draw the cases ``twin sweep --sample --k --seed`` draws (one function makes both),
+    with the same KPIs; another seed draws other cases."""
+    from sites import load_site
+    from twin.sweep import generate_cases
+
+    body = {"base": SAME_BASE, "at": 30, "n1": ["turbines", "bess", "grid-ties"], "sample": 3, "k": 2, "seed": 7}
+    names, api = _api_sweep(client, body)
+    cli_names, cli = _cli_sweep(tmp_path, "--n-1", "turbines,bess,grid-ties", "--sample", "3", "--k", "2", "--seed", "7",
+                                "--at", "30")
+    assert names == cli_names and names[0] == "base" and len(names) == 4, (names, cli_names)
+    assert all(n.count(" + ") == 1 for n in names[1:])  # N-2: two components out in each drawn case
+    _assert_same_kpis(api, cli)
+    assert len({json.dumps(k["f_min_hz"], sort_keys=True) for k in api.values()}) > 1  # the cases differ
+    other, _ = generate_cases(load_site("memphis"), SAME_BASE, ["turbines", "bess", "grid-ties"], 30, None, 3, 2, seed=8)
+    assert [n for n, _ in other] != names
+
+
+def test_generated_sweeps_over_the_cap_say_how_many_and_which_setting(client):
+    r = client.post("/sweeps", json={"base": scenario("s", 60), "sample": 50, "k": 2}, headers=WRITE)
+    assert r.status_code == 422, r.text
+    (e,) = r.json()["errors"]
+    assert e["field"] == "sample" and "51 cases" in e["message"] and "at most 5" in e["message"], e
+    assert "TWIN_MAX_SWEEP_CASES" in e["message"], e
+    r = client.post("/sweeps", json={"base": scenario("s", 60), "sample": 50, "k": 2, "n1": ["bess"]}, headers=WRITE)
+    assert r.status_code == 202, r.text  # memphis has 3 batteries: all 3 pairs, within the cap
+    client.delete(f"/sweeps/{r.json()['id']}", headers=WRITE)
 
 
 def _long_sweep(client, name: str, n: int = 4, horizon: float = 3600) -> str:

@@ -109,6 +109,26 @@ def test_random_n_k_samples_are_seeded_and_distinct():
     assert len(everything) == n_bess * (n_bess - 1) // 2
 
 
+@pytest.mark.parametrize("n1,sample,k,listed", [
+    (["turbines", "bess"], None, 2, 0), ([], None, 2, 2), (["bess"], 2, 2, 1), (["bess"], 1000, 2, 0), ([], 5, 3, 1),
+])
+def test_generate_cases_counts_what_it_makes_before_making_it(n1, sample, k, listed):
+    """The limit is checked on a count made before any case is built: it must be the number of cases built."""
+    from twin.sweep import TooManyCases, generate_cases
+
+    site = load_site("memphis")
+    docs = [{"name": f"listed {i}", "weather": {"t_amb_c": 30.0 + i}} for i in range(listed)]
+    cases, text = generate_cases(site, copy.deepcopy(BASE), n1, "00:01:00", docs, sample, k, seed=2)
+    n = len(cases)
+    assert [c for c, _ in cases][0] == "base" and [c for c, _ in cases][n - listed:] == [d["name"] for d in docs]
+    assert (text == "") == (sample is None)
+    assert generate_cases(site, copy.deepcopy(BASE), n1, "00:01:00", docs, sample, k, seed=2, max_cases=n)[0] == cases
+    with pytest.raises(TooManyCases) as info:
+        generate_cases(site, copy.deepcopy(BASE), n1, "00:01:00", docs, sample, k, seed=2, max_cases=n - 1)
+    assert (info.value.n_cases, info.value.max_cases) == (n, n - 1) and f"{n} cases" in str(info.value)
+    assert info.value.field == ("sample" if sample else "n-1" if n1 else "cases")
+
+
 def test_local_workers_run_without_dask_malloc_trim_threshold():
     """dask's default MALLOC_TRIM_THRESHOLD_ turns off glibc's dynamic mmap threshold (page faults on
     every segment's arrays): the sweep's LocalCluster workers are spawned without it."""
