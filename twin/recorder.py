@@ -7,9 +7,7 @@ extremes (``X_min``, ``X_max``) on the ``minute`` dimension instead.
 
 Blocks are written by one background thread while the engine computes the next (the kernels release
 the GIL); at most one block is in flight, and :meth:`Recorder.close` waits for it, so a finished or
-failed run leaves a complete store behind. The writer thread also loads xarray and zarr (about half a
-second with pandas and dask, which xarray loads on first use) while the engine computes the first block,
-so a run's start does not wait for them.
+failed run leaves a complete store behind.
 
 Every variable carries ``units`` and ``long_name``; the global attributes carry the provenance (site,
 scenario, code version, solver settings). Open a finished store with :func:`open_results`.
@@ -23,14 +21,12 @@ import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from .variables import VARIABLES
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = ["Recorder", "open_results", "bin_stats", "STORE_NAME"]
 
@@ -81,9 +77,8 @@ class Recorder:
         self._fill = 0  # steps in the buffer
         self._written = 0  # steps already in the store
         self._first = True
-        # one writer thread: loading xarray and zarr, compression and I/O overlap the engine
-        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-recorder")
-        self._pending: Future | None = self._pool.submit(_load_writer)
+        self._pool: ThreadPoolExecutor | None = None  # one writer thread: compression and I/O overlap the engine
+        self._pending: Future | None = None
 
     def _shape(self, var: str) -> tuple[int, ...]:
         return tuple(len(self.coords[d]) for d in VARIABLES[var][0][1:])
@@ -117,6 +112,8 @@ class Recorder:
             return
         block = {v: buf[:n].copy() for v, buf in self._buf.items()}
         self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-recorder")
         self._pending = self._pool.submit(self._write_block, block, n, self._written, self._first)
         self._written += n
         self._fill = 0
@@ -129,8 +126,6 @@ class Recorder:
             pending.result()
 
     def _write_block(self, block: dict[str, np.ndarray], n: int, written: int, first: bool) -> None:
-        import xarray as xr
-
         coords = {d: self.coords[d] for d in self.coords}
         full = xr.Dataset(coords={**coords, "time": self._times(written, n)})
         for v in self.full_rate:
@@ -219,8 +214,6 @@ def open_results(run_dir: str | Path, *, dask: bool = True) -> xr.Dataset:
     over long runs stream; without it they are lazily indexed and read on access (cheaper to open and
     to slice, but a whole-variable operation loads the variable).
     """
-    import xarray as xr
-
     path = Path(run_dir)
     if path.name != STORE_NAME:
         path = path / STORE_NAME
@@ -235,15 +228,6 @@ def open_results(run_dir: str | Path, *, dask: bool = True) -> xr.Dataset:
     if mins is not None and len(mins.data_vars):
         ds = ds.merge(mins, combine_attrs="override")
     return ds
-
-
-def _load_writer() -> None:
-    """Load what writing a block needs: xarray (and pandas, and dask when installed, which xarray imports the
-    first time it builds a variable) and zarr's codecs."""
-    import xarray as xr
-
-    xr.Variable(("time",), np.zeros(1, np.float32))
-    _compressors()
 
 
 def _compressors():
