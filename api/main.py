@@ -35,6 +35,7 @@ from .metrics import MetricsMiddleware
 from .middleware import AuthGate, BodyLimit, CatchAll, LiveStateFastPath, StartupErrors
 from .problems import STORAGE_UNAVAILABLE, component_schemas, problem_doc, problem_response
 from .routes import health, live, metrics, page, runs, sites, sweeps
+from .routes import problems as problems_route
 from .services import Services, StartupError
 
 __all__ = ["create_app", "ERROR_RESPONSES"]
@@ -55,7 +56,7 @@ AUTH_RESPONSES = {
 WRITE_RESPONSES = {503: problem_doc("the data directory cannot be written (read-only or full disk; type /problems/storage-unavailable); "
                             "reads go on")}
 #: Paths served without a token (the engineer's page and its files hold no data: see api.routes.page).
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}) | page.public_paths()
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}) | page.public_paths() | problems_route.public_paths()
 
 
 async def _input_error(request: Request, exc: InputError) -> Response:
@@ -196,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CatchAll)
     app.add_middleware(RequestLog, enabled=lambda: current_settings().access_log)
     app.add_middleware(StartupErrors)
-    for module in (health, sites, runs, sweeps, live, metrics):
+    for module in (health, sites, runs, sweeps, live, metrics, problems_route):
         app.include_router(module.router)
     app.include_router(page.data_router)
     app.include_router(page.router)

@@ -110,3 +110,16 @@ def test_openapi_documents_every_error_as_a_problem(client):
     ops = spec["paths"]["/sweeps"]["post"]["responses"]
     assert {"401", "403", "413", "422", "429", "500", "503"} <= set(ops)
     assert seen > 50
+
+
+def test_problem_types_resolve_to_their_documentation(client):
+    """The ``type`` of an error body is a page that says what it means (no token needed); an unknown type is a 404 problem."""
+    j = _problem(client.post("/runs", json={"scenario": {}}, headers=WRITE), 422, "/runs", "/problems/invalid-input")
+    r = client.get(j["type"])  # no token
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text
+    assert "Invalid input" in r.text and "422" in r.text
+    for uri in ("/problems/storage-unavailable", "/problems/internal-error"):
+        r = client.get(uri)
+        assert r.status_code == 200 and ("503" in r.text if "storage" in uri else "500" in r.text)
+    j = _problem(client.get("/problems/no-such-type", headers=READ), 404, "/problems/no-such-type")
+    assert "/problems/invalid-input" in j["detail"]
