@@ -121,12 +121,13 @@ def start(kernel: str, types: str) -> None:
 
 def wait(kernel: str) -> None:
     """Before ``kernel``'s first call in this process: wait for its helper, if one was started (at most
-    :data:`WAIT_S`; then the helper is stopped and the caller compiles the kernel itself). Never raises but
-    for an interruption of the wait (the helper is stopped then too)."""
+    :data:`WAIT_S`; then the helper is stopped and the caller compiles the kernel itself). Threads that call
+    it together all wait for the one helper. Never raises but for an interruption of the wait (the helper
+    is stopped then too)."""
     if not _helpers:
         return
     with _lock:
-        helper = _helpers.pop(kernel, None)
+        helper = _helpers.get(kernel)
     if helper is None:
         return
     proc, err = helper
@@ -134,19 +135,32 @@ def wait(kernel: str) -> None:
     try:
         code = proc.wait(WAIT_S)
     except subprocess.TimeoutExpired:
-        _stop(proc, err)
-        log.debug("the helper compiling %s took more than %.0f s: compiling here", kernel, WAIT_S)
-        return
+        code = None
     except BaseException:
-        _stop(proc, err)
+        if _forget(kernel, helper):
+            err.close()
         raise
-    if code != 0:
+    if not _forget(kernel, helper):
+        return  # another thread waited for it too and reports
+    if code is None:
+        log.debug("the helper compiling %s took more than %.0f s: compiling here", kernel, WAIT_S)
+    elif code != 0:
         err.seek(0)
         tail = err.read()[-2000:].decode(errors="replace")
         log.debug("the helper compiling %s failed (exit code %s): compiling here\n%s", kernel, code, tail)
     else:
         log.debug("waited %.1f s for the helper compiling %s", time.perf_counter() - t0, kernel)
     err.close()
+
+
+def _forget(kernel: str, helper) -> bool:
+    """Drop ``helper`` (stopping it if it still runs); False if another thread already did."""
+    with _lock:
+        if _helpers.get(kernel) is not helper:
+            return False
+        del _helpers[kernel]
+    _stop(helper[0])
+    return True
 
 
 def _stop(proc: subprocess.Popen, err=None) -> None:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -80,8 +81,12 @@ def test_helper_compiles_the_kernel_which_this_process_then_loads(tmp_path, monk
     mod = _probe(tmp_path / "ahead", monkeypatch)
     kernel, proc = _start(mod)
     assert proc is not None  # cold cache: a helper was started
-    ca.wait(kernel)
-    assert proc.returncode == 0
+    waiters = [threading.Thread(target=ca.wait, args=(kernel,)) for _ in range(2)]  # threads wait together
+    for w in waiters:
+        w.start()
+    for w in waiters:
+        w.join(60)
+    assert proc.returncode == 0 and not ca._helpers
     a = np.linspace(-2.0, 3.0, 101)
     ahead = mod.blend(a, 0.7)
     assert sum(mod.blend.stats.cache_hits.values()) == 1  # loaded from what the helper wrote
