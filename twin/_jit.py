@@ -33,7 +33,8 @@ if NUMBA_ENABLED:
         return caller_ir.func_id.func not in _INLINED
 
     def njit(*args, **kwargs):
-        """``numba.njit`` with ``cache=True`` by default."""
+        """``numba.njit`` with ``cache=True`` by default; ``inline="always"`` inlines by
+        :func:`_inline_into_outermost` (the same code in the end, compiled faster)."""
         kwargs.setdefault("cache", True)
         if kwargs.get("inline") == "always":
             kwargs["inline"] = _inline_into_outermost

@@ -182,3 +182,32 @@ def test_the_engine_calls_the_kernel_with_the_types_compiled_ahead(monkeypatch):
         for _ in eng.segments(overlap=False):
             pass
     assert seen and set(seen) == {engine_mod.step_segment_types()}
+
+
+# ---- inlining (twin._jit): inlined everywhere but into a function that is itself inlined
+if NUMBA_ENABLED:
+    from twin._jit import njit
+
+    @njit(inline="always", cache=False)
+    def _inner(x):  # pragma: no cover - jitted
+        return x * x + 1.0
+
+    @njit(inline="always", cache=False)
+    def _middle(x):  # pragma: no cover - jitted
+        return _inner(x) - _inner(-x) + 2.0 * x
+
+    @njit(cache=False)
+    def _outer(x):  # pragma: no cover - jitted
+        return _middle(x) + _inner(x)
+
+
+def test_inlined_kernels_land_in_the_outermost_function():
+    x = 1.5  # (a py_func would call the other kernels' dispatchers, compiling them)
+    inner = lambda y: y * y + 1.0  # noqa: E731
+    middle = inner(x) - inner(-x) + 2.0 * x
+    assert _outer(x) == middle + inner(x)
+    # both inlined into _outer, _inner's two calls in _middle included: neither was compiled on its own
+    assert _middle.signatures == [] and _inner.signatures == []
+    # compiled on its own, an inlined kernel calls its inlined callees (they are inlined where it lands)
+    assert _middle(x) == middle
+    assert len(_inner.signatures) == 1
