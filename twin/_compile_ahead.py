@@ -1,7 +1,7 @@
 """Compile the stepping kernel in a second process while the engine builds everything else.
 
 On an empty numba cache (the first run after an install, or after a source change: :mod:`twin._jit`)
-compiling :func:`twin.stepping.step_segment` is most of a run: about 55 of 80 s for
+compiling :func:`twin.stepping.step_segment` is most of a run: about 48 of 70 s for
 ``twin run memphis --scenario southaven-largest-trip`` on a 2-core machine, in one piece (its stages are
 inlined, which numba compiles together; called as functions they cost the kernel a fifth of its speed).
 Nothing else a run compiles needs it: the engine first builds the plant and the network and compiles
