@@ -455,9 +455,10 @@ def solve_snapshot(yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
             isl_iterations[isl] = 0
             isl_norm[isl] = 0.0
             continue
+        # f_given a run-time False: the copy of newton_island that timeseries compiles for its dense islands
         ok, it, norm, nf = newton_island(isl, yp, yj, yx, v, vm, va, slack, p_spec, q_spec, bus_w, isl_ptr,
                                          isl_buses, isl_dim, va_col, vm_col, p_row, q_row, slack_col, lu, lu_off, piv,
-                                         piv_off, have_lu, f, dx, tol, max_iter, refactor_ratio)
+                                         piv_off, have_lu, f, dx, tol, max_iter, refactor_ratio, np.bool_(False))
         isl_converged[isl] = ok
         isl_iterations[isl] = it
         isl_norm[isl] = norm

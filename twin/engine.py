@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from . import _compile_ahead
 from ._jit import njit
 from .plant import (
     BE_ISLAND, BE_SOC0, CH_PLANT, CH_Q_REF_MW, CT_AUTO_START, CT_CAPPING, CT_NCOL, CT_PSU, CT_PSU_E_S, CT_PSU_TAU_S,
@@ -114,6 +115,7 @@ class Engine:
         from grid_models.cache import NetCache
         from twin.operating_point import nominal_operating_point
 
+        _compile_ahead.start(*_KERNEL)  # on a cold numba cache: the kernel compiles in a second process meanwhile
         self.site = site
         self.sc = scenario
         self.events = list(events)
@@ -689,6 +691,7 @@ class Engine:
         sub = SubOutputs(*(np.zeros(shape) for _ in SubOutputs._fields[:-1]),
                          np.zeros((n, self.n_sub, n_b) if self.record_substeps else (0, 0, 0)))
         live = self._live()  # islands energised at the segment's start (topology changes only between segments)
+        _compile_ahead.wait(_KERNEL[0])
         done = step_segment(n, self.step_s, self.n_sub, Inputs(demand=demand, t_amb=t_amb), self.par, self.st, o, sub)
         self._log_kernel_events(o.events, int(o.n_events[0]))
         out = dict(zip(_OUTPUT_NAMES, o))
@@ -806,6 +809,21 @@ _OUTPUTS = (("p_it_mw", "hall"), ("p_it_min_mw", "hall"), ("p_it_max_mw", "hall"
             ("p_other_mw", "island"), ("p_load_island_mw", "island"), ("p_import_mw", "island"), ("turbine_starts", None),
             ("turbine_status", "turbine"))
 _OUTPUT_NAMES = tuple(name for name, _ in _OUTPUTS)
+#: The kernel compiled ahead on a cold cache (twin._compile_ahead) and its argument types' function
+_KERNEL = ("twin.stepping:step_segment", "twin.engine:step_segment_types")
+
+
+def step_segment_types() -> tuple:
+    """numba types of the arguments :meth:`Engine._kernel_pass` gives :func:`twin.stepping.step_segment` (the
+    arrays' dtypes and dimensions; their sizes do not matter), for compiling it ahead (:mod:`twin._compile_ahead`)."""
+    import numba
+
+    f1, f2, f3 = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1))
+    args = (1, 1.0, 1, Inputs(demand=f3, t_amb=f1), Params(*(f1 if name == "ctrl" else f2 for name in Params._fields)),
+            State(*(f2 for _ in State._fields)),
+            Outputs(*(f1 if dim is None else f2 for _, dim in _OUTPUTS), events=f2, n_events=np.zeros(1, np.int64)),
+            SubOutputs(*(f3 for _ in SubOutputs._fields)))
+    return tuple(numba.typeof(a) for a in args)
 
 
 def _controls(sc: Scenario, site_ctrl: np.ndarray | None = None) -> np.ndarray:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._jit import njit
 from .plant import (
     BE_E_MWH, BE_ETA_C, BE_ETA_D, BE_GFM, BE_H_V_S, BE_P_MW, BE_ROCOF, CH_ISLAND, CT_BE_ROCOF_DELAY_S, CT_BE_ROCOF_HZ_S,
@@ -447,7 +449,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                                         EV_ROCOF_PICKUP, u, i, t_ev, events, n_events)
                 st.turb[u, ST_ROCOF_S] = t1
                 if trip:
-                    _trip_unit_group(par, st, units, u, i, EV_ROCOF_TRIP, t_ev, r, events, n_events)
+                    _trip_unit_group(par, st, units, u, i, np.int64(EV_ROCOF_TRIP), t_ev, r, events, n_events)
                     counts[j] = 0.0
                     tripped = 1.0
                     hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
@@ -460,7 +462,7 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                                         EV_BESS_ROCOF_PICKUP, b, i, t_ev, events, n_events)
                 st.bess[b, SB_ROCOF_S] = t1
                 if trip:
-                    _trip_bess(par, st, b, i, EV_BESS_ROCOF_TRIP, t_ev, r, events, n_events)
+                    _trip_bess(par, st, b, i, np.int64(EV_BESS_ROCOF_TRIP), t_ev, r, events, n_events)
                     n_bess_ok -= 1
                     hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
         # frequency ride-through of turbines and inverters: time beyond each band of their no-trip curves
@@ -479,14 +481,14 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
                     for j in range(n_u):
                         if counts[j] > 0.0:
                             u = units[j]
-                            _trip_unit_group(par, st, units, u, i, EV_RT_TRIP, t_ev, f, events, n_events)
+                            _trip_unit_group(par, st, units, u, i, np.int64(EV_RT_TRIP), t_ev, f, events, n_events)
                             counts[j] = 0.0
                     tripped = 1.0
                     hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
                 elif band >= 0:
                     for b in bess:
                         if st.bess[b, SB_OK] > 0.5:
-                            _trip_bess(par, st, b, i, EV_BESS_RT_TRIP, t_ev, f, events, n_events)
+                            _trip_bess(par, st, b, i, np.int64(EV_BESS_RT_TRIP), t_ev, f, events, n_events)
                     n_bess_ok = 0
                     hs_rot, hs_tot = island_inertia_mw_s(par, st, units, counts, bess)
                 for b in range(N_RT_BAND):
@@ -527,7 +529,8 @@ def island_step(i, n_sub, h_s, par, st, units, counts, pref_mw, pav_mw, sched_mw
 def _trip_unit_group(par, st, units, u, i, code, t_s, value, events, n_events):  # pragma: no cover - jitted
     """A relay trips stepped unit ``u`` of island ``i`` and the online units the engine steps as ``u`` (same
     parameters and set point, not stepped themselves): status tripped, no power, each logged with ``code`` and
-    the measured ``value``."""
+    the measured ``value``. Callers pass ``code`` as ``np.int64(EV_…)``: an event code as such is a literal to
+    numba, which would compile a copy of this function for each code (twice the compilation, for a rare path)."""
     n_t, n_c = par.turb.shape[0], par.turb.shape[1]
     for v in range(n_t):
         if v != u:
@@ -557,7 +560,7 @@ def _trip_unit_group(par, st, units, u, i, code, t_s, value, events, n_events): 
 @njit
 def _trip_bess(par, st, b, i, code, t_s, value, events, n_events):  # pragma: no cover - jitted
     """A relay trips battery yard ``b`` of island ``i`` (out of service, no power; logged with ``code`` and the
-    measured ``value``)."""
+    measured ``value``; ``code`` as ``np.int64(EV_…)``, see :func:`_trip_unit_group`)."""
     st.bess[b, SB_OK] = 0.0
     st.bess[b, SB_P] = 0.0
     st.bess[b, SB_ROCOF_S] = 0.0
