@@ -41,7 +41,7 @@ from typing import Any
 
 from ._jit import NUMBA_ENABLED
 
-__all__ = ["start", "wait", "enabled", "WAIT_S"]
+__all__ = ["cached", "start", "wait", "enabled", "WAIT_S"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,17 @@ def _in_cache(kernel, argtypes: tuple) -> bool:
     return any(key[0] == argtypes for key in index)
 
 
+def cached(kernel: str, types: str) -> bool:
+    """Whether ``kernel`` is compiled for the types of ``types()`` in this process or in numba's on-disk cache
+    (``False``: its first call will compile it). Never raises; anything unexpected counts as cached."""
+    try:
+        disp = _resolve(kernel)
+        argtypes = tuple(_resolve(types)())
+        return argtypes in disp.overloads or _in_cache(disp, argtypes)
+    except Exception:  # noqa: BLE001 - only a hint for the user
+        return True
+
+
 def start(kernel: str, types: str) -> None:
     """Start a helper that compiles ``kernel`` into numba's cache, if the cache lacks it.
 
@@ -96,11 +107,10 @@ def start(kernel: str, types: str) -> None:
         if kernel in _checked or not enabled():
             return
         _checked.add(kernel)
+    if cached(kernel, types):
+        return
     try:
         disp = _resolve(kernel)
-        argtypes = tuple(_resolve(types)())
-        if argtypes in disp.overloads or _in_cache(disp, argtypes):
-            return
         # the helper imports the kernel's package and this one from where this process has them
         roots = [_root(name) for name in (kernel.split(":")[0].split(".")[0], __name__.split(".")[0])]
         source = str(Path(disp.py_func.__code__.co_filename).resolve())

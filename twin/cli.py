@@ -183,6 +183,15 @@ def scenarios_cmd() -> None:
     console.print(table)
 
 
+def _compile_notice() -> None:
+    """Say why the first run after an install (or an upgrade) sits at 0 % for a while."""
+    from twin.engine import kernel_compiled
+
+    if not kernel_compiled():
+        err_console.print("[dim]First run after an install or an upgrade: numba compiles the kernels into its cache "
+                          "(about a minute on 2 cores); later runs start in seconds.[/]", highlight=False)
+
+
 @app.command("run")
 @_user_errors
 def run_cmd(
@@ -201,6 +210,7 @@ def run_cmd(
 
     sc = load_scenario(scenario)
     site = name or sc.scenario.site
+    _compile_notice()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f} %"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False) as bar:
         task = bar.add_task(f"{sc.scenario.name} on {site}", total=1.0)
@@ -260,6 +270,8 @@ def sweep_cmd(
         raise InputError("twin sweep", [("", "nothing to sweep: give --n-1 KINDS, --sample N and/or --cases FILE")])
     out = out or twin_home() / new_run_id("sweep")
     err_console.print(f"sweep into {escape(str(out))}", highlight=False, soft_wrap=True)
+    if scheduler is None:  # an external cluster's workers have their own caches
+        _compile_notice()
     counts = [0, 0]  # cases recorded, of
 
     def progress(done: int, total: int) -> None:

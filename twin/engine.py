@@ -813,6 +813,12 @@ _OUTPUT_NAMES = tuple(name for name, _ in _OUTPUTS)
 _KERNEL = ("twin.stepping:step_segment", "twin.engine:step_segment_types")
 
 
+def kernel_compiled() -> bool:
+    """Whether the stepping kernel is compiled (in this process or numba's cache) for the engine's arguments;
+    ``False`` on the first run after an install or a source change, which compiles it (about a minute)."""
+    return _compile_ahead.cached(*_KERNEL)
+
+
 def step_segment_types() -> tuple:
     """numba types of the arguments :meth:`Engine._kernel_pass` gives :func:`twin.stepping.step_segment` (the
     arrays' dtypes and dimensions; their sizes do not matter), for compiling it ahead (:mod:`twin._compile_ahead`)."""

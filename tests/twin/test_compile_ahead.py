@@ -79,6 +79,7 @@ def _start(mod) -> tuple[str, subprocess.Popen | None]:
 
 def test_helper_compiles_the_kernel_which_this_process_then_loads(tmp_path, monkeypatch, fresh, capfd):
     mod = _probe(tmp_path / "ahead", monkeypatch)
+    assert not ca.cached(f"{mod.__name__}:blend", f"{mod.__name__}:blend_types")  # what the CLI's first-run notice asks
     kernel, proc = _start(mod)
     assert proc is not None  # cold cache: a helper was started
     waiters = [threading.Thread(target=ca.wait, args=(kernel,)) for _ in range(2)]  # threads wait together
@@ -95,6 +96,7 @@ def test_helper_compiles_the_kernel_which_this_process_then_loads(tmp_path, monk
     np.testing.assert_array_equal(ahead, serial.blend(a, 0.7))
     assert sum(serial.blend.stats.cache_misses.values()) == 1
     np.testing.assert_allclose(ahead, mod.blend.py_func(a, 0.7), rtol=1e-14)
+    assert ca.cached(kernel, f"{mod.__name__}:blend_types")
     # warm: another process (here: this one, checking afresh) starts nothing
     monkeypatch.setattr(ca, "_checked", set())
     assert _start(mod)[1] is None
@@ -211,3 +213,22 @@ def test_inlined_kernels_land_in_the_outermost_function():
     # compiled on its own, an inlined kernel calls its inlined callees (they are inlined where it lands)
     assert _middle(x) == middle
     assert len(_inner.signatures) == 1
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_twin_run_says_when_it_compiles(tmp_path, monkeypatch, compiled):
+    """``twin run`` explains the long wait of a first run (the kernel not yet in numba's cache), and only then."""
+    from typer.testing import CliRunner
+
+    import twin.engine
+    from twin.cli import app
+
+    real = twin.engine.kernel_compiled
+    monkeypatch.setattr(twin.engine, "kernel_compiled", lambda: compiled)
+    f = tmp_path / "short.toml"
+    f.write_text('[scenario]\nname = "short"\nsite = "memphis"\nhorizon = "00:01:00"\n')
+    result = CliRunner().invoke(app, ["run", "memphis", "--scenario", str(f), "--out", str(tmp_path / "run"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert ("numba compiles the kernels" in " ".join(result.output.split())) is not compiled
+    assert real()  # the run compiled (or loaded) the kernel for the engine's argument types in this process
+
