@@ -69,6 +69,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     for e in exc.errors():
         loc = tuple(e.get("loc", ()))
         where, rest = (loc[0], loc[1:]) if loc else ("body", ())
+        if e.get("type") == "json_invalid":  # loc is ("body", the character where parsing stopped)
+            reason = (e.get("ctx") or {}).get("error", "")
+            problems.append(("(body)", f"expected JSON{': ' + reason if reason else ''}, at character {rest[0] if rest else 0}"))
+            continue
         if where == "body":
             field = format_loc(rest, body) if rest else "(body)"
         else:
