@@ -118,6 +118,26 @@ def test_a_failing_helper_leaves_the_compilation_to_this_process(tmp_path, monke
     assert sum(mod.blend.stats.cache_misses.values()) == 1  # compiled here, as without a helper
 
 
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the lock is POSIX only")
+def test_a_lock_held_by_a_stuck_process_delays_the_helper_only_so_long(tmp_path, monkeypatch, fresh):
+    """Another helper that holds the cache lock and never lets go (its process stopped by Ctrl-Z, or hung):
+    this process's helper compiles anyway after LOCK_WAIT_S, instead of this process waiting WAIT_S for it."""
+    import fcntl
+
+    mod = _probe(tmp_path, monkeypatch)
+    os.makedirs(mod.blend._cache.cache_path, exist_ok=True)
+    with open(os.path.join(mod.blend._cache.cache_path, "compile-ahead.lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the stuck lock holder
+        monkeypatch.setattr(ca, "LOCK_WAIT_S", 1.0, raising=False)
+        monkeypatch.setattr(ca, "WAIT_S", 20.0)
+        kernel, proc = _start(mod)
+        assert proc is not None
+        ca.wait(kernel)
+        assert proc.returncode == 0  # compiled, not stopped at WAIT_S
+    mod.blend(np.zeros(3), 1.0)
+    assert sum(mod.blend.stats.cache_hits.values()) == 1 and sum(mod.blend.stats.cache_misses.values()) == 0
+
 def test_switched_off_or_without_numba_cache_nothing_starts(tmp_path, monkeypatch, fresh):
     mod = _probe(tmp_path, monkeypatch)
     monkeypatch.setenv(ca.ENV, "0")
