@@ -134,3 +134,12 @@ def test_a_body_that_is_not_json_says_so(broken, body, reason):
     assert [e["field"] for e in j["errors"]] == ["(body)"], j
     message = j["errors"][0]["message"]
     assert message.startswith("expected JSON") and reason in message and "character" in message, message
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/openapi.json", "/ui/page.js"])
+def test_405_on_a_path_left_out_of_the_openapi_document_lists_its_methods(broken, path):
+    """The engineer's page and the documentation are not in the OpenAPI document; their 405 still says what
+    they allow (RFC 9110 §15.5.6), not an empty Allow (which says: nothing)."""
+    r = broken.post(path, headers=WRITE)
+    _problem(r, 405, path)
+    assert "GET" in r.headers["allow"].split(", "), r.headers
