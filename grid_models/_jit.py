@@ -15,7 +15,12 @@ from pathlib import Path
 
 from numba import njit
 
-__all__ = ["drop_stale_cache", "njit"]
+__all__ = ["drop_stale_cache", "njit", "DIGESTS"]
+
+#: package directory → hash of its sources when this process imported it (:func:`drop_stale_cache`); a process
+#: that compiles kernels for another (:mod:`twin._compile_ahead`) compares them, so that it never writes to the
+#: cache kernels made of other sources than the ones the other process runs
+DIGESTS: dict[str, str] = {}
 
 
 def drop_stale_cache(package_dir: Path) -> None:
@@ -25,6 +30,7 @@ def drop_stale_cache(package_dir: Path) -> None:
     digest = hashlib.sha256()
     for f in sorted(package_dir.glob("*.py")):
         digest.update(f.name.encode() + f.read_bytes())
+    DIGESTS[str(Path(package_dir).resolve())] = digest.hexdigest()
     stamp = cache / "numba-sources.sha256"
     try:
         if stamp.exists() and stamp.read_text() == digest.hexdigest():

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import json
 import logging
 import os
 import subprocess
@@ -71,6 +72,16 @@ def enabled() -> bool:
 def _resolve(path: str):
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _digests() -> dict[str, str]:
+    """The hashes of the kernels' packages' sources as this process imported them (``grid_models._jit.DIGESTS``)."""
+    try:
+        from grid_models._jit import DIGESTS
+
+        return dict(DIGESTS)
+    except Exception:  # noqa: BLE001 - nothing to compare
+        return {}
 
 
 def _root(top: str) -> str:
@@ -119,11 +130,12 @@ def start(kernel: str, types: str) -> None:
         # the helper imports the kernel's package and this one from where this process has them
         roots = [_root(name) for name in (kernel.split(":")[0].split(".")[0], __name__.split(".")[0])]
         source = str(Path(disp.py_func.__code__.co_filename).resolve())
+        digests = json.dumps(_digests())
         err = tempfile.TemporaryFile()
         code = ("import sys; sys.path[:0] = sys.argv[1].split(sys.argv[2]); "
                 "from twin._compile_ahead import main; main(sys.argv[3:])")
         proc = subprocess.Popen([sys.executable, "-c", code, os.pathsep.join(roots), os.pathsep, kernel, types, source,
-                                 str(os.getpid()), str(LOCK_WAIT_S)],
+                                 str(os.getpid()), str(LOCK_WAIT_S), digests],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, close_fds=True,
                                 env={**os.environ, ENV: "0"})
     except Exception as e:  # noqa: BLE001 - compiling ahead is an optimisation: the engine compiles as before
@@ -235,13 +247,19 @@ def _cache_lock(disp, wait_s: float):
 
 def main(argv: list[str]) -> None:
     """The helper: ``argv`` is the kernel, its types function, the kernel's source file as the parent sees it,
-    the parent's process id and the longest wait for another helper (:data:`LOCK_WAIT_S`). Compiles the kernel
-    (or loads it, when another helper was first) into numba's cache."""
-    kernel, types, source, parent, lock_wait_s = argv
+    the parent's process id, the longest wait for another helper (:data:`LOCK_WAIT_S`) and the hashes of the
+    sources the parent imported (JSON). Compiles the kernel (or loads it, when another helper was first) into
+    numba's cache; exits without compiling if the sources changed since the parent imported them (its kernel
+    would compile in other constants than the parent's code uses)."""
+    kernel, types, source, parent, lock_wait_s, digests = argv
     threading.Thread(target=_exit_with_parent, args=(int(parent),), daemon=True).start()
     disp = _resolve(kernel)
     if str(Path(disp.py_func.__code__.co_filename).resolve()) != source:
         sys.exit(f"{kernel} is {disp.py_func.__code__.co_filename} here, {source} in the parent")
+    here, there = _digests(), json.loads(digests)
+    changed = sorted(d for d in here.keys() & there.keys() if here[d] != there[d])
+    if changed:
+        sys.exit(f"the sources in {', '.join(changed)} changed since the parent imported them")
     argtypes = tuple(_resolve(types)())
     lock = _cache_lock(disp, float(lock_wait_s))
     try:

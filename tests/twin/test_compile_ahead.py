@@ -138,6 +138,25 @@ def test_a_lock_held_by_a_stuck_process_delays_the_helper_only_so_long(tmp_path,
     mod.blend(np.zeros(3), 1.0)
     assert sum(mod.blend.stats.cache_hits.values()) == 1 and sum(mod.blend.stats.cache_misses.values()) == 0
 
+
+def test_sources_changed_since_this_process_imported_them_are_not_compiled_ahead(tmp_path, monkeypatch, fresh, caplog):
+    """The helper imports the sources as they are when it starts; if a package's sources changed since this process
+    imported them (an edit, an upgrade under a running server), its kernel would compile in other constants than
+    this process's code uses, and this process would load it: the helper compiles nothing then."""
+    import grid_models._jit as gj
+
+    mod = _probe(tmp_path, monkeypatch)
+    twin_dir = str(Path(ca.__file__).resolve().parent)
+    assert twin_dir in gj.DIGESTS
+    monkeypatch.setitem(gj.DIGESTS, twin_dir, "0" * 64)  # as if twin's sources changed since this process imported them
+    kernel, proc = _start(mod)
+    assert proc is not None
+    with caplog.at_level(logging.DEBUG, logger=ca.__name__):
+        ca.wait(kernel)
+    assert proc.returncode != 0 and "changed since the parent imported them" in caplog.text
+    mod.blend(np.zeros(3), 1.0)
+    assert sum(mod.blend.stats.cache_misses.values()) == 1  # compiled here, from what this process imported
+
 def test_switched_off_or_without_numba_cache_nothing_starts(tmp_path, monkeypatch, fresh):
     mod = _probe(tmp_path, monkeypatch)
     monkeypatch.setenv(ca.ENV, "0")
