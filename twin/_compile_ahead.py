@@ -127,10 +127,13 @@ def start(kernel: str, types: str) -> None:
         return
     try:
         disp = _resolve(kernel)
-        # the helper imports the kernel's package and this one from where this process has them
-        roots = [_root(name) for name in (kernel.split(":")[0].split(".")[0], __name__.split(".")[0])]
+        # the helper imports the kernel's package, this one and those whose sources the kernels compile in
+        # from where this process has them
+        digests = _digests()
+        roots = list(dict.fromkeys([_root(name) for name in (kernel.split(":")[0].split(".")[0], __name__.split(".")[0])]
+                                   + [str(Path(d).parent) for d in digests]))
         source = str(Path(disp.py_func.__code__.co_filename).resolve())
-        digests = json.dumps(_digests())
+        digests = json.dumps(digests)
         err = tempfile.TemporaryFile()
         code = ("import sys; sys.path[:0] = sys.argv[1].split(sys.argv[2]); "
                 "from twin._compile_ahead import main; main(sys.argv[3:])")
@@ -257,7 +260,7 @@ def main(argv: list[str]) -> None:
     if str(Path(disp.py_func.__code__.co_filename).resolve()) != source:
         sys.exit(f"{kernel} is {disp.py_func.__code__.co_filename} here, {source} in the parent")
     here, there = _digests(), json.loads(digests)
-    changed = sorted(d for d in here.keys() & there.keys() if here[d] != there[d])
+    changed = sorted(d for d in there if here.get(d) != there[d])  # or not imported from there
     if changed:
         sys.exit(f"the sources in {', '.join(changed)} changed since the parent imported them")
     argtypes = tuple(_resolve(types)())

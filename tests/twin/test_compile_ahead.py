@@ -139,16 +139,21 @@ def test_a_lock_held_by_a_stuck_process_delays_the_helper_only_so_long(tmp_path,
     assert sum(mod.blend.stats.cache_hits.values()) == 1 and sum(mod.blend.stats.cache_misses.values()) == 0
 
 
-def test_sources_changed_since_this_process_imported_them_are_not_compiled_ahead(tmp_path, monkeypatch, fresh, caplog):
+@pytest.mark.parametrize("where", ["twin", "elsewhere"])
+def test_sources_changed_since_this_process_imported_them_are_not_compiled_ahead(tmp_path, monkeypatch, fresh, caplog, where):
     """The helper imports the sources as they are when it starts; if a package's sources changed since this process
     imported them (an edit, an upgrade under a running server), its kernel would compile in other constants than
-    this process's code uses, and this process would load it: the helper compiles nothing then."""
+    this process's code uses, and this process would load it: the helper compiles nothing then. Nor when it does not
+    import a package from where this process did (``elsewhere``)."""
     import grid_models._jit as gj
 
     mod = _probe(tmp_path, monkeypatch)
     twin_dir = str(Path(ca.__file__).resolve().parent)
     assert twin_dir in gj.DIGESTS
-    monkeypatch.setitem(gj.DIGESTS, twin_dir, "0" * 64)  # as if twin's sources changed since this process imported them
+    if where == "twin":
+        monkeypatch.setitem(gj.DIGESTS, twin_dir, "0" * 64)  # as if twin's sources changed since this process imported them
+    else:
+        monkeypatch.setitem(gj.DIGESTS, str(tmp_path / "elsewhere" / "pkg"), "0" * 64)
     kernel, proc = _start(mod)
     assert proc is not None
     with caplog.at_level(logging.DEBUG, logger=ca.__name__):
