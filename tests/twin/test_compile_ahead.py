@@ -150,6 +150,9 @@ def test_sources_changed_since_this_process_imported_them_are_not_compiled_ahead
     mod = _probe(tmp_path, monkeypatch)
     twin_dir = str(Path(ca.__file__).resolve().parent)
     assert twin_dir in gj.DIGESTS
+    (tmp_path / "other").mkdir()
+    gj.drop_stale_cache(tmp_path / "other")  # as tests/grid_models/test_jit_cache.py does: not a package imported
+    assert str(tmp_path / "other") not in gj.DIGESTS and str((tmp_path / "other").resolve()) not in gj.DIGESTS
     if where == "twin":
         monkeypatch.setitem(gj.DIGESTS, twin_dir, "0" * 64)  # as if twin's sources changed since this process imported them
     else:
