@@ -69,6 +69,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     for e in exc.errors():
         loc = tuple(e.get("loc", ()))
         where, rest = (loc[0], loc[1:]) if loc else ("body", ())
+        if e.get("type") == "json_invalid":  # loc is ("body", the character where parsing stopped)
+            reason = (e.get("ctx") or {}).get("error", "")
+            problems.append(("(body)", f"expected JSON{': ' + reason if reason else ''}, at character {rest[0] if rest else 0}"))
+            continue
         if where == "body":
             field = format_loc(rest, body) if rest else "(body)"
         else:
@@ -87,13 +91,29 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 def _allowed(app: FastAPI, path: str) -> list[str]:
-    """The methods the OpenAPI document lists for a concrete path."""
+    """The methods the OpenAPI document lists for a concrete path; for a path left out of it (the page, the
+    documentation), those of the routes that match it."""
     table = getattr(app.state, "allowed_methods", None)
     if table is None:
         table = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)) + "$"), sorted(m.upper() for m in ops))
                  for p, ops in app.openapi().get("paths", {}).items()]
         app.state.allowed_methods = table
-    return sorted({m for rx, methods in table if rx.match(path) for m in methods})
+    methods = {m for rx, ms in table if rx.match(path) for m in ms}
+    if not methods:
+        from starlette.routing import Match
+
+        for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+            scope = {"type": "http", "path": path, "method": m, "root_path": "", "headers": []}
+            if any(_full_match(r, scope, Match) for r in app.routes):
+                methods.add(m)
+    return sorted(methods)
+
+
+def _full_match(route, scope, Match) -> bool:
+    try:
+        return route.matches(scope)[0] == Match.FULL
+    except Exception:  # noqa: BLE001 - a route that cannot say: not one of the methods
+        return False
 
 
 async def _storage_error(request: Request, exc: CatalogUnavailable) -> Response:

@@ -15,12 +15,18 @@ from pathlib import Path
 
 from numba import njit
 
-__all__ = ["drop_stale_cache", "njit"]
+__all__ = ["drop_stale_cache", "njit", "DIGESTS"]
+
+#: package directory → hash of its sources when this process imported it (what :func:`drop_stale_cache` returned
+#: at the package's import); a process that compiles kernels for another (:mod:`twin._compile_ahead`) compares
+#: them, so that it never writes to the cache kernels made of other sources than the ones the other process runs
+DIGESTS: dict[str, str] = {}
 
 
-def drop_stale_cache(package_dir: Path) -> None:
+def drop_stale_cache(package_dir: Path) -> str:
     """Delete numba's cached kernels of a package (``package_dir/__pycache__``) whose sources changed since
-    they were compiled. A read-only install is left alone (numba then uses its own cache locations)."""
+    they were compiled. A read-only install is left alone (numba then uses its own cache locations). Returns the
+    hash of the sources."""
     cache = package_dir / "__pycache__"
     digest = hashlib.sha256()
     for f in sorted(package_dir.glob("*.py")):
@@ -28,13 +34,14 @@ def drop_stale_cache(package_dir: Path) -> None:
     stamp = cache / "numba-sources.sha256"
     try:
         if stamp.exists() and stamp.read_text() == digest.hexdigest():
-            return
+            return digest.hexdigest()
         cache.mkdir(exist_ok=True)
         for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
             f.unlink(missing_ok=True)
         stamp.write_text(digest.hexdigest())
     except OSError:
         pass
+    return digest.hexdigest()
 
 
-drop_stale_cache(Path(__file__).parent)
+DIGESTS[str(Path(__file__).resolve().parent)] = drop_stale_cache(Path(__file__).parent)

@@ -20,7 +20,8 @@ It never gets in the way:
   in a temporary file and logged at debug level if it fails);
 * the helper leaves with its parent (a watchdog thread) and is stopped if the parent exits first;
 * the helpers of processes that start together on a cold cache (a sweep's workers, test sessions) compile
-  one at a time (a lock file beside numba's cache): the next one then loads what the first wrote.
+  one at a time (a lock file beside numba's cache): the next one then loads what the first wrote (it waits
+  at most :data:`LOCK_WAIT_S` for the lock, then compiles anyway).
 
 ``TWIN_COMPILE_AHEAD=0`` turns it off.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import json
 import logging
 import os
 import subprocess
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 #: Longest wait for the helper before the engine compiles the kernel itself [s] (the helper takes about a
 #: minute on a quiet 2-core machine).
 WAIT_S = 600.0
+#: Longest wait of a helper for another process's helper (the lock beside numba's cache) before it compiles
+#: the kernel anyway [s]: a lock holder that is stopped (Ctrl-Z) or hangs must not hold every other process's
+#: first run for :data:`WAIT_S`.
+LOCK_WAIT_S = 180.0
 #: Environment switch (``0`` turns compiling ahead off).
 ENV = "TWIN_COMPILE_AHEAD"
 
@@ -66,6 +72,16 @@ def enabled() -> bool:
 def _resolve(path: str):
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _digests() -> dict[str, str]:
+    """The hashes of the kernels' packages' sources as this process imported them (``grid_models._jit.DIGESTS``)."""
+    try:
+        from grid_models._jit import DIGESTS
+
+        return dict(DIGESTS)
+    except Exception:  # noqa: BLE001 - nothing to compare
+        return {}
 
 
 def _root(top: str) -> str:
@@ -111,14 +127,18 @@ def start(kernel: str, types: str) -> None:
         return
     try:
         disp = _resolve(kernel)
-        # the helper imports the kernel's package and this one from where this process has them
-        roots = [_root(name) for name in (kernel.split(":")[0].split(".")[0], __name__.split(".")[0])]
+        # the helper imports the kernel's package, this one and those whose sources the kernels compile in
+        # from where this process has them
+        digests = _digests()
+        roots = list(dict.fromkeys([_root(name) for name in (kernel.split(":")[0].split(".")[0], __name__.split(".")[0])]
+                                   + [str(Path(d).parent) for d in digests]))
         source = str(Path(disp.py_func.__code__.co_filename).resolve())
+        digests = json.dumps(digests)
         err = tempfile.TemporaryFile()
         code = ("import sys; sys.path[:0] = sys.argv[1].split(sys.argv[2]); "
                 "from twin._compile_ahead import main; main(sys.argv[3:])")
         proc = subprocess.Popen([sys.executable, "-c", code, os.pathsep.join(roots), os.pathsep, kernel, types, source,
-                                 str(os.getpid())],
+                                 str(os.getpid()), str(LOCK_WAIT_S), digests],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, close_fds=True,
                                 env={**os.environ, ENV: "0"})
     except Exception as e:  # noqa: BLE001 - compiling ahead is an optimisation: the engine compiles as before
@@ -203,30 +223,48 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _cache_lock(disp):
-    """An exclusive lock beside numba's cache of ``disp`` (POSIX; elsewhere, or if it cannot be made, none)."""
+def _cache_lock(disp, wait_s: float):
+    """An exclusive lock beside numba's cache of ``disp``, waited for at most ``wait_s`` (POSIX; elsewhere, if it
+    cannot be made or is still held then, none)."""
     try:
         import fcntl
 
         os.makedirs(disp._cache.cache_path, exist_ok=True)
         f = open(os.path.join(disp._cache.cache_path, "compile-ahead.lock"), "a")
-        fcntl.flock(f, fcntl.LOCK_EX)
-        return f
     except Exception:  # noqa: BLE001 - without the lock concurrent helpers only compile twice
         return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        except Exception:  # noqa: BLE001 - as without the lock
+            break
+    f.close()
+    return None
 
 
 def main(argv: list[str]) -> None:
-    """The helper: ``argv`` is the kernel, its types function, the kernel's source file as the parent sees it
-    and the parent's process id. Compiles the kernel (or loads it, when another helper was first) into
-    numba's cache."""
-    kernel, types, source, parent = argv
+    """The helper: ``argv`` is the kernel, its types function, the kernel's source file as the parent sees it,
+    the parent's process id, the longest wait for another helper (:data:`LOCK_WAIT_S`) and the hashes of the
+    sources the parent imported (JSON). Compiles the kernel (or loads it, when another helper was first) into
+    numba's cache; exits without compiling if the sources changed since the parent imported them (its kernel
+    would compile in other constants than the parent's code uses)."""
+    kernel, types, source, parent, lock_wait_s, digests = argv
     threading.Thread(target=_exit_with_parent, args=(int(parent),), daemon=True).start()
     disp = _resolve(kernel)
     if str(Path(disp.py_func.__code__.co_filename).resolve()) != source:
         sys.exit(f"{kernel} is {disp.py_func.__code__.co_filename} here, {source} in the parent")
+    here, there = _digests(), json.loads(digests)
+    changed = sorted(d for d in there if here.get(d) != there[d])  # or not imported from there
+    if changed:
+        sys.exit(f"the sources in {', '.join(changed)} changed since the parent imported them")
     argtypes = tuple(_resolve(types)())
-    lock = _cache_lock(disp)
+    lock = _cache_lock(disp, float(lock_wait_s))
     try:
         disp.compile(argtypes)
     finally:

@@ -18,9 +18,10 @@ NUMBA_ENABLED = os.environ.get("TWIN_DISABLE_NUMBA", "0") not in ("1", "true", "
 if NUMBA_ENABLED:
     import numba
 
-    from grid_models._jit import drop_stale_cache
+    from grid_models._jit import DIGESTS, drop_stale_cache
 
-    drop_stale_cache(Path(__file__).parent)  # the kernels compile in other modules' constants (see there)
+    # the kernels compile in other modules' constants (see there)
+    DIGESTS[str(Path(__file__).resolve().parent)] = drop_stale_cache(Path(__file__).parent)
 
     #: the Python functions of the kernels that numba inlines (``inline="always"``)
     _INLINED: set = set()

@@ -82,9 +82,10 @@ RECORDS = "cases.jsonl"
 
 
 def _components(site, kinds: Iterable[str]) -> list[tuple[str, str]]:
-    """(action, component id) of every contingency of the given N-1 kinds, in site order."""
+    """(action, component id) of every contingency of the given N-1 kinds, in site order (a kind named twice
+    counts once)."""
     out = []
-    for kind in kinds:
+    for kind in dict.fromkeys(kinds):
         if kind not in N1_KINDS:
             raise ScenarioError("sweep", [("n-1", f"unknown kind {kind!r}; expected one of {', '.join(N1_KINDS)}")])
         lists, action = N1_KINDS[kind]

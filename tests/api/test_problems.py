@@ -123,3 +123,23 @@ def test_problem_types_resolve_to_their_documentation(client):
         assert r.status_code == 200 and ("503" in r.text if "storage" in uri else "500" in r.text)
     j = _problem(client.get("/problems/no-such-type", headers=READ), 404, "/problems/no-such-type")
     assert "/problems/invalid-input" in j["detail"]
+
+
+@pytest.mark.parametrize("body,reason", [(b"{not json", "Expecting property name"), (b'{"scenario": {}', "Expecting ',' delimiter"),
+                                         (b"\xff\xfe{}", "")])
+def test_a_body_that_is_not_json_says_so(broken, body, reason):
+    """Not a field at a number and 'jSON decode error', but the body as the field and what the parser expected where."""
+    r = broken.post("/runs", content=body, headers={**WRITE, "content-type": "application/json"})
+    j = _problem(r, 422, "/runs", "/problems/invalid-input")
+    assert [e["field"] for e in j["errors"]] == ["(body)"], j
+    message = j["errors"][0]["message"]
+    assert message.startswith("expected JSON") and reason in message and "character" in message, message
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/openapi.json", "/ui/page.js"])
+def test_405_on_a_path_left_out_of_the_openapi_document_lists_its_methods(broken, path):
+    """The engineer's page and the documentation are not in the OpenAPI document; their 405 still says what
+    they allow (RFC 9110 §15.5.6), not an empty Allow (which says: nothing)."""
+    r = broken.post(path, headers=WRITE)
+    _problem(r, 405, path)
+    assert "GET" in r.headers["allow"].split(", "), r.headers

@@ -118,6 +118,53 @@ def test_a_failing_helper_leaves_the_compilation_to_this_process(tmp_path, monke
     assert sum(mod.blend.stats.cache_misses.values()) == 1  # compiled here, as without a helper
 
 
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the lock is POSIX only")
+def test_a_lock_held_by_a_stuck_process_delays_the_helper_only_so_long(tmp_path, monkeypatch, fresh):
+    """Another helper that holds the cache lock and never lets go (its process stopped by Ctrl-Z, or hung):
+    this process's helper compiles anyway after LOCK_WAIT_S, instead of this process waiting WAIT_S for it."""
+    import fcntl
+
+    mod = _probe(tmp_path, monkeypatch)
+    os.makedirs(mod.blend._cache.cache_path, exist_ok=True)
+    with open(os.path.join(mod.blend._cache.cache_path, "compile-ahead.lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the stuck lock holder
+        monkeypatch.setattr(ca, "LOCK_WAIT_S", 1.0, raising=False)
+        monkeypatch.setattr(ca, "WAIT_S", 20.0)
+        kernel, proc = _start(mod)
+        assert proc is not None
+        ca.wait(kernel)
+        assert proc.returncode == 0  # compiled, not stopped at WAIT_S
+    mod.blend(np.zeros(3), 1.0)
+    assert sum(mod.blend.stats.cache_hits.values()) == 1 and sum(mod.blend.stats.cache_misses.values()) == 0
+
+
+@pytest.mark.parametrize("where", ["twin", "elsewhere"])
+def test_sources_changed_since_this_process_imported_them_are_not_compiled_ahead(tmp_path, monkeypatch, fresh, caplog, where):
+    """The helper imports the sources as they are when it starts; if a package's sources changed since this process
+    imported them (an edit, an upgrade under a running server), its kernel would compile in other constants than
+    this process's code uses, and this process would load it: the helper compiles nothing then. Nor when it does not
+    import a package from where this process did (``elsewhere``)."""
+    import grid_models._jit as gj
+
+    mod = _probe(tmp_path, monkeypatch)
+    twin_dir = str(Path(ca.__file__).resolve().parent)
+    assert twin_dir in gj.DIGESTS
+    (tmp_path / "other").mkdir()
+    gj.drop_stale_cache(tmp_path / "other")  # as tests/grid_models/test_jit_cache.py does: not a package imported
+    assert str(tmp_path / "other") not in gj.DIGESTS and str((tmp_path / "other").resolve()) not in gj.DIGESTS
+    if where == "twin":
+        monkeypatch.setitem(gj.DIGESTS, twin_dir, "0" * 64)  # as if twin's sources changed since this process imported them
+    else:
+        monkeypatch.setitem(gj.DIGESTS, str(tmp_path / "elsewhere" / "pkg"), "0" * 64)
+    kernel, proc = _start(mod)
+    assert proc is not None
+    with caplog.at_level(logging.DEBUG, logger=ca.__name__):
+        ca.wait(kernel)
+    assert proc.returncode != 0 and "changed since the parent imported them" in caplog.text
+    mod.blend(np.zeros(3), 1.0)
+    assert sum(mod.blend.stats.cache_misses.values()) == 1  # compiled here, from what this process imported
+
 def test_switched_off_or_without_numba_cache_nothing_starts(tmp_path, monkeypatch, fresh):
     mod = _probe(tmp_path, monkeypatch)
     monkeypatch.setenv(ca.ENV, "0")

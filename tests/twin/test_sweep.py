@@ -109,6 +109,21 @@ def test_random_n_k_samples_are_seeded_and_distinct():
     assert len(everything) == n_bess * (n_bess - 1) // 2
 
 
+
+@pytest.mark.parametrize("sample", [None, 3, 12])
+def test_a_kind_named_twice_counts_once(sample):
+    """``--n-1 bess,bess`` (or ``n1: ["bess", "bess"]``) sweeps each battery once: the same cases as ``bess``,
+    not a 'repeated case names' error (N-1) or a random case that takes one battery out twice (N-k)."""
+    from twin.sweep import generate_cases
+
+    site = load_site("memphis")
+    once = generate_cases(site, copy.deepcopy(BASE), ["bess"], "00:01:00", [], sample, 2, seed=1)
+    twice = generate_cases(site, copy.deepcopy(BASE), ["bess", "bess"], "00:01:00", [], sample, 2, seed=1)
+    assert twice == once
+    for _, doc in twice[0][1:]:
+        targets = [e["target"] for e in doc["events"]]
+        assert len(set(targets)) == len(targets)
+
 @pytest.mark.parametrize("n1,sample,k,listed", [
     (["turbines", "bess"], None, 2, 0), ([], None, 2, 2), (["bess"], 2, 2, 1), (["bess"], 1000, 2, 0), ([], 5, 3, 1),
 ])
