@@ -41,8 +41,8 @@ def _expand(body: SweepCreate, settings) -> tuple[str, list[tuple[str, dict]], s
         cases, sample_text = generate_cases(get_site(site_name), base_doc, list(body.n1), body.at, extra, body.sample,
                                             2 if body.k is None else body.k, body.seed or 0, max_cases=settings.max_sweep_cases)
     except TooManyCases as exc:
-        raise InputError("request body", [(_field(exc.field), f"the sweep expands to {exc.n_cases} cases ({exc.breakdown}); expected "
-                                           f"at most {exc.max_cases} (the configured cap: TWIN_MAX_SWEEP_CASES raises it)")]) from None
+        raise InputError("request body", [(_field(p), f"{m} (the configured cap: TWIN_MAX_SWEEP_CASES raises it)")
+                                          for p, m in exc.problems]) from None
     except ScenarioError as exc:
         raise InputError("request body", [(_field(p), m) for p, m in exc.problems]) from None
     out = []
